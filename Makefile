@@ -1,0 +1,26 @@
+# llm-sidecar: `make run` serves the default config on 127.0.0.1:4000, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*)
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+# Core, every built-in plugin and the example third-party plugin, all as editable installs.
+$(STAMP): setup.cfg $(wildcard plugins/*/setup.cfg) tests/example_plugin/setup.cfg
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e $(p)) -e tests/example_plugin
+	touch $@
+
+run: install
+	$(BIN)/sidecar serve --config config/sidecar.yaml --host 127.0.0.1 --port 4000
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info sidecar.db sidecar.db-*

@@ -1,0 +1,24 @@
+"""The ``mock`` provider: offline and deterministic, for trying llm-sidecar and for tests.
+
+- chat: answers ``Mock reply to: <last user text>``; with tools, calls the chosen tool with
+  arguments built from its JSON schema; honours n, stop, max_tokens, response_format; streams
+  word by word; counts whitespace-separated words as tokens.
+- embeddings: a unit vector derived from a hash of each input, ``dimensions`` long (default 1536),
+  as floats or base64.
+- moderations: flags inputs containing words from small per-category lists.
+- ``mock_response`` (request body or litellm_params), as in LiteLLM: a string is the reply; a
+  LiteLLM exception name (``"litellm.RateLimitError"``) or ``{"error": {"message", "code"|"status"}}``
+  raises that error. ``mock_delay`` (seconds) waits before answering and between stream chunks.
+"""
+
+from __future__ import annotations
+
+from sidecar import hookimpl
+from sidecar_mock.provider import MockProvider
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def sidecar_providers() -> list[MockProvider]:
+    return [MockProvider()]

@@ -1,0 +1,249 @@
+"""The mock provider's behaviour; see the package docstring."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from sidecar import Provider, ProviderCall, ProviderError
+from sidecar.wire import (
+    MODERATION_CATEGORIES,
+    OPENAI_CHAT_PARAMS,
+    OPENAI_EMBEDDING_PARAMS,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Embedding,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    FunctionCall,
+    ModerationResponse,
+    ModerationResult,
+    ResponseMessage,
+    ToolCall,
+    Usage,
+)
+
+# LiteLLM exception names accepted as mock_response, and the status each stands for.
+LITELLM_ERRORS = {
+    "BadRequestError": 400, "ContextWindowExceededError": 400, "ContentPolicyViolationError": 400,
+    "UnsupportedParamsError": 400, "AuthenticationError": 401, "PermissionDeniedError": 403,
+    "NotFoundError": 404, "UnprocessableEntityError": 422, "RateLimitError": 429,
+    "InternalServerError": 500, "APIError": 500, "APIConnectionError": 500,
+    "ServiceUnavailableError": 503, "Timeout": 504,
+}
+FLAG_WORDS = {
+    "violence": ("kill", "attack", "shoot", "murder"),
+    "hate": ("hate",),
+    "harassment": ("idiot", "stupid"),
+    "self-harm": ("suicide",),
+    "sexual": ("explicit",),
+    "illicit": ("steal", "drugs"),
+}
+DEFAULT_DIMENSIONS = 1536
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+class MockProvider(Provider):
+    name = "mock"
+    capabilities = frozenset({"chat", "embedding", "moderation"})
+    description = "offline deterministic answers"
+
+    def supported_openai_params(self, model: str) -> list[str]:
+        return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS)
+
+    # ------------------------------------------------------------ chat
+
+    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
+        req = call.request
+        await self._delay(call)
+        mocked = self._mock_response(call)
+        messages = req.messages
+        prompt_tokens = sum(len(_words(_text_of(m.content))) for m in messages)
+        n = req.n if isinstance(req.n, int) and req.n > 0 else 1
+        tool_call = None if mocked is not None else self._tool_call(req)
+        text, finish = (None, "tool_calls") if tool_call else self._reply(req, mocked)
+        completion_tokens = len(_words(text or "")) if not tool_call else len(_words(tool_call.function.arguments or ""))
+        usage = Usage(prompt_tokens, completion_tokens * n, prompt_tokens + completion_tokens * n)
+        reply_id = "chatcmpl-mock-" + hashlib.sha256(repr((call.model, text, prompt_tokens)).encode()).hexdigest()[:24]
+        if call.stream:
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return self._stream(call, reply_id, text, tool_call, finish, n, usage if include_usage else None)
+        choices = [
+            Choice(index=i, message=ResponseMessage(content=text, tool_calls=[tool_call] if tool_call else None),
+                   finish_reason=finish)
+            for i in range(n)
+        ]
+        return ChatCompletion(id=reply_id, choices=choices, model=call.model, usage=usage)
+
+    async def _stream(self, call: ProviderCall, reply_id: str, text: str | None, tool_call: ToolCall | None,
+                      finish: str, n: int, usage: Usage | None) -> AsyncIterator[ChatCompletionChunk]:
+        def chunk(delta: Delta, index: int, finish_reason: str | None = None) -> ChatCompletionChunk:
+            return ChatCompletionChunk(id=reply_id, model=call.model,
+                                       choices=[ChunkChoice(index=index, delta=delta, finish_reason=finish_reason)])
+
+        for i in range(n):
+            yield chunk(Delta(role="assistant", content=""), i)
+            if tool_call:
+                yield chunk(Delta(tool_calls=[{
+                    "index": 0, "id": tool_call.id, "type": "function",
+                    "function": {"name": tool_call.function.name, "arguments": tool_call.function.arguments},
+                }]), i)
+            else:
+                words = (text or "").split(" ")
+                for w, word in enumerate(words):
+                    await self._delay(call)
+                    yield chunk(Delta(content=word if w == len(words) - 1 else word + " "), i)
+            yield chunk(Delta(), i, finish)
+        if usage is not None:
+            yield ChatCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)
+
+    def _reply(self, req: Any, mocked: str | None) -> tuple[str, str]:
+        if mocked is not None:
+            text = mocked
+        else:
+            last = next((m for m in reversed(req.messages) if m.role in ("user", "tool")), req.messages[-1])
+            said = _text_of(last.content)
+            text = f"Mock reply to: {said}" if last.role == "user" else f"Mock summary of the tool result: {said}"
+            fmt = req.response_format if isinstance(req.response_format, dict) else {}
+            if fmt.get("type") in ("json_object", "json_schema"):
+                schema = (fmt.get("json_schema") or {}).get("schema") or {}
+                text = msgspec.json.encode(_example(schema, said) if schema else {"reply": text}).decode()
+        finish = "stop"
+        stops = req.stop if isinstance(req.stop, list) else [req.stop] if isinstance(req.stop, str) else []
+        for stop in stops:
+            if stop and stop in text:
+                text = text[: text.index(stop)]
+        limit = next((v for v in (req.max_completion_tokens, req.max_tokens) if isinstance(v, int)), None)
+        if limit is not None and len(_words(text)) > limit:
+            text, finish = " ".join(_words(text)[:limit]), "length"
+        return text, finish
+
+    def _tool_call(self, req: Any) -> ToolCall | None:
+        tools = req.tools if isinstance(req.tools, list) else []
+        choice = req.tool_choice
+        if not tools or choice == "none" or req.messages[-1].role == "tool":
+            return None
+        functions = [t.get("function") or {} for t in tools if t.get("type", "function") == "function"]
+        wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        fn = next((f for f in functions if f.get("name") == wanted), functions[0] if functions else None)
+        if not fn or not fn.get("name"):
+            return None
+        said = _text_of(req.messages[-1].content)
+        args = _example(fn.get("parameters") or {}, said)
+        call_id = "call_" + hashlib.sha256(f"{fn['name']}:{said}".encode()).hexdigest()[:24]
+        return ToolCall(id=call_id, function=FunctionCall(name=fn["name"], arguments=msgspec.json.encode(args).decode()))
+
+    def _mock_response(self, call: ProviderCall) -> str | None:
+        mocked = call.request.mock_response
+        if mocked is msgspec.UNSET or mocked is None:
+            mocked = call.params.get("mock_response")
+        if mocked is None or mocked is msgspec.UNSET:
+            return None
+        if isinstance(mocked, dict) and isinstance(mocked.get("error"), dict):
+            err = mocked["error"]
+            status = err.get("status") or err.get("code")
+            raise ProviderError(int(status) if str(status).isdigit() else 500,
+                                str(err.get("message") or "mock error"), code=str(err.get("type") or "mock_error"))
+        if isinstance(mocked, str) and mocked.startswith("litellm."):
+            name = mocked.split(".", 1)[1]
+            if name in LITELLM_ERRORS:
+                raise ProviderError(LITELLM_ERRORS[name], f"mock_response asked for litellm.{name}",
+                                    code="mock_" + name)
+        return mocked if isinstance(mocked, str) else msgspec.json.encode(mocked).decode()
+
+    async def _delay(self, call: ProviderCall) -> None:
+        delay = call.body.get("mock_delay", call.params.get("mock_delay"))
+        if isinstance(delay, int | float) and delay > 0:
+            await asyncio.sleep(float(delay))
+
+    # ------------------------------------------------------------ embeddings
+
+    async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
+        req = call.request
+        await self._delay(call)
+        self._mock_response(call)
+        dims = req.dimensions if isinstance(req.dimensions, int) else int(call.params.get("dimensions", DEFAULT_DIMENSIONS))
+        if dims < 1:
+            raise ProviderError(400, "dimensions must be at least 1", param="dimensions")
+        items = [req.input] if isinstance(req.input, str) or (req.input and isinstance(req.input[0], int)) else req.input
+        as_base64 = req.encoding_format == "base64"
+        data, tokens = [], 0
+        for i, item in enumerate(items):
+            text = item if isinstance(item, str) else " ".join(map(str, item))
+            tokens += len(item) if isinstance(item, list) else len(_words(item))
+            vector = _unit_vector(text, dims)
+            value: list[float] | str = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
+            data.append(Embedding(index=i, embedding=value))
+        return EmbeddingResponse(data=data, model=call.model, usage=EmbeddingUsage(tokens, tokens))
+
+    # ------------------------------------------------------------ moderations
+
+    async def moderations(self, call: ProviderCall) -> ModerationResponse:
+        req = call.request
+        self._mock_response(call)
+        items = [req.input] if isinstance(req.input, str) else req.input
+        results = []
+        for item in items:
+            text = item if isinstance(item, str) else _text_of([item])
+            words = set(_words(text.lower()))
+            scores = {c: 0.99 if "/" not in c and words.intersection(FLAG_WORDS.get(c, ())) else 0.0001
+                      for c in MODERATION_CATEGORIES}
+            flags: dict[str, bool | None] = {c: s > 0.5 for c, s in scores.items()}
+            results.append(ModerationResult(flagged=any(flags.values()), categories=flags, category_scores=scores))
+        digest = hashlib.sha256(repr(items).encode()).hexdigest()[:24]
+        return ModerationResponse(id=f"modr-mock-{digest}", model=call.model, results=results)
+
+
+def _unit_vector(text: str, dims: int) -> list[float]:
+    """A deterministic unit vector for ``text``: hash-seeded, so equal texts embed equally."""
+    out: list[float] = []
+    counter = 0
+    while len(out) < dims:
+        block = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        out.extend((b - 127.5) / 127.5 for b in block)
+        counter += 1
+    out = out[:dims]
+    norm = sum(v * v for v in out) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in out]
+
+
+def _example(schema: dict[str, Any], said: str) -> Any:
+    """A value matching a JSON schema (type-driven), with ``said`` for strings."""
+    kind = schema.get("type")
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        required = schema.get("required") or list(props)
+        return {k: _example(props.get(k) or {}, said) for k in required}
+    if kind == "array":
+        return [_example(schema.get("items") or {}, said)]
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1.0
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return said

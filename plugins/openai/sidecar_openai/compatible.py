@@ -1,0 +1,166 @@
+"""The OpenAI wire protocol, spoken to OpenAI itself or any compatible server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from sidecar import Provider, ProviderCall, ProviderError
+from sidecar.upstream import iter_sse_data, open_stream, post_json, timeout_for
+from sidecar.wire import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ModerationResponse
+
+CHAT_PARAMS = [
+    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens",
+    "modalities", "prediction", "n", "presence_penalty", "seed", "stop", "stream", "stream_options",
+    "temperature", "top_p", "tools", "tool_choice", "function_call", "functions", "max_retries",
+    "extra_headers", "parallel_tool_calls", "audio", "response_format", "user", "reasoning_effort",
+    "service_tier", "store", "web_search_options", "verbosity", "safety_identifier", "prompt_cache_key",
+    "prompt_cache_retention",
+]
+EMBEDDING_PARAMS = ["encoding_format", "dimensions", "user"]
+COMPAT_CHAT_PARAMS = [
+    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens",
+    "n", "presence_penalty", "seed", "stop", "stream", "stream_options", "temperature", "top_p", "tools",
+    "tool_choice", "parallel_tool_calls", "response_format", "user", "extra_headers",
+]
+
+# litellm_params that configure the connection; every other key is a default for the body.
+CONNECTION_PARAMS = frozenset({
+    "model", "api_key", "api_base", "base_url", "api_version", "organization", "timeout",
+    "stream_timeout", "max_retries", "tpm", "rpm", "drop_params", "extra_headers", "azure_ad_token",
+    "mock_response", "mock_delay", "model_info", "use_in_pass_through", "merge_reasoning_content_in_choices",
+})
+
+_chat = msgspec.json.Decoder(ChatCompletion)
+_chunk = msgspec.json.Decoder(ChatCompletionChunk)
+_embedding = msgspec.json.Decoder(EmbeddingResponse)
+_moderation = msgspec.json.Decoder(ModerationResponse)
+_encode = msgspec.json.Encoder().encode
+
+
+class _ModelList(msgspec.Struct):
+    data: list[dict[str, Any]] = []
+
+
+_models = msgspec.json.Decoder(_ModelList)
+
+
+@dataclass(frozen=True, slots=True)
+class Compatible:
+    """A service speaking OpenAI's protocol: its prefix, default base URL and key variable."""
+
+    name: str
+    api_base: str | None
+    key_env: str | None
+    capabilities: frozenset[str] = frozenset({"chat", "embedding"})
+    full_params: bool = False
+
+
+COMPATIBLE = [
+    Compatible("openai", "https://api.openai.com/v1", "OPENAI_API_KEY",
+               frozenset({"chat", "embedding", "moderation"}), full_params=True),
+    Compatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", frozenset({"chat"})),
+    Compatible("together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY"),
+    Compatible("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+    Compatible("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", frozenset({"chat"})),
+    Compatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", frozenset({"chat"})),
+    Compatible("fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY"),
+    Compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY", frozenset({"chat"})),
+    Compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", frozenset({"chat"})),
+    Compatible("hosted_vllm", None, "HOSTED_VLLM_API_KEY", full_params=True),
+]
+
+
+class OpenAICompatibleProvider(Provider):
+    """Sends the client's body on, and normalises answers to OpenAI's spec."""
+
+    def __init__(self, spec: Compatible) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.capabilities = spec.capabilities
+        self.description = f"OpenAI protocol at {spec.api_base or 'your api_base'}"
+
+    # ---------------------------------------------------------------- contract
+
+    def supported_openai_params(self, model: str) -> list[str]:
+        from sidecar import catalog
+
+        chat = CHAT_PARAMS if self.spec.full_params else COMPAT_CHAT_PARAMS
+        if "embedding" not in self.capabilities:
+            return list(chat)
+        mode = (catalog.lookup(model, self.name) or {}).get("mode")
+        if mode == "embedding":
+            return list(EMBEDDING_PARAMS)
+        if mode == "chat":
+            return list(chat)
+        return list(dict.fromkeys(chat + EMBEDDING_PARAMS))  # unknown model: either endpoint
+
+    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
+        url, headers = self.endpoint(call.params, call.model, "chat/completions")
+        body = _encode(self.upstream_body(call))
+        if not call.stream:
+            return await post_json(call.session, url, body, headers, timeout_for(call.params, False), _chat, self.name)
+        resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
+        return self._chunks(resp)
+
+    async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[ChatCompletionChunk]:
+        async for payload in iter_sse_data(resp, self.name):
+            try:
+                yield _chunk.decode(payload)
+            except msgspec.DecodeError as exc:
+                raise ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
+                                    code="bad_upstream_response") from None
+
+    async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
+        url, headers = self.endpoint(call.params, call.model, "embeddings")
+        return await post_json(call.session, url, _encode(self.upstream_body(call)), headers,
+                               timeout_for(call.params, False), _embedding, self.name)
+
+    async def moderations(self, call: ProviderCall) -> ModerationResponse:
+        url, headers = self.endpoint(call.params, call.model, "moderations")
+        return await post_json(call.session, url, _encode(self.upstream_body(call)), headers,
+                               timeout_for(call.params, False), _moderation, self.name)
+
+    async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:
+        url, headers = self.endpoint(params, "", "models")
+        try:
+            async with session.get(url, headers=headers, timeout=timeout_for(params, False)) as resp:
+                if resp.status >= 400:
+                    raise ProviderError(resp.status, f"{self.name} upstream answered {resp.status} to GET /models")
+                listing = _models.decode(await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            from sidecar.upstream import connection_error
+
+            raise connection_error(exc, self.name) from None
+        return sorted(str(m["id"]) for m in listing.data if "id" in m)
+
+    # ---------------------------------------------------------------- wire details
+
+    def upstream_body(self, call: ProviderCall) -> dict[str, Any]:
+        """The client's body, over defaults given as extra ``litellm_params`` (as LiteLLM does)."""
+        defaults = {k: v for k, v in call.params.items() if k not in CONNECTION_PARAMS}
+        return {**defaults, **call.body} if defaults else call.body
+
+    def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str, dict[str, str]]:
+        base = params.get("api_base") or params.get("base_url") or self.spec.api_base
+        if not base:
+            raise ProviderError(400, f"{self.name} needs litellm_params.api_base", param="api_base",
+                                code="missing_api_base")
+        return f"{str(base).rstrip('/')}/{path}", self.headers(params)
+
+    def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = params.get("api_key") or (os.environ.get(self.spec.key_env) if self.spec.key_env else None)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        if params.get("organization"):
+            headers["OpenAI-Organization"] = str(params["organization"])
+        extra = params.get("extra_headers")
+        if isinstance(extra, dict):
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        return headers

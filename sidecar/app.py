@@ -1,0 +1,92 @@
+"""``create_app(config)``: wires plugins, registry, database, client session and routes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pluggy
+from aiohttp import web
+
+from sidecar import keys, middlewares
+from sidecar.config import Config, ConfigError
+from sidecar.db import Database
+from sidecar.plugins import collect_providers, get_plugin_manager
+from sidecar.errors import SidecarError
+from sidecar.registry import Deployment, Registry, build_deployment, config_deployment_id
+from sidecar.routes import add_routes
+
+log = logging.getLogger("sidecar")
+
+
+def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
+    """The aiohttp application for ``config``; ``pm`` defaults to installed plugins."""
+    pm = pm or get_plugin_manager()
+    providers = collect_providers(pm)
+    mw = [middlewares.errors]
+    if config.general.master_key:
+        mw.append(middlewares.auth(config.general.master_key))
+    app = web.Application(
+        middlewares=mw,
+        client_max_size=int(config.general.max_request_size_mb * 1024 * 1024),
+        handler_args={"max_field_size": 65536},
+    )
+    app[keys.CONFIG] = config
+    app[keys.PLUGIN_MANAGER] = pm
+    app[keys.PROVIDERS] = providers
+    app[keys.STATE] = {"ready": False, "started_at": time.time()}
+    registry = Registry(providers)
+    registry.put_many(config_deployments(config, registry))
+    app[keys.REGISTRY] = registry
+    app.cleanup_ctx.extend([client_session_ctx, database_ctx])
+    add_routes(app)
+    return app
+
+
+def config_deployments(config: Config, registry: Registry) -> list[Deployment]:
+    """The config's deployments; a provider no plugin offers is a start-up error with its path."""
+    out = []
+    for i, entry in enumerate(config.model_list):
+        try:
+            out.append(build_deployment(
+                registry.providers,
+                model_name=entry.model_name,
+                litellm_params=entry.litellm_params,
+                model_info=entry.model_info,
+                id=str(entry.model_info.get("id") or config_deployment_id(entry.model_name, entry.raw_params)),
+                db_model=False, tpm=entry.tpm, rpm=entry.rpm,
+            ))
+        except SidecarError as err:
+            raise ConfigError(f"{config.source}: $.model_list[{i}].litellm_params.model: {err.message}") from None
+    return out
+
+
+async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One ClientSession for every upstream call: connections are reused (keep-alive)."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",))
+    app[keys.CLIENT_SESSION] = session
+    yield
+    await session.close()
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open SQLite, load API-added deployments, then declare the app ready."""
+    db = await Database.open(app[keys.CONFIG].database_path)
+    app[keys.DATABASE] = db
+    registry = app[keys.REGISTRY]
+    loaded = []
+    for row in await db.list_deployments():
+        try:
+            loaded.append(build_deployment(registry.providers, model_name=row["model_name"],
+                                           litellm_params=row["litellm_params"], model_info=row["model_info"],
+                                           id=row["id"], db_model=True))
+        except Exception as exc:  # a plugin was uninstalled: keep serving the rest
+            log.warning("skipping stored deployment %s (%s): %s", row["id"], row["model_name"], exc)
+    registry.put_many(loaded)
+    app[keys.STATE]["ready"] = True
+    yield
+    app[keys.STATE]["ready"] = False
+    await db.close()

@@ -1,0 +1,86 @@
+"""The ``sidecar`` command: ``serve``, ``plugins`` (and the registry's ``list`` and ``sync``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+DEFAULT_CONFIG = "config/sidecar.yaml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return args.func(args) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sidecar", description="llm-sidecar: an OpenAI-compatible LLM gateway.")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the gateway over HTTP",
+                           description="Serve the OpenAI-compatible API. Stops gracefully on SIGTERM/SIGINT: "
+                                       "no new connections, in-flight requests and streams finish within "
+                                       "general_settings.graceful_shutdown_seconds.")
+    _config_arg(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=4000, help="port to listen on (default 4000)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs)")
+    serve.add_argument("--log-level", default=os.environ.get("SIDECAR_LOG_LEVEL", "INFO"),
+                       help="logging level (default INFO, or $SIDECAR_LOG_LEVEL)")
+    serve.set_defaults(func=cmd_serve)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins, their versions, hooks and providers",
+                             description="List every plugin found through the llm_sidecar entry point group.")
+    plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plugins.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None,
+                        help=f"config file (default: $SIDECAR_CONFIG, then {DEFAULT_CONFIG})")
+
+
+def config_path(args: argparse.Namespace) -> str:
+    return args.config or os.environ.get("SIDECAR_CONFIG") or DEFAULT_CONFIG
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sidecar.serve import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return serve(config_path(args), args.host, args.port, access_log=args.access_log)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from sidecar.plugins import describe_plugins, get_plugin_manager
+
+    rows = describe_plugins(get_plugin_manager())
+    if args.json:
+        import msgspec
+
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(rows)).decode() + "\n")
+        return 0
+    table = [("PLUGIN", "VERSION", "PROVIDERS (capabilities)", "HOOKS")]
+    for r in rows:
+        provs = "; ".join(f"{p['name']} ({', '.join(p['capabilities'])})" for p in r["providers"]) or "-"
+        table.append((r["name"], r["version"] or "-", provs, ", ".join(r["hooks"])))
+    print_table(table)
+    return 0
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        sys.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Loading LiteLLM-style ``config.yaml``: ``model_list``, ``router_settings``, ``general_settings``.
+
+``os.environ/NAME`` values resolve at load. Mistakes in the sidecar's own sections fail at
+start-up with the YAML path and what was expected; LiteLLM sections and settings the sidecar
+does not use are accepted with a warning that names them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "os.environ/"
+
+
+class ConfigError(Exception):
+    """The config cannot be used; the message says where and what was expected."""
+
+
+class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
+    master_key: str | None = None
+    database_url: str | None = None
+    max_request_size_mb: float = 32.0
+    graceful_shutdown_seconds: float = 10.0
+    allow_client_side_credentials: bool = False
+
+
+class RouterSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """LiteLLM's router settings; the router issue gives most of them their effect."""
+
+    routing_strategy: str | None = None
+    routing_strategy_args: dict[str, Any] | None = None
+    num_retries: int | None = None
+    timeout: float | None = None
+    stream_timeout: float | None = None
+    fallbacks: list[dict[str, Any]] | None = None
+    context_window_fallbacks: list[dict[str, Any]] | None = None
+    content_policy_fallbacks: list[dict[str, Any]] | None = None
+    default_fallbacks: list[str] | None = None
+    allowed_fails: int | None = None
+    allowed_fails_policy: dict[str, Any] | None = None
+    cooldown_time: float | None = None
+    retry_after: float | None = None
+    retry_policy: dict[str, Any] | None = None
+    model_group_alias: dict[str, Any] | None = None
+    enable_pre_call_checks: bool | None = None
+    optional_pre_call_checks: list[str] | None = None
+    enable_tag_filtering: bool | None = None
+    default_max_parallel_requests: int | None = None
+    default_litellm_params: dict[str, Any] | None = None
+    drop_params: bool | None = None
+    cache_responses: bool | None = None
+    redis_host: str | None = None
+    redis_port: int | None = None
+    redis_password: str | None = None
+
+
+class _KnownLitellmParams(msgspec.Struct):
+    """Type checks for the ``litellm_params`` keys the sidecar reads; others go to the provider."""
+
+    model: str
+    api_key: str | None = None
+    api_base: str | None = None
+    api_version: str | None = None
+    timeout: float | None = None
+    stream_timeout: float | None = None
+    max_retries: int | None = None
+    tpm: int | None = None
+    rpm: int | None = None
+    drop_params: bool | None = None
+    organization: str | None = None
+
+
+class _DeploymentEntry(msgspec.Struct, forbid_unknown_fields=True):
+    model_name: str
+    litellm_params: dict[str, Any]
+    model_info: dict[str, Any] | None = None
+    tpm: int | None = None
+    rpm: int | None = None
+
+
+# LiteLLM general_settings the sidecar accepts but does not act on.
+_LITELLM_GENERAL_UNUSED = frozenset({
+    "store_model_in_db", "database_connection_pool_limit", "database_connection_timeout",
+    "alerting", "alerting_threshold", "alert_types", "proxy_batch_write_at", "disable_spend_logs",
+    "background_health_checks", "health_check_interval", "health_check_details",
+    "max_response_size_mb", "allowed_routes", "public_routes", "enforce_user_param",
+    "disable_master_key_return", "custom_auth", "ui_access_mode", "litellm_key_header_name",
+    "allow_requests_on_db_unavailable", "infer_model_from_keys", "user_header_name",
+    "disable_reset_budget", "pass_through_endpoints", "disable_retry_on_max_parallel_request_limit_error",
+    "use_redis_transaction_buffer", "forward_openai_org_id", "forward_client_headers_to_llm_api",
+    "maximum_spend_logs_retention_period", "enable_jwt_auth", "litellm_jwtauth", "admin_only_routes",
+})
+_OWN_SECTIONS = ("model_list", "router_settings", "general_settings")
+_LITELLM_SECTIONS = frozenset({
+    "litellm_settings", "environment_variables", "callback_settings", "guardrails",
+    "credential_list", "vector_store_registry", "mcp_servers", "files_settings",
+    "finetune_settings", "assistant_settings", "search_tools", "include",
+})
+
+
+@dataclass(slots=True)
+class DeploymentConfig:
+    """One ``model_list`` entry; ``raw_params`` keep ``os.environ/`` references (for stable ids)."""
+
+    model_name: str
+    litellm_params: dict[str, Any]
+    raw_params: dict[str, Any]
+    model_info: dict[str, Any]
+    tpm: int | None = None
+    rpm: int | None = None
+
+
+@dataclass(slots=True)
+class Config:
+    model_list: list[DeploymentConfig] = field(default_factory=list)
+    general: GeneralSettings = field(default_factory=GeneralSettings)
+    router: RouterSettings = field(default_factory=RouterSettings)
+    warnings: list[str] = field(default_factory=list)
+    source: str = "<dict>"
+
+    @property
+    def database_path(self) -> str:
+        """The SQLite file: env ``SIDECAR_DATABASE_URL`` wins over ``database_url``."""
+        url = os.environ.get("SIDECAR_DATABASE_URL") or self.general.database_url or "sqlite:///sidecar.db"
+        return sqlite_path(url)
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    if not url.startswith("sqlite:///"):
+        scheme = url.split(":", 1)[0]
+        raise ConfigError(f"database_url: only sqlite:///PATH is supported, got a {scheme!r} URL")
+    return url[len("sqlite:///"):]
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a YAML config file."""
+    import yaml  # only needed at start-up
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    return parse_config(data, source=str(path))
+
+
+def parse_config(data: Any, source: str = "<dict>") -> Config:
+    """Check a config already loaded into Python objects."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    config = Config(source=source)
+    for key in data:
+        if key in _LITELLM_SECTIONS:
+            config.warnings.append(f"section {key!r} is LiteLLM's and is not used by llm-sidecar")
+        elif key not in _OWN_SECTIONS:
+            raise ConfigError(f"{source}: $.{key}: unknown section{_suggest(key, _OWN_SECTIONS + tuple(_LITELLM_SECTIONS))}; "
+                              f"expected one of {', '.join(_OWN_SECTIONS)}")
+    for name, value in (data.get("environment_variables") or {}).items():
+        os.environ[str(name)] = str(resolve_env(value, f"$.environment_variables.{name}", source))
+
+    general = dict(data.get("general_settings") or {})
+    for key in sorted(set(general) & _LITELLM_GENERAL_UNUSED):
+        config.warnings.append(f"general_settings.{key} is a LiteLLM setting llm-sidecar does not use")
+        del general[key]
+    config.general = _convert(resolve_env(general, "$.general_settings", source), GeneralSettings,
+                              "$.general_settings", source)
+    config.router = _convert(resolve_env(data.get("router_settings") or {}, "$.router_settings", source),
+                             RouterSettings, "$.router_settings", source)
+    model_list = data.get("model_list") or []
+    if not isinstance(model_list, list):
+        raise ConfigError(f"{source}: $.model_list: expected a list of deployments")
+    for i, entry in enumerate(model_list):
+        config.model_list.append(parse_deployment(entry, f"$.model_list[{i}]", source))
+    return config
+
+
+def parse_deployment(entry: Any, where: str, source: str) -> DeploymentConfig:
+    checked = _convert(entry, _DeploymentEntry, where, source)
+    raw = checked.litellm_params
+    params = resolve_env(raw, f"{where}.litellm_params", source)
+    _convert(params, _KnownLitellmParams, f"{where}.litellm_params", source)
+    return DeploymentConfig(checked.model_name, params, raw, checked.model_info or {}, checked.tpm, checked.rpm)
+
+
+def resolve_env(value: Any, where: str, source: str) -> Any:
+    """Replace every ``os.environ/NAME`` string in ``value`` with the variable's value."""
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        name = value[len(ENV_PREFIX):]
+        if name not in os.environ:
+            raise ConfigError(f"{source}: {where}: environment variable {name} is not set")
+        return os.environ[name]
+    if isinstance(value, dict):
+        return {k: resolve_env(v, f"{where}.{k}", source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_env(v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+    return value
+
+
+def _convert(value: Any, type_: type, where: str, source: str) -> Any:
+    try:
+        return msgspec.convert(value, type_, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        text, _, at = message.partition(" - at `$")
+        path = where + at.rstrip("`") if at else where
+        hint = ""
+        if text.startswith("Object contains unknown field"):
+            bad = text.split("`")[1]
+            hint = _suggest(bad, type_.__struct_fields__) + f"; expected one of {', '.join(type_.__struct_fields__)}"
+        raise ConfigError(f"{source}: {path}: {text}{hint}") from None
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,97 @@
+"""From a decoded OpenAI request to a provider call: pick the deployment, check params and
+credentials, build the upstream body, and run the provider with its errors scrubbed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from sidecar import keys
+from sidecar.errors import SidecarError
+from sidecar.provider import Provider, ProviderCall
+from sidecar.registry import Deployment
+from sidecar.secrets import scrub
+from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
+
+T = TypeVar("T")
+
+MODE_FOR_CAPABILITY = {"chat": "chat", "embedding": "embedding", "moderation": "moderation"}
+
+
+@lru_cache(maxsize=4096)
+def _supported(provider: Provider, model: str) -> frozenset[str]:
+    return frozenset(provider.supported_openai_params(model))
+
+
+def prepare_call(
+    request: web.Request,
+    body: dict[str, Any],
+    typed: Any,
+    model: str,
+    capability: str,
+    openai_params: frozenset[str],
+) -> tuple[Deployment, ProviderCall]:
+    """The deployment for ``model`` and the call to hand its provider."""
+    app = request.app
+    config = app[keys.CONFIG]
+    dep, captured = app[keys.REGISTRY].pick(model)
+    provider = dep.provider
+    if capability not in provider.capabilities:
+        raise SidecarError(400, f"model {model!r} ({provider.name}) does not support {capability}; "
+                                f"its provider offers: {', '.join(sorted(provider.capabilities))}",
+                           param="model", code="unsupported_capability")
+    params = dep.litellm_params
+    sent_credentials = CREDENTIAL_BODY_KEYS.intersection(body)
+    if sent_credentials:
+        name = sorted(sent_credentials)[0]
+        if not config.general.allow_client_side_credentials:
+            raise SidecarError(400, f"{name!r} is not allowed in the request body; the operator can allow it "
+                                    "with general_settings.allow_client_side_credentials: true",
+                               param=name, code="client_side_credentials_not_allowed")
+        params = {**params, **{k: body[k] for k in sent_credentials}}
+    upstream_model = dep.upstream_model(captured)
+    out = {k: v for k, v in body.items() if k not in GATEWAY_KEYS and k not in sent_credentials}
+    out["model"] = upstream_model
+    supported = _supported(provider, upstream_model)
+    unsupported = [k for k in out if k in openai_params and k not in supported]
+    if unsupported:
+        drop = _first_set(body.get("drop_params"), params.get("drop_params"), config.router.drop_params)
+        if not drop:
+            raise SidecarError(
+                400, f"{provider.name} does not support the parameter {unsupported[0]!r} for model "
+                     f"{upstream_model!r}; remove it, or set drop_params: true (in the request, "
+                     "litellm_params or router_settings) to drop unsupported parameters",
+                param=unsupported[0], code="unsupported_params")
+        for k in unsupported:
+            del out[k]
+    call = ProviderCall(
+        model=upstream_model, body=out, request=typed, params=params,
+        session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")),
+    )
+    return dep, call
+
+
+def _first_set(*values: Any) -> bool:
+    for value in values:
+        if value is not None:
+            return bool(value)
+    return False
+
+
+async def run_provider(dep: Deployment, coro_fn: Callable[[ProviderCall], Awaitable[T]], call: ProviderCall) -> T:
+    """Await the provider; its errors leave with the deployment's credentials masked."""
+    try:
+        return await coro_fn(call)
+    except SidecarError as err:
+        err.message = scrub(err.message, dep.secrets)
+        raise
+    except NotImplementedError:
+        raise SidecarError(400, f"provider {dep.provider.name!r} does not implement this endpoint",
+                           param="model", code="unsupported_capability") from None
+
+
+def model_id_headers(dep: Deployment) -> dict[str, str]:
+    return {"x-litellm-model-id": dep.id}

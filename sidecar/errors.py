@@ -1,0 +1,89 @@
+"""Errors that become OpenAI's error envelope ``{"error": {message, type, param, code}}``."""
+
+from __future__ import annotations
+
+import msgspec
+
+_TYPE_FOR_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "service_unavailable_error",
+    504: "timeout_error",
+}
+
+
+class ErrorBody(msgspec.Struct):
+    """The inner object of OpenAI's error envelope."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorEnvelope(msgspec.Struct):
+    error: ErrorBody
+
+
+class SidecarError(Exception):
+    """An error answered to the client with ``status`` in OpenAI's envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type or _TYPE_FOR_STATUS.get(status, "api_error")
+
+    def body(self) -> ErrorEnvelope:
+        return ErrorEnvelope(ErrorBody(self.message, self.type, self.param, self.code))
+
+
+class ProviderError(SidecarError):
+    """Raised by a provider for an upstream failure.
+
+    ``status`` is what the upstream answered; :func:`client_status` maps it to what the client
+    sees: 400/401/403/404/409/413/422/429 keep their meaning, 408 and timeouts become 504, other
+    failures (5xx, refused connections, broken streams) 502.
+    """
+
+    def __init__(self, status: int, message: str, **kw: str | None) -> None:
+        mapped = client_status(status)
+        if mapped != status and kw.get("type") is None:
+            kw["type"] = _TYPE_FOR_STATUS[mapped]
+        super().__init__(mapped, message, **kw)  # type: ignore[arg-type]
+        self.upstream_status = status
+
+
+_PASSED_THROUGH = frozenset({400, 401, 403, 404, 409, 413, 422, 429})
+
+
+def client_status(upstream_status: int) -> int:
+    """The status the client gets for an upstream's ``upstream_status``."""
+    if upstream_status in _PASSED_THROUGH:
+        return upstream_status
+    if upstream_status in (408, 504):
+        return 504
+    return 502
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> SidecarError:
+    return SidecarError(400, message, param=param, code=code)

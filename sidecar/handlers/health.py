@@ -1,0 +1,25 @@
+"""Health checks (no auth): liveliness says the process answers; readiness that it can serve."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sidecar import __version__, keys
+from sidecar.http import json_response
+
+
+async def liveliness(request: web.Request) -> web.Response:
+    return json_response("I'm alive!")
+
+
+async def readiness(request: web.Request) -> web.Response:
+    app = request.app
+    ready = app[keys.STATE].get("ready", False)
+    body = {
+        "status": "ready" if ready else "starting",
+        "db": "connected" if ready else "not connected",
+        "plugins": len(app[keys.PLUGIN_MANAGER].get_plugins()),
+        "deployments": len(app[keys.REGISTRY]) if keys.REGISTRY in app else 0,
+        "version": __version__,
+    }
+    return json_response(body, status=200 if ready else 503)

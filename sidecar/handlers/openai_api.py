@@ -1,0 +1,115 @@
+"""OpenAI-compatible endpoints: chat completions, embeddings, moderations, models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+
+from sidecar import keys
+from sidecar.dispatch import model_id_headers, prepare_call, run_provider
+from sidecar.errors import SidecarError, bad_request
+from sidecar.http import convert, encoder, json_response, read_json_object
+from sidecar.registry import Deployment
+from sidecar.secrets import scrub
+from sidecar.wire import (
+    OPENAI_CHAT_PARAMS,
+    OPENAI_EMBEDDING_PARAMS,
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    ModelCard,
+    ModelList,
+    ModerationRequest,
+)
+
+log = logging.getLogger("sidecar")
+
+_DONE = b"data: [DONE]\n\n"
+_NO_PARAMS: frozenset[str] = frozenset()
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    body = await read_json_object(request)
+    typed = convert(body, ChatCompletionRequest)
+    if not typed.messages:
+        raise bad_request("`messages` must contain at least one message", param="messages")
+    dep, call = prepare_call(request, body, typed, typed.model, "chat", OPENAI_CHAT_PARAMS)
+    result = await run_provider(dep, dep.provider.chat, call)
+    if not call.stream:
+        return json_response(result, headers=model_id_headers(dep))
+    return await stream_sse(request, dep, result)
+
+
+async def stream_sse(request: web.Request, dep: Deployment, chunks) -> web.StreamResponse:
+    """Forward chunks as SSE events as they arrive; a failure mid-stream becomes an error
+    event followed by ``[DONE]``, so clients never hang."""
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        **model_id_headers(dep),
+    })
+    await resp.prepare(request)
+    encode = encoder.encode
+    try:
+        async for chunk in chunks:
+            await resp.write(b"data: " + (chunk if isinstance(chunk, bytes) else encode(chunk)) + b"\n\n")
+    except SidecarError as err:
+        err.message = scrub(err.message, dep.secrets)
+        await resp.write(b"data: " + encode(err.body()) + b"\n\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        await _close(chunks)
+        raise
+    except Exception:
+        log.exception("provider %s failed mid-stream", dep.provider.name)
+        err = SidecarError(502, f"{dep.provider.name} failed mid-stream", code="upstream_error")
+        await resp.write(b"data: " + encode(err.body()) + b"\n\n")
+    await resp.write(_DONE)
+    await resp.write_eof()
+    return resp
+
+
+async def _close(chunks) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # the client is gone; nothing to tell
+            pass
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    typed = convert(body, EmbeddingRequest)
+    dep, call = prepare_call(request, body, typed, typed.model, "embedding", OPENAI_EMBEDDING_PARAMS)
+    result = await run_provider(dep, dep.provider.embeddings, call)
+    return json_response(result, headers=model_id_headers(dep))
+
+
+async def moderations(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    typed = convert(body, ModerationRequest)
+    model = typed.model if isinstance(typed.model, str) else _default_moderation_model(request)
+    dep, call = prepare_call(request, body, typed, model, "moderation", _NO_PARAMS)
+    result = await run_provider(dep, dep.provider.moderations, call)
+    return json_response(result, headers=model_id_headers(dep))
+
+
+def _default_moderation_model(request: web.Request) -> str:
+    """With no ``model`` sent, the first group whose provider can moderate."""
+    for dep in request.app[keys.REGISTRY]:
+        if "moderation" in dep.provider.capabilities and not dep.is_wildcard:
+            return dep.model_name
+    raise SidecarError(400, "no `model` given and no moderation model is configured", param="model",
+                       code="model_not_found")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """``GET /v1/models``: every model group, in OpenAI's list format."""
+    registry = request.app[keys.REGISTRY]
+    created = int(request.app[keys.STATE]["started_at"])
+    cards = [ModelCard(id=name, created=created, owned_by=registry.group(name)[0].provider.name)
+             for name in registry.group_names() if not "*" in name]
+    return json_response(ModelList(data=cards))

@@ -1,0 +1,62 @@
+"""Small aiohttp helpers shared by handlers: JSON bodies in, msgspec-encoded JSON out."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from sidecar.errors import SidecarError, bad_request
+
+T = TypeVar("T")
+
+encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=encoder.encode(obj), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def bytes_response(body: bytes, status: int = 200) -> web.Response:
+    """An already-encoded JSON answer (the info caches hold these)."""
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def error_response(err: SidecarError) -> web.Response:
+    return json_response(err.body(), status=err.status)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object; 400 for an empty, malformed or non-object body."""
+    raw = await request.read()
+    if not raw:
+        raise bad_request("the request body is empty; expected a JSON object")
+    try:
+        body = _decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request(f"the request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def convert(body: dict[str, Any], type_: type[T]) -> T:
+    """``body`` as ``type_``; a 400 naming the field when a type is wrong or a field missing."""
+    try:
+        return msgspec.convert(body, type_)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validation_error(exc: Exception, status: int = 400) -> SidecarError:
+    """msgspec's message as the error, its ``$.path`` (or missing field) as ``param``."""
+    message = str(exc)
+    _, _, at = message.partition(" - at `$")
+    param = at.rstrip("`").lstrip(".") or None
+    if message.startswith("Object missing required field `"):
+        field = message.split("`")[1]
+        param = f"{param}.{field}" if param else field
+    return SidecarError(status, message, param=param, code="invalid_value" if status == 400 else None)

@@ -1,0 +1,77 @@
+"""Middlewares: OpenAI error envelopes for every failure, and the master key."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+
+from aiohttp import web
+
+from sidecar import keys
+from sidecar.errors import SidecarError
+from sidecar.http import error_response
+from sidecar.secrets import scrub
+
+log = logging.getLogger("sidecar")
+
+PUBLIC_PREFIXES = ("/health/",)
+
+
+@web.middleware
+async def errors(request: web.Request, handler) -> web.StreamResponse:
+    """Every error leaves as ``{"error": {message, type, param, code}}``, never a traceback."""
+    try:
+        return await handler(request)
+    except SidecarError as err:
+        err.message = scrub(err.message)
+        return error_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(request, exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        return error_response(SidecarError(500, "internal error in llm-sidecar; see its log", type="internal_error"))
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> SidecarError:
+    if exc.status == 413:
+        limit = request.app[keys.CONFIG].general.max_request_size_mb
+        return SidecarError(413, f"request body is larger than {limit:g} MB "
+                                 "(general_settings.max_request_size_mb)", code="request_too_large")
+    if exc.status == 404:
+        return SidecarError(404, f"no route {request.method} {request.path}", code="route_not_found")
+    if exc.status == 405:
+        return SidecarError(405, f"method {request.method} is not allowed on {request.path}", code="method_not_allowed")
+    return SidecarError(exc.status, exc.reason or "request failed")
+
+
+def presented_key(request: web.Request) -> str | None:
+    """The key a client sent: ``Authorization: Bearer``, ``x-api-key`` or ``x-litellm-api-key``."""
+    headers = request.headers
+    auth = headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else auth.strip()
+    return headers.get("x-api-key") or headers.get("x-litellm-api-key")
+
+
+def auth(master_key: str) -> web.middleware:
+    """A middleware requiring ``master_key`` on every route but health checks."""
+    expected = master_key.encode()
+
+    @web.middleware
+    async def require_master_key(request: web.Request, handler) -> web.StreamResponse:
+        if not request.path.startswith(PUBLIC_PREFIXES):
+            key = presented_key(request)
+            if key is None:
+                raise SidecarError(401, "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+                                   code="missing_api_key")
+            if not hmac.compare_digest(key.encode(), expected):
+                raise SidecarError(401, "invalid API key", code="invalid_api_key")
+        return await handler(request)
+
+    return require_master_key

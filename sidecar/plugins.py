@@ -1,0 +1,69 @@
+"""The plugin manager: pluggy, with providers found through the ``llm_sidecar`` entry points."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import pluggy
+
+from sidecar import hookspecs
+from sidecar.provider import CAPABILITIES, Provider
+
+
+class PluginError(Exception):
+    """A plugin is broken (duplicate provider name, bad capability, ...)."""
+
+
+def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
+    """A fresh plugin manager with the hookspecs; with installed plugins unless told not to."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+    return pm
+
+
+def collect_providers(pm: pluggy.PluginManager) -> dict[str, Provider]:
+    """Every provider of every plugin, by name; checks names are unique and capabilities known."""
+    providers: dict[str, Provider] = {}
+    for batch in pm.hook.sidecar_providers():
+        for provider in batch or ():
+            if not provider.name:
+                raise PluginError(f"provider {provider!r} has no name")
+            if provider.name in providers:
+                raise PluginError(f"two plugins provide {provider.name!r}")
+            unknown = set(provider.capabilities) - set(CAPABILITIES)
+            if unknown:
+                raise PluginError(f"provider {provider.name!r} declares unknown capabilities {sorted(unknown)}")
+            providers[provider.name] = provider
+    return providers
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
+    """What ``sidecar plugins`` shows, from pluggy's own data (as datasette does)."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    rows = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin) or repr(plugin)
+        dist = dists.get(id(plugin))
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+        impl = getattr(plugin, "sidecar_providers", None)
+        providers = [
+            {"name": p.name, "capabilities": sorted(p.capabilities)} for p in (impl() if impl else [])
+        ]
+        rows.append({
+            "name": name,
+            "distribution": dist.project_name if dist else None,
+            "version": dist.version if dist else _module_version(plugin),
+            "hooks": hooks,
+            "providers": providers,
+        })
+    return sorted(rows, key=lambda r: r["name"])
+
+
+def _module_version(plugin: object) -> str | None:
+    try:
+        return importlib.metadata.version(getattr(plugin, "__name__", "").split(".")[0])
+    except importlib.metadata.PackageNotFoundError:
+        return None

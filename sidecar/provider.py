@@ -1,0 +1,83 @@
+"""The provider contract: what a plugin's ``sidecar_providers()`` hook returns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from sidecar.wire import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ModerationResponse
+
+CAPABILITIES = (
+    "chat",
+    "completion",
+    "embedding",
+    "moderation",
+    "image_generation",
+    "rerank",
+    "audio_transcription",
+    "audio_speech",
+)
+"""Capability names a provider may declare; each matches a LiteLLM ``mode``."""
+
+
+@dataclass(slots=True)
+class ProviderCall:
+    """Everything a provider needs to serve one request.
+
+    ``body`` is the OpenAI request as the client sent it, with ``model`` set to the upstream model
+    name and the gateway's own keys (``metadata``, ``drop_params``, ...) and unsupported params
+    removed: an OpenAI-compatible provider can send it as it is. ``request`` is the same body as a
+    typed :mod:`sidecar.wire` Struct. ``params`` are the deployment's ``litellm_params`` with
+    ``os.environ/`` references resolved (credentials included: never log them).
+    """
+
+    model: str
+    body: dict[str, Any]
+    request: Any
+    params: Mapping[str, Any]
+    session: aiohttp.ClientSession
+    deployment_id: str
+    stream: bool = False
+
+
+class Provider:
+    """Base class for providers. Subclasses set ``name`` and ``capabilities`` and override the
+    coroutine of each capability they declare.
+
+    Errors: raise :class:`sidecar.ProviderError` with the upstream's status and message (the
+    helpers in :mod:`sidecar.upstream` do this for HTTP upstreams).
+    """
+
+    name: str = ""
+    capabilities: frozenset[str] = frozenset()
+    description: str = ""
+
+    def supported_openai_params(self, model: str) -> list[str]:
+        """OpenAI params this provider accepts for ``model`` (LiteLLM's list of the same name)."""
+        return []
+
+    def secret_params(self) -> frozenset[str]:
+        """Extra ``litellm_params`` keys of this provider that hold credentials."""
+        return frozenset()
+
+    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
+        """Answer a chat request: a ChatCompletion, or (``call.stream``) an async iterator of chunks.
+
+        For a stream, fail before returning the iterator when the upstream refuses the request,
+        so the client gets the upstream's status rather than an error event.
+        """
+        raise NotImplementedError
+
+    async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
+        raise NotImplementedError
+
+    async def moderations(self, call: ProviderCall) -> ModerationResponse:
+        raise NotImplementedError
+
+    async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:
+        """Model names the upstream offers now (``sidecar sync --models``); [] if unknown."""
+        return []

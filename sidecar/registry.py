@@ -1,0 +1,169 @@
+"""The live set of deployments, and how a requested model name finds one.
+
+A deployment is one ``model_list`` entry (config) or one added over the API (database). Exact
+``model_name``s win over wildcard patterns (``openai/*``); longer patterns win over shorter ones.
+Every change bumps ``version``, which the info endpoints key their caches on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from sidecar.errors import SidecarError
+from sidecar.provider import Provider
+from sidecar.secrets import secret_values
+
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+@dataclass(slots=True)
+class Deployment:
+    id: str
+    model_name: str
+    litellm_params: dict[str, Any]
+    model_info: dict[str, Any]
+    provider: Provider
+    db_model: bool = False
+    tpm: int | None = None
+    rpm: int | None = None
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def is_wildcard(self) -> bool:
+        return "*" in self.model_name
+
+    def upstream_model(self, captured: str | None = None) -> str:
+        """The model name sent upstream: ``litellm_params.model`` without the provider prefix."""
+        model = self.litellm_params["model"].split("/", 1)[1]
+        return model.replace("*", captured, 1) if captured is not None and "*" in model else model
+
+
+def split_model(model: str, providers: Mapping[str, Provider]) -> tuple[Provider, str]:
+    """``openai/gpt-4o`` -> (the openai provider, ``gpt-4o``); a 400 naming what is installed."""
+    prefix, sep, rest = model.partition("/")
+    if not sep or not rest:
+        raise SidecarError(400, f"litellm_params.model {model!r} needs a provider prefix, as in "
+                                f"'openai/gpt-4o-mini'; installed providers: {', '.join(sorted(providers))}",
+                           param="litellm_params.model", code="invalid_model")
+    if prefix not in providers:
+        raise SidecarError(400, f"no installed plugin provides {prefix!r} (from litellm_params.model "
+                                f"{model!r}); installed providers: {', '.join(sorted(providers))}",
+                           param="litellm_params.model", code="unknown_provider")
+    return providers[prefix], rest
+
+
+def config_deployment_id(model_name: str, raw_params: Mapping[str, Any]) -> str:
+    """A stable id for a config deployment: the hash of its name and params as written."""
+    return hashlib.sha256(_canonical.encode([model_name, raw_params])).hexdigest()
+
+
+def new_deployment_id() -> str:
+    return str(uuid.uuid4())
+
+
+def build_deployment(
+    providers: Mapping[str, Provider],
+    *,
+    model_name: str,
+    litellm_params: dict[str, Any],
+    model_info: dict[str, Any] | None,
+    id: str,
+    db_model: bool,
+    tpm: int | None = None,
+    rpm: int | None = None,
+) -> Deployment:
+    provider, _ = split_model(litellm_params["model"], providers)
+    info = dict(model_info or {})
+    info["id"] = id
+    return Deployment(
+        id=id, model_name=model_name, litellm_params=litellm_params, model_info=info,
+        provider=provider, db_model=db_model,
+        tpm=tpm if tpm is not None else litellm_params.get("tpm"),
+        rpm=rpm if rpm is not None else litellm_params.get("rpm"),
+        secrets=secret_values(litellm_params, provider.secret_params()),
+    )
+
+
+class Registry:
+    """Deployments by id, by exact name and by pattern."""
+
+    def __init__(self, providers: Mapping[str, Provider]) -> None:
+        self.providers = providers
+        self.version = 0
+        self._by_id: dict[str, Deployment] = {}
+        self._exact: dict[str, list[Deployment]] = {}
+        self._patterns: list[tuple[str, str, list[Deployment]]] = []
+        self._turns: dict[str, itertools.count[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self):
+        return iter(self._by_id.values())
+
+    def get(self, deployment_id: str) -> Deployment | None:
+        return self._by_id.get(deployment_id)
+
+    def put_many(self, deployments: Iterable[Deployment]) -> None:
+        for dep in deployments:
+            self._by_id[dep.id] = dep
+        self._reindex()
+
+    def put(self, dep: Deployment) -> None:
+        self.put_many([dep])
+
+    def remove(self, deployment_id: str) -> Deployment | None:
+        dep = self._by_id.pop(deployment_id, None)
+        if dep is not None:
+            self._reindex()
+        return dep
+
+    def _reindex(self) -> None:
+        exact: dict[str, list[Deployment]] = {}
+        patterns: dict[str, list[Deployment]] = {}
+        for dep in self._by_id.values():
+            (patterns if dep.is_wildcard else exact).setdefault(dep.model_name, []).append(dep)
+        self._exact = exact
+        self._patterns = sorted(
+            ((name.split("*", 1)[0], name.split("*", 1)[1], deps) for name, deps in patterns.items()),
+            key=lambda p: len(p[0]) + len(p[1]), reverse=True,
+        )
+        self.version += 1
+
+    def group_names(self) -> list[str]:
+        """Model group names: exact names, then patterns, in first-seen order."""
+        return list(dict.fromkeys(dep.model_name for dep in self._by_id.values()))
+
+    def group(self, name: str) -> list[Deployment]:
+        """The deployments whose ``model_name`` is exactly ``name``."""
+        return self._exact.get(name) or [d for p, s, deps in self._patterns if p + "*" + s == name for d in deps]
+
+    def resolve(self, name: str) -> tuple[list[Deployment], str | None]:
+        """Deployments serving ``name``, and the part a wildcard captured (None if exact)."""
+        deps = self._exact.get(name)
+        if deps:
+            return deps, None
+        for prefix, suffix, deps in self._patterns:
+            if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix) + len(suffix):
+                return deps, name[len(prefix):len(name) - len(suffix)]
+        return [], None
+
+    def pick(self, name: str) -> tuple[Deployment, str | None]:
+        """One deployment for ``name`` (round-robin within its group), or a 404."""
+        deps, captured = self.resolve(name)
+        if not deps:
+            raise SidecarError(
+                404, f"model {name!r} not found; available models: {', '.join(self.group_names()) or 'none'}",
+                param="model", code="model_not_found",
+            )
+        if len(deps) == 1:
+            return deps[0], captured
+        turn = self._turns.setdefault(name, itertools.count())
+        return deps[next(turn) % len(deps)], captured

@@ -1,0 +1,53 @@
+"""Which values are credentials, and how to keep them out of answers and logs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+_SECRET_NAME = re.compile(
+    r"((^|_)(key|apikey|token|secret|password|passwd|credentials?|auth|authorization|signature)$"
+    r"|^aws_|^azure_ad|^vertex_credentials$|^api_base$|^base_url$|headers$|^client_secret)",
+    re.IGNORECASE,
+)
+_KEYLIKE = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-*]{8,}")
+MASK = "***"
+
+
+def is_secret_param(name: str) -> bool:
+    """True for ``litellm_params`` keys that hold credentials or where a server lives."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def public_params(params: Mapping[str, Any], extra_secret: Iterable[str] = ()) -> dict[str, Any]:
+    """``params`` without credentials, for info endpoints."""
+    extra = set(extra_secret)
+    return {k: v for k, v in params.items() if not (k in extra or is_secret_param(k))}
+
+
+def secret_values(params: Mapping[str, Any], extra_secret: Iterable[str] = ()) -> list[str]:
+    """The credential values in ``params`` (longest first), to scrub from messages."""
+    extra = set(extra_secret)
+    values = {str(v) for k, v in params.items() if v and (k in extra or is_secret_param(k)) and len(str(v)) >= 4}
+    for value in list(values):
+        host = urlsplit(value).netloc if "://" in value else ""
+        if host:
+            values.add(host)
+    return sorted(values, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every known secret and anything shaped like an API key masked."""
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, MASK)
+    return _KEYLIKE.sub(MASK, text)
+
+
+def strip_url_credentials(url: str) -> str:
+    """``url`` without user:password and query string (where tokens like ``?key=`` live)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

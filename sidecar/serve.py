@@ -1,0 +1,53 @@
+"""Running the app: config errors as one clear line, uvloop when installed, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+
+log = logging.getLogger("sidecar")
+
+
+def serve(config_file: str, host: str, port: int, access_log: bool = False) -> int:
+    from sidecar.app import create_app
+    from sidecar.config import ConfigError, load_config
+    from sidecar.plugins import PluginError
+
+    try:
+        config = load_config(config_file)
+        app = create_app(config)
+    except (ConfigError, PluginError) as exc:
+        sys.stderr.write(f"sidecar: {exc}\n")
+        return 2
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    if not config.general.master_key:
+        log.warning("no general_settings.master_key: every route is open to anyone who can reach %s:%s", host, port)
+    loop_factory = _uvloop_factory()
+    log.info("llm-sidecar serving %d deployments on http://%s:%d (%s)", len(app[_registry_key()]), host, port,
+             "uvloop" if loop_factory else "asyncio")
+    web.run_app(
+        app, host=host, port=port, print=None,
+        access_log=log if access_log else None,
+        shutdown_timeout=config.general.graceful_shutdown_seconds,
+        handle_signals=True,
+        **({"loop": loop_factory()} if loop_factory else {}),
+    )
+    return 0
+
+
+def _registry_key():
+    from sidecar import keys
+
+    return keys.REGISTRY
+
+
+def _uvloop_factory():
+    """uvloop's loop factory when the ``speed`` extra is installed, else None (plain asyncio)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

@@ -1,0 +1,154 @@
+"""Helpers for providers that talk HTTP to an upstream: status mapping, SSE reading.
+
+They turn every failure into :class:`sidecar.ProviderError` with the right status: the
+upstream's own 4xx, 502 for 5xx, refused connections and broken streams, 504 for timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, TypeVar
+
+import aiohttp
+import msgspec
+
+from sidecar.errors import ProviderError
+
+T = TypeVar("T")
+_any_decoder = msgspec.json.Decoder()
+
+
+class _UpstreamError(msgspec.Struct):
+    message: str | None = None
+    type: str | None = None
+    param: str | None = None
+    code: str | int | None = None
+
+
+class _UpstreamErrorEnvelope(msgspec.Struct):
+    error: _UpstreamError | str | None = None
+    message: str | None = None
+    detail: Any = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_UpstreamErrorEnvelope)
+
+
+def timeout_for(params: Mapping[str, Any], stream: bool) -> aiohttp.ClientTimeout:
+    """``litellm_params.timeout`` bounds a whole call; a stream bounds each read instead
+    (``stream_timeout``, else ``timeout``), so long answers are not cut."""
+    total = params.get("timeout")
+    total = float(total) if total is not None else 600.0
+    if stream:
+        read = params.get("stream_timeout")
+        return aiohttp.ClientTimeout(total=None, sock_connect=total, sock_read=float(read) if read else total)
+    return aiohttp.ClientTimeout(total=total)
+
+
+def error_from_body(status: int, body: bytes, provider: str) -> ProviderError:
+    """A ProviderError carrying the upstream's own message (OpenAI envelope or common variants)."""
+    message, type_, param, code = "", None, None, None
+    try:
+        env = _envelope_decoder.decode(body)
+        if isinstance(env.error, _UpstreamError):
+            message, type_, param = env.error.message or "", env.error.type, env.error.param
+            code = str(env.error.code) if env.error.code is not None else None
+        elif isinstance(env.error, str):
+            message = env.error
+        message = message or env.message or (str(env.detail) if env.detail else "")
+    except msgspec.DecodeError:
+        message = body[:500].decode("utf-8", "replace").strip()
+    text = f"{provider} upstream answered {status}: {message or 'no message'}"
+    err = ProviderError(status, text, param=param, code=code)
+    if type_ and err.status == status:
+        err.type = type_
+    return err
+
+
+def connection_error(exc: BaseException, provider: str) -> ProviderError:
+    """The ProviderError for a transport failure (no credentials or URLs in the text)."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return ProviderError(504, f"{provider} upstream timed out", code="timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ProviderError(502, f"{provider} upstream refused the connection or could not be reached",
+                             code="upstream_unreachable")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return ProviderError(502, f"{provider} upstream closed the connection mid-response",
+                             code="upstream_disconnected")
+    return ProviderError(502, f"{provider} upstream request failed ({type(exc).__name__})", code="upstream_error")
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: aiohttp.ClientTimeout,
+    decoder: msgspec.json.Decoder,
+    provider: str,
+) -> Any:
+    """POST ``body`` and decode the 2xx answer with ``decoder``; errors as ProviderError."""
+    try:
+        async with session.post(url, data=body, headers=headers, timeout=timeout) as resp:
+            data = await resp.read()
+            if resp.status >= 400:
+                raise error_from_body(resp.status, data, provider)
+    except ProviderError:
+        raise
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise connection_error(exc, provider) from None
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProviderError(502, f"{provider} upstream sent an answer that is not valid: {exc}",
+                            code="bad_upstream_response") from None
+
+
+async def open_stream(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: aiohttp.ClientTimeout,
+    provider: str,
+) -> aiohttp.ClientResponse:
+    """POST a streaming request; returns the open response once the upstream said 2xx."""
+    try:
+        resp = await session.post(url, data=body, headers=headers, timeout=timeout)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise connection_error(exc, provider) from None
+    if resp.status >= 400:
+        try:
+            data = await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            data = b""
+        finally:
+            resp.release()
+        raise error_from_body(resp.status, data, provider)
+    return resp
+
+
+async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of an SSE response, as they arrive, up to ``[DONE]``.
+
+    An ``error`` payload raises it; a stream that ends without ``[DONE]`` or breaks raises a 502.
+    """
+    try:
+        async for line in resp.content:
+            if not line.startswith(b"data:"):
+                continue  # comments, event:, id:, blank separators
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                return
+            if payload[:12].replace(b" ", b"").startswith(b'{"error"'):
+                raise error_from_body(500, payload, provider)
+            if payload:
+                yield payload
+    except ProviderError:
+        raise
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise connection_error(exc, provider) from None
+    finally:
+        resp.release()
+    raise ProviderError(502, f"{provider} upstream ended the stream before [DONE]", code="upstream_disconnected")

@@ -1,0 +1,300 @@
+"""msgspec Structs for OpenAI's wire format.
+
+Requests are decoded twice over: once into a plain dict (what goes upstream, so provider-specific
+keys survive untouched) and once, by :func:`msgspec.convert`, into these Structs, which check
+types and give the 400 message. ``UNSET`` tells an absent field from an explicit null.
+
+Responses are encoded with ``omit_defaults=True``: an optional field the spec does not let be
+null is left out when it is None. A field that must always appear (required, or a constant such
+as ``object``) is declared ``... | UnsetType = UNSET`` and filled in ``__post_init__``: a value
+that differs from the default is always encoded, and ``__post_init__`` runs both when a provider
+builds the Struct and when an upstream's JSON is decoded into it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import msgspec
+from msgspec import UNSET, Struct, UnsetType
+
+Json = dict[str, Any]
+
+
+# ---------------------------------------------------------------- requests
+
+
+class ChatMessage(Struct):
+    """A message as clients send it; its other keys go upstream unchanged."""
+
+    role: str
+    content: str | list[Json] | None = None
+    name: str | UnsetType = UNSET
+    tool_calls: list[Json] | None = None
+    tool_call_id: str | UnsetType = UNSET
+
+
+class StreamOptions(Struct):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(Struct):
+    """The OpenAI chat request, plus LiteLLM's gateway-only keys."""
+
+    model: str
+    messages: list[ChatMessage]
+    stream: bool | None | UnsetType = UNSET
+    stream_options: StreamOptions | None | UnsetType = UNSET
+    temperature: float | None | UnsetType = UNSET
+    top_p: float | None | UnsetType = UNSET
+    n: int | None | UnsetType = UNSET
+    max_tokens: int | None | UnsetType = UNSET
+    max_completion_tokens: int | None | UnsetType = UNSET
+    stop: str | list[str] | None | UnsetType = UNSET
+    presence_penalty: float | None | UnsetType = UNSET
+    frequency_penalty: float | None | UnsetType = UNSET
+    logit_bias: dict[str, float] | None | UnsetType = UNSET
+    logprobs: bool | None | UnsetType = UNSET
+    top_logprobs: int | None | UnsetType = UNSET
+    seed: int | None | UnsetType = UNSET
+    tools: list[Json] | None | UnsetType = UNSET
+    tool_choice: str | Json | None | UnsetType = UNSET
+    parallel_tool_calls: bool | None | UnsetType = UNSET
+    response_format: Json | None | UnsetType = UNSET
+    user: str | None | UnsetType = UNSET
+    functions: list[Json] | None | UnsetType = UNSET
+    function_call: str | Json | None | UnsetType = UNSET
+    # gateway-only keys: read here, never forwarded
+    metadata: Json | None | UnsetType = UNSET
+    drop_params: bool | None | UnsetType = UNSET
+    mock_response: Any = UNSET
+
+
+class EmbeddingRequest(Struct):
+    model: str
+    input: str | list[Any]
+    encoding_format: Literal["float", "base64"] | None | UnsetType = UNSET
+    dimensions: int | None | UnsetType = UNSET
+    user: str | None | UnsetType = UNSET
+    metadata: Json | None | UnsetType = UNSET
+    drop_params: bool | None | UnsetType = UNSET
+    mock_response: Any = UNSET
+
+    def __post_init__(self) -> None:
+        check_embedding_input(self.input)
+
+
+def check_embedding_input(value: str | list[Any]) -> None:
+    """OpenAI's four input forms: a string, strings, a token array, token arrays."""
+    if isinstance(value, str):
+        return
+    if not value:
+        raise ValueError("`input` must not be empty")
+    first = value[0]
+    kind = (str,) if isinstance(first, str) else (int,) if isinstance(first, int) else (list,)
+    if not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        raise ValueError("Expected a string, an array of strings, an array of integers or an array of integer arrays - at `$.input`")
+    if kind == (list,) and not all(v and all(isinstance(t, int) and not isinstance(t, bool) for t in v) for v in value):
+        raise ValueError("Expected an array of non-empty integer arrays - at `$.input`")
+
+
+class ModerationRequest(Struct):
+    input: str | list[Any]
+    model: str | UnsetType = UNSET
+    metadata: Json | None | UnsetType = UNSET
+    mock_response: Any = UNSET
+
+
+GATEWAY_KEYS = frozenset({"metadata", "drop_params", "mock_response", "user_config"})
+"""Body keys the gateway consumes; they never go upstream."""
+
+CREDENTIAL_BODY_KEYS = frozenset(
+    {"api_key", "api_base", "base_url", "api_version", "organization", "azure_ad_token",
+     "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region_name",
+     "vertex_credentials", "vertex_project", "vertex_location", "extra_headers"}
+)
+"""Body keys that would point the request at other credentials or servers."""
+
+OPENAI_CHAT_PARAMS = frozenset(
+    {"frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens",
+     "max_completion_tokens", "n", "presence_penalty", "seed", "stop", "stream",
+     "stream_options", "temperature", "top_p", "tools", "tool_choice", "function_call",
+     "functions", "parallel_tool_calls", "response_format", "user", "modalities", "audio",
+     "prediction", "reasoning_effort", "service_tier", "store", "web_search_options",
+     "verbosity", "safety_identifier", "prompt_cache_key", "prompt_cache_retention"}
+)
+"""Optional chat params defined by OpenAI's API: checked against the provider's list."""
+
+OPENAI_EMBEDDING_PARAMS = frozenset({"encoding_format", "dimensions", "user"})
+
+
+# ---------------------------------------------------------------- responses
+
+
+def _stamp(obj: Any, object_name: str) -> None:
+    """Fill ``created`` and ``object`` where a provider or upstream left them out."""
+    if obj.created is UNSET:
+        obj.created = int(time.time())
+    if obj.object is UNSET:
+        obj.object = object_name
+
+
+class FunctionCall(Struct, omit_defaults=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCall(Struct, omit_defaults=True):
+    id: str
+    function: FunctionCall
+    type: str | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.type is UNSET:
+            self.type = "function"
+
+
+class ResponseMessage(Struct, omit_defaults=True):
+    content: str | None | UnsetType = UNSET
+    refusal: str | None | UnsetType = UNSET
+    role: str | UnsetType = UNSET
+    tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None
+    annotations: list[Json] | None = None
+    audio: Json | None = None
+    reasoning_content: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.content is UNSET:
+            self.content = None
+        if self.refusal is UNSET:
+            self.refusal = None
+        if self.role is UNSET:
+            self.role = "assistant"
+
+
+class Choice(Struct, omit_defaults=True):
+    index: int
+    message: ResponseMessage
+    finish_reason: str | None | UnsetType = UNSET
+    logprobs: Json | None | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.logprobs is UNSET:
+            self.logprobs = None
+        if self.finish_reason is UNSET or self.finish_reason is None:
+            self.finish_reason = "stop"  # some servers send null: the spec wants a reason
+
+
+class Usage(Struct, omit_defaults=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: Json | None = None
+    completion_tokens_details: Json | None = None
+
+
+class ChatCompletion(Struct, omit_defaults=True):
+    id: str
+    choices: list[Choice]
+    model: str
+    created: int | UnsetType = UNSET
+    object: str | UnsetType = UNSET
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+    def __post_init__(self) -> None:
+        _stamp(self, "chat.completion")
+
+
+class Delta(Struct, omit_defaults=True):
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[Json] | None = None
+    function_call: Json | None = None
+    reasoning_content: str | None = None
+
+
+class ChunkChoice(Struct, omit_defaults=True):
+    index: int
+    delta: Delta
+    finish_reason: str | None | UnsetType = UNSET
+    logprobs: Json | None = None
+
+    def __post_init__(self) -> None:
+        if self.finish_reason is UNSET:
+            self.finish_reason = None
+
+
+class ChatCompletionChunk(Struct, omit_defaults=True):
+    id: str
+    choices: list[ChunkChoice]
+    model: str
+    created: int | UnsetType = UNSET
+    object: str | UnsetType = UNSET
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+
+    def __post_init__(self) -> None:
+        _stamp(self, "chat.completion.chunk")
+
+
+class Embedding(Struct):
+    index: int
+    embedding: list[float] | str
+    object: str = "embedding"
+
+
+class EmbeddingUsage(Struct):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingResponse(Struct):
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage = msgspec.field(default_factory=EmbeddingUsage)
+    object: str = "list"
+
+
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+    "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
+    "sexual/minors", "violence", "violence/graphic",
+)
+
+
+class ModerationResult(Struct):
+    flagged: bool
+    categories: dict[str, bool | None]
+    category_scores: dict[str, float]
+    category_applied_input_types: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Older upstreams omit the newer categories; the spec requires every one."""
+        for name in MODERATION_CATEGORIES:
+            self.categories.setdefault(name, None if name.startswith("illicit") else False)
+            self.category_scores.setdefault(name, 0.0)
+            self.category_applied_input_types.setdefault(name, ["text"])
+
+
+class ModerationResponse(Struct):
+    id: str
+    model: str
+    results: list[ModerationResult]
+
+
+class ModelCard(Struct):
+    id: str
+    created: int
+    owned_by: str
+    object: str = "model"
+
+
+class ModelList(Struct):
+    data: list[ModelCard]
+    object: str = "list"

@@ -1,0 +1,48 @@
+"""An example third-party plugin: a complete provider in one file.
+
+It registers the ``echo`` provider, which answers chat requests by echoing the last message in
+upper case, so tests can tell it apart from the built-in mock. Install it with pip and it is
+found through the ``llm_sidecar`` entry point group, exactly like a built-in provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from sidecar import Provider, ProviderCall, hookimpl
+from sidecar.wire import ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, ResponseMessage, Usage
+
+__version__ = "0.3.0"
+
+
+class EchoProvider(Provider):
+    name = "echo"
+    capabilities = frozenset({"chat"})
+    description = "echoes the last message in upper case"
+
+    def supported_openai_params(self, model: str) -> list[str]:
+        return ["stream", "stream_options", "temperature", "max_tokens", "user"]
+
+    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
+        last = call.request.messages[-1].content
+        text = (last if isinstance(last, str) else "").upper()
+        if call.stream:
+            return self._stream(call, text)
+        words = len(text.split())
+        return ChatCompletion(
+            id="chatcmpl-echo", model=call.model,
+            choices=[Choice(index=0, message=ResponseMessage(content=text))],
+            usage=Usage(prompt_tokens=words, completion_tokens=words, total_tokens=2 * words),
+        )
+
+    async def _stream(self, call: ProviderCall, text: str) -> AsyncIterator[ChatCompletionChunk]:
+        for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+            yield ChatCompletionChunk(id="chatcmpl-echo", model=call.model,
+                                      choices=[ChunkChoice(index=0, delta=Delta(content=piece))])
+        yield ChatCompletionChunk(id="chatcmpl-echo", model=call.model,
+                                  choices=[ChunkChoice(index=0, delta=Delta(), finish_reason="stop")])
+
+
+@hookimpl
+def sidecar_providers() -> list[Provider]:
+    return [EchoProvider()]
