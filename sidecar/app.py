@@ -11,10 +11,11 @@ import pluggy
 from aiohttp import web
 
 from sidecar import keys, middlewares
-from sidecar.config import Config, ConfigError
+from sidecar.config import Config, ConfigError, resolve_env
 from sidecar.db import Database
 from sidecar.plugins import collect_providers, get_plugin_manager
 from sidecar.errors import SidecarError
+from sidecar.info import InfoCache
 from sidecar.registry import Deployment, Registry, build_deployment, config_deployment_id
 from sidecar.routes import add_routes
 
@@ -40,6 +41,8 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     registry = Registry(providers)
     registry.put_many(config_deployments(config, registry))
     app[keys.REGISTRY] = registry
+    app[keys.INFO_CACHE] = InfoCache(registry)
+    app[keys.SYNCED_MODELS] = {}
     app.cleanup_ctx.extend([client_session_ctx, database_ctx])
     add_routes(app)
     return app
@@ -80,12 +83,14 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     loaded = []
     for row in await db.list_deployments():
         try:
-            loaded.append(build_deployment(registry.providers, model_name=row["model_name"],
-                                           litellm_params=row["litellm_params"], model_info=row["model_info"],
-                                           id=row["id"], db_model=True))
+            loaded.append(build_deployment(
+                registry.providers, model_name=row["model_name"],
+                litellm_params=resolve_env(row["litellm_params"], "litellm_params", f"deployment {row['id']}"),
+                model_info=row["model_info"], id=row["id"], db_model=True, stored_params=row["litellm_params"]))
         except Exception as exc:  # a plugin was uninstalled: keep serving the rest
             log.warning("skipping stored deployment %s (%s): %s", row["id"], row["model_name"], exc)
     registry.put_many(loaded)
+    app[keys.SYNCED_MODELS].update(await db.synced_models())
     app[keys.STATE]["ready"] = True
     yield
     app[keys.STATE]["ready"] = False

@@ -40,6 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
                              description="List every plugin found through the llm_sidecar entry point group.")
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plugins.set_defaults(func=cmd_plugins)
+
+    lister = sub.add_parser("list", help="table of model groups: provider, context, prices, capabilities",
+                            description="List model groups from the config file and the database "
+                                        "(no server needed).")
+    _config_arg(lister)
+    lister.set_defaults(func=cmd_list)
+
+    sync = sub.add_parser("sync", help="refresh model lists from the providers' APIs",
+                          description="Ask each configured provider's plugin for its live model list "
+                                      "(e.g. GET /v1/models upstream) and store it in the database. "
+                                      "Unreachable providers are reported and skipped; the shipped "
+                                      "catalog stays the fallback.")
+    _config_arg(sync)
+    sync.add_argument("--models", action="store_true", help="sync model lists (the only thing to sync today)")
+    sync.add_argument("--providers", default="", help="comma-separated provider names (default: all configured)")
+    sync.set_defaults(func=cmd_sync)
     return parser
 
 
@@ -74,6 +90,43 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         table.append((r["name"], r["version"] or "-", provs, ", ".join(r["hooks"])))
     print_table(table)
     return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sidecar.config import ConfigError
+    from sidecar.offline import list_groups
+
+    try:
+        rows = asyncio.run(list_groups(config_path(args)))
+    except ConfigError as exc:
+        sys.stderr.write(f"sidecar: {exc}\n")
+        return 2
+    print_table(rows)
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sidecar.config import ConfigError
+    from sidecar.errors import SidecarError
+    from sidecar.offline import sync_models
+
+    if not args.models:
+        sys.stderr.write("sidecar sync: nothing to sync; pass --models\n")
+        return 2
+    only = [p.strip() for p in args.providers.split(",") if p.strip()] or None
+    try:
+        results = asyncio.run(sync_models(config_path(args), only))
+    except (ConfigError, SidecarError) as exc:
+        sys.stderr.write(f"sidecar: {getattr(exc, 'message', exc)}\n")
+        return 2
+    for name, result in results.items():
+        sys.stdout.write(f"{name}: {result if isinstance(result, str) else f'{result} models stored'}\n")
+    failed = [r for r in results.values() if isinstance(r, str) and r.startswith("unreachable")]
+    return 1 if failed and len(failed) == len(results) else 0
 
 
 def print_table(rows: Sequence[Sequence[str]]) -> None:

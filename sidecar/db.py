@@ -6,6 +6,7 @@ deployment acknowledged with a 200 survives a ``kill -9`` right after.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self.conn = conn
         self.path = path
+        self._write_lock = asyncio.Lock()  # one connection: transactions must not interleave
 
     @classmethod
     async def open(cls, path: str) -> Database:
@@ -111,17 +113,11 @@ class Database:
 
     async def replace_synced_models(self, provider: str, models: dict[str, dict]) -> None:
         now = time.time()
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            await self.conn.execute("DELETE FROM synced_models WHERE provider=?", (provider,))
-            await self.conn.executemany(
-                "INSERT INTO synced_models (provider, model, info, synced_at) VALUES (?, ?, ?, ?)",
-                [(provider, name, _encode(info), now) for name, info in models.items()],
-            )
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
+        await self._transaction([
+            ("DELETE FROM synced_models WHERE provider=?", [(provider,)]),
+            ("INSERT INTO synced_models (provider, model, info, synced_at) VALUES (?, ?, ?, ?)",
+             [(provider, name, _encode(info), now) for name, info in models.items()]),
+        ])
 
     async def synced_models(self) -> dict[str, dict[str, dict]]:
         async with self.conn.execute("SELECT provider, model, info FROM synced_models ORDER BY provider, model") as cur:
@@ -132,13 +128,19 @@ class Database:
         return out
 
     async def _write(self, sql: str, args: tuple) -> None:
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            await self.conn.execute(sql, args)
-            await self.conn.execute("COMMIT")
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
+        await self._transaction([(sql, [args])])
+
+    async def _transaction(self, steps: list[tuple[str, list[tuple]]]) -> None:
+        """Run ``steps`` in one transaction; returns once it is committed (durably)."""
+        async with self._write_lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in steps:
+                    await self.conn.executemany(sql, rows)
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
 
 
 async def _run_script(conn: aiosqlite.Connection, sql: str) -> None:

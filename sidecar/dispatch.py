@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sidecar import keys
 from sidecar.errors import SidecarError
+from sidecar.info import info_for_model, response_cost
 from sidecar.provider import Provider, ProviderCall
 from sidecar.registry import Deployment
 from sidecar.secrets import scrub
@@ -95,3 +96,15 @@ async def run_provider(dep: Deployment, coro_fn: Callable[[ProviderCall], Awaita
 
 def model_id_headers(dep: Deployment) -> dict[str, str]:
     return {"x-litellm-model-id": dep.id}
+
+
+def response_headers(request: web.Request, dep: Deployment, call: ProviderCall, usage: Any) -> dict[str, str]:
+    """``x-litellm-model-id``, and ``x-litellm-response-cost`` (USD, from the deployment's
+    per-token prices) when the answer reports usage."""
+    headers = {"x-litellm-model-id": dep.id}
+    if usage is not None:
+        info = info_for_model(dep, call.model, request.app[keys.SYNCED_MODELS])
+        prompt = getattr(usage, "prompt_tokens", 0) or 0
+        completion = getattr(usage, "completion_tokens", 0) or 0
+        headers["x-litellm-response-cost"] = repr(response_cost(info, prompt, completion))
+    return headers

@@ -25,3 +25,5 @@ CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 INFO_CACHE = web.AppKey("info_cache", "InfoCache")
 STATE = web.AppKey("state", dict[str, Any])
 """Small mutable flags: ``ready`` (plugins loaded and database open)."""
+SYNCED_MODELS = web.AppKey("synced_models", dict[str, dict[str, dict[str, Any]]])
+"""Model lists stored by ``sidecar sync --models``, by provider (loaded at start-up)."""

@@ -34,6 +34,9 @@ class Deployment:
     tpm: int | None = None
     rpm: int | None = None
     secrets: list[str] = field(default_factory=list)
+    stored_params: dict[str, Any] = field(default_factory=dict, repr=False)
+    """``litellm_params`` as written (``os.environ/`` references kept): what the database holds."""
+    info_cache: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def is_wildcard(self) -> bool:
@@ -78,6 +81,7 @@ def build_deployment(
     db_model: bool,
     tpm: int | None = None,
     rpm: int | None = None,
+    stored_params: dict[str, Any] | None = None,
 ) -> Deployment:
     provider, _ = split_model(litellm_params["model"], providers)
     info = dict(model_info or {})
@@ -88,6 +92,7 @@ def build_deployment(
         tpm=tpm if tpm is not None else litellm_params.get("tpm"),
         rpm=rpm if rpm is not None else litellm_params.get("rpm"),
         secrets=secret_values(litellm_params, provider.secret_params()),
+        stored_params=stored_params if stored_params is not None else litellm_params,
     )
 
 

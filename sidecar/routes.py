@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.handlers import health, openai_api
+from sidecar.handlers import health, info, management, openai_api
 
 # (method, path, handler, also under /v1)
 ROUTES = [
@@ -14,7 +14,16 @@ ROUTES = [
     ("POST", "/chat/completions", openai_api.chat_completions, True),
     ("POST", "/embeddings", openai_api.embeddings, True),
     ("POST", "/moderations", openai_api.moderations, True),
-    ("GET", "/models", openai_api.list_models, True),
+    ("GET", "/models", info.list_models, True),
+    # model info (read by operators, coding agents and dashboards)
+    ("GET", "/model/info", info.model_info, True),
+    ("GET", "/model_group/info", info.model_group_info, False),
+    ("GET", "/api/models", info.api_models, False),
+    # runtime model management (persisted in SQLite)
+    ("POST", "/model/new", management.model_new, False),
+    ("POST", "/model/update", management.model_update, False),
+    ("PATCH", "/model/{model_id}/update", management.model_patch, False),
+    ("POST", "/model/delete", management.model_delete, False),
 ]
 
 

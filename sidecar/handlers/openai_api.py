@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from aiohttp import web
 
 from sidecar import keys
-from sidecar.dispatch import model_id_headers, prepare_call, run_provider
+from sidecar.dispatch import model_id_headers, prepare_call, response_headers, run_provider
 from sidecar.errors import SidecarError, bad_request
 from sidecar.http import convert, encoder, json_response, read_json_object
 from sidecar.registry import Deployment
@@ -19,8 +18,6 @@ from sidecar.wire import (
     OPENAI_EMBEDDING_PARAMS,
     ChatCompletionRequest,
     EmbeddingRequest,
-    ModelCard,
-    ModelList,
     ModerationRequest,
 )
 
@@ -38,7 +35,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     dep, call = prepare_call(request, body, typed, typed.model, "chat", OPENAI_CHAT_PARAMS)
     result = await run_provider(dep, dep.provider.chat, call)
     if not call.stream:
-        return json_response(result, headers=model_id_headers(dep))
+        return json_response(result, headers=response_headers(request, dep, call, result.usage))
     return await stream_sse(request, dep, result)
 
 
@@ -85,7 +82,7 @@ async def embeddings(request: web.Request) -> web.Response:
     typed = convert(body, EmbeddingRequest)
     dep, call = prepare_call(request, body, typed, typed.model, "embedding", OPENAI_EMBEDDING_PARAMS)
     result = await run_provider(dep, dep.provider.embeddings, call)
-    return json_response(result, headers=model_id_headers(dep))
+    return json_response(result, headers=response_headers(request, dep, call, result.usage))
 
 
 async def moderations(request: web.Request) -> web.Response:
@@ -98,18 +95,14 @@ async def moderations(request: web.Request) -> web.Response:
 
 
 def _default_moderation_model(request: web.Request) -> str:
-    """With no ``model`` sent, the first group whose provider can moderate."""
-    for dep in request.app[keys.REGISTRY]:
-        if "moderation" in dep.provider.capabilities and not dep.is_wildcard:
+    """With no ``model`` sent, the first group with ``model_info.mode: moderation``, else the
+    first whose provider can moderate (a provider such as mock can do everything)."""
+    candidates = [dep for dep in request.app[keys.REGISTRY]
+                  if "moderation" in dep.provider.capabilities and not dep.is_wildcard]
+    for dep in candidates:
+        if dep.model_info.get("mode") == "moderation":
             return dep.model_name
+    if candidates:
+        return candidates[0].model_name
     raise SidecarError(400, "no `model` given and no moderation model is configured", param="model",
                        code="model_not_found")
-
-
-async def list_models(request: web.Request) -> web.Response:
-    """``GET /v1/models``: every model group, in OpenAI's list format."""
-    registry = request.app[keys.REGISTRY]
-    created = int(request.app[keys.STATE]["started_at"])
-    cards = [ModelCard(id=name, created=created, owned_by=registry.group(name)[0].provider.name)
-             for name in registry.group_names() if not "*" in name]
-    return json_response(ModelList(data=cards))

@@ -176,6 +176,10 @@ class MockProvider(Provider):
         if isinstance(delay, int | float) and delay > 0:
             await asyncio.sleep(float(delay))
 
+    async def list_models(self, params: Any, session: Any) -> list[str]:
+        """The mock serves any name; these are the ones it advertises to ``sidecar sync``."""
+        return ["mock-chat", "mock-embedding", "mock-moderation"]
+
     # ------------------------------------------------------------ embeddings
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:

@@ -1,0 +1,167 @@
+"""Info endpoints: ``/model/info``, ``/model_group/info``, ``/v1/models``, ``/api/models``.
+
+Each answer is encoded once per registry version and served from :class:`InfoCache`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from sidecar import catalog, keys
+from sidecar.errors import SidecarError
+from sidecar.http import bytes_response, encoder
+from sidecar.info import all_groups, deployment_info, model_info_row, named_group
+from sidecar.provider import CAPABILITIES
+from sidecar.registry import Deployment, Registry
+from sidecar.wire import ModelCard, ModelList
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _cached(request: web.Request, key: Any, build) -> web.Response:
+    cache = request.app[keys.INFO_CACHE]
+    body = cache.get(key)
+    if body is None:
+        body = cache.put(key, encoder.encode(build()))
+    return bytes_response(body)
+
+
+async def model_info(request: web.Request) -> web.Response:
+    """``{"data": [{model_name, litellm_params, model_info}]}``, credentials removed."""
+    registry = request.app[keys.REGISTRY]
+    synced = request.app[keys.SYNCED_MODELS]
+    wanted = request.query.get("litellm_model_id")
+    if wanted:
+        dep = registry.get(wanted)
+        if dep is None:
+            raise SidecarError(404, f"no deployment with id {wanted!r}", param="litellm_model_id",
+                               code="model_not_found")
+        return _cached(request, ("model_info", wanted), lambda: {"data": [model_info_row(dep, synced)]})
+    return _cached(request, ("model_info", None),
+                   lambda: {"data": [model_info_row(d, synced) for d in registry]})
+
+
+async def model_group_info(request: web.Request) -> web.Response:
+    registry = request.app[keys.REGISTRY]
+    synced = request.app[keys.SYNCED_MODELS]
+    group = request.query.get("model_group")
+    if group:
+        return _cached(request, ("group", group), lambda: {"data": named_group(registry, group, synced)})
+    return _cached(request, ("group", None), lambda: {"data": all_groups(registry, synced)})
+
+
+# ---------------------------------------------------------------- /v1/models
+
+
+def _visible(dep: Deployment, team_id: str | None) -> bool:
+    """Team models (``model_info.team_id``) are listed only for their team when one is asked."""
+    owner = dep.model_info.get("team_id")
+    return team_id is None or owner is None or owner == team_id
+
+
+def wildcard_names(dep: Deployment, synced: dict) -> list[tuple[str, str]]:
+    """(name, captured) for each concrete name a pattern deployment serves, from the catalog
+    and synced model lists."""
+    prefix, _, suffix = dep.model_name.partition("*")
+    model = dep.litellm_params["model"].split("/", 1)[1]
+    m_prefix, star, m_suffix = model.partition("*")
+    if not star:
+        return []
+    known = set(catalog.models_for_provider(dep.provider.name)) | set(synced.get(dep.provider.name, {}))
+    names = []
+    for name in sorted(known):
+        if name.startswith(m_prefix) and name.endswith(m_suffix) and len(name) > len(m_prefix) + len(m_suffix):
+            captured = name[len(m_prefix):len(name) - len(m_suffix)]
+            names.append((prefix + captured + suffix, captured))
+    return names
+
+
+def model_ids(registry: Registry, synced: dict, *, team_id: str | None, wildcard_routes: bool,
+              access_groups: bool) -> list[tuple[str, str]]:
+    """(id, owner) pairs for ``/v1/models``: groups, names wildcards cover, access groups."""
+    out: dict[str, str] = {}
+    for dep in registry:
+        if not _visible(dep, team_id):
+            continue
+        if dep.is_wildcard:
+            for name, _ in wildcard_names(dep, synced):
+                if not registry.group(name):
+                    out.setdefault(name, dep.provider.name)
+            if wildcard_routes:
+                out.setdefault(dep.model_name, dep.provider.name)
+        else:
+            out.setdefault(dep.model_name, dep.provider.name)
+        if access_groups:
+            for group in dep.model_info.get("access_groups") or ():
+                out.setdefault(str(group), "access_group")
+    return list(out.items())
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """OpenAI's model list. ``return_wildcard_routes`` adds patterns themselves; ``team_id`` hides
+    other teams' models; ``include_model_access_groups`` adds access group names."""
+    q = request.query
+    team_id = q.get("team_id") or None
+    wildcard_routes = q.get("return_wildcard_routes", "").lower() in _TRUE
+    access_groups = q.get("include_model_access_groups", "").lower() in _TRUE
+    app = request.app
+    created = int(app[keys.STATE]["started_at"])
+
+    def build() -> ModelList:
+        ids = model_ids(app[keys.REGISTRY], app[keys.SYNCED_MODELS], team_id=team_id,
+                        wildcard_routes=wildcard_routes, access_groups=access_groups)
+        return ModelList(data=[ModelCard(id=i, created=created, owned_by=owner) for i, owner in ids])
+
+    return _cached(request, ("models", team_id, wildcard_routes, access_groups), build)
+
+
+# ---------------------------------------------------------------- /api/models (vLLora's shape)
+
+API_CAPABILITIES = CAPABILITIES
+
+
+def api_model(dep: Deployment, name: str, captured: str | None, synced: dict) -> dict[str, Any]:
+    info = deployment_info(dep, captured, synced)
+    mode = info.get("mode")
+    capabilities = [mode] if mode in CAPABILITIES else sorted(dep.provider.capabilities)
+    per_million = lambda v: round(float(v) * 1_000_000, 6) if v is not None else None  # noqa: E731
+    return {
+        "id": name,
+        "provider": dep.provider.name,
+        "capabilities": capabilities,
+        "context_window": info.get("max_input_tokens"),
+        "max_output_tokens": info.get("max_output_tokens"),
+        "pricing": {"input": per_million(info.get("input_cost_per_token")),
+                    "output": per_million(info.get("output_cost_per_token"))},
+        "features": [f.removeprefix("supports_") for f, v in info.items() if f.startswith("supports_") and v is True],
+    }
+
+
+async def api_models(request: web.Request) -> web.Response:
+    """``{"models": [...]}``; ``?provider=`` and ``?capability=`` filter."""
+    provider = request.query.get("provider") or None
+    capability = request.query.get("capability") or None
+    if capability is not None and capability not in API_CAPABILITIES:
+        raise SidecarError(400, f"unknown capability {capability!r}; valid: {', '.join(API_CAPABILITIES)}",
+                           param="capability", code="invalid_value")
+    app = request.app
+
+    def build() -> dict[str, Any]:
+        registry, synced = app[keys.REGISTRY], app[keys.SYNCED_MODELS]
+        rows: dict[str, dict[str, Any]] = {}
+        for dep in registry:
+            if dep.is_wildcard:
+                names = wildcard_names(dep, synced)
+            else:
+                names = [(dep.model_name, None)]
+            for name, captured in names:
+                if name in rows or (provider and dep.provider.name != provider):
+                    continue
+                row = api_model(dep, name, captured, synced)
+                if capability is None or capability in row["capabilities"]:
+                    rows[name] = row
+        return {"models": list(rows.values())}
+
+    return _cached(request, ("api_models", provider, capability), build)

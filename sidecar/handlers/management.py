@@ -1,0 +1,136 @@
+"""Runtime model management: ``/model/new``, ``/model/update``, ``PATCH /model/{id}/update``,
+``/model/delete``. Changes are committed to SQLite before they are acknowledged, and apply to
+the next request; requests in flight finish on the deployment they started with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from sidecar import keys
+from sidecar.config import ConfigError, resolve_env
+from sidecar.errors import SidecarError
+from sidecar.http import convert, json_response, read_json_object
+from sidecar.info import model_info_row
+from sidecar.registry import Deployment, build_deployment, new_deployment_id
+from sidecar.secrets import is_secret_param
+
+
+class NewDeployment(msgspec.Struct):
+    model_name: str
+    litellm_params: dict[str, Any]
+    model_info: dict[str, Any] | None = None
+
+
+class UpdateDeployment(msgspec.Struct):
+    model_name: str | None = None
+    litellm_params: dict[str, Any] | None = None
+    model_info: dict[str, Any] | None = None
+
+
+class DeleteDeployment(msgspec.Struct):
+    id: str
+
+
+def _build(request: web.Request, model_name: str, params: dict[str, Any], info: dict[str, Any],
+           id: str) -> Deployment:
+    """A deployment from stored (unresolved) params; 400s name the field at fault."""
+    if not model_name.strip():
+        raise SidecarError(400, "model_name must not be empty", param="model_name", code="invalid_value")
+    if not isinstance(params.get("model"), str) or not params["model"]:
+        raise SidecarError(400, "litellm_params.model is required: a string such as 'openai/gpt-4o-mini'",
+                           param="litellm_params.model", code="invalid_value")
+    try:
+        resolved = resolve_env(params, "litellm_params", "request")
+    except ConfigError as exc:
+        raise SidecarError(400, str(exc).removeprefix("request: "), param="litellm_params",
+                           code="invalid_value") from None
+    registry = request.app[keys.REGISTRY]
+    return build_deployment(registry.providers, model_name=model_name, litellm_params=resolved,
+                            model_info=info, id=id, db_model=True, stored_params=params)
+
+
+def _editable(request: web.Request, deployment_id: str) -> Deployment:
+    dep = request.app[keys.REGISTRY].get(deployment_id)
+    if dep is None:
+        raise SidecarError(404, f"no deployment with id {deployment_id!r}", param="id", code="model_not_found")
+    if not dep.db_model:
+        raise SidecarError(409, f"deployment {deployment_id!r} comes from the config file "
+                                f"({request.app[keys.CONFIG].source}); edit the config file and restart to change it",
+                           param="id", code="config_deployment")
+    return dep
+
+
+def _answer(request: web.Request, dep: Deployment) -> web.Response:
+    return json_response(model_info_row(dep, request.app[keys.SYNCED_MODELS]))
+
+
+async def model_new(request: web.Request) -> web.Response:
+    new = convert(await read_json_object(request), NewDeployment)
+    info = dict(new.model_info or {})
+    deployment_id = str(info.get("id") or new_deployment_id())
+    registry = request.app[keys.REGISTRY]
+    if registry.get(deployment_id) is not None:
+        raise SidecarError(409, f"a deployment with id {deployment_id!r} already exists", param="model_info.id",
+                           code="duplicate_id")
+    dep = _build(request, new.model_name, new.litellm_params, info, deployment_id)
+    try:
+        await request.app[keys.DATABASE].insert_deployment(deployment_id, dep.model_name, new.litellm_params,
+                                                           _stored_info(dep))
+    except Exception as exc:
+        if "UNIQUE" in str(exc):
+            raise SidecarError(409, f"a deployment with id {deployment_id!r} already exists",
+                               param="model_info.id", code="duplicate_id") from None
+        raise
+    registry.put(dep)
+    return _answer(request, dep)
+
+
+async def model_update(request: web.Request) -> web.Response:
+    """Fields given replace the stored ones (credentials not sent are kept: info answers never
+    show them, so a read-modify-write must not lose them)."""
+    update = convert(await read_json_object(request), UpdateDeployment)
+    deployment_id = (update.model_info or {}).get("id")
+    if not deployment_id:
+        raise SidecarError(400, "model_info.id names the deployment to update", param="model_info.id",
+                           code="invalid_value")
+    old = _editable(request, str(deployment_id))
+    params = old.stored_params
+    if update.litellm_params is not None:
+        kept = {k: v for k, v in params.items() if is_secret_param(k) and k not in update.litellm_params}
+        params = {**update.litellm_params, **kept}
+    info = update.model_info if update.model_info is not None else _stored_info(old)
+    return await _replace(request, old, update.model_name or old.model_name, params, info)
+
+
+async def model_patch(request: web.Request) -> web.Response:
+    """Only the fields sent change; ``litellm_params`` and ``model_info`` merge key by key."""
+    old = _editable(request, request.match_info["model_id"])
+    update = convert(await read_json_object(request), UpdateDeployment)
+    params = {**old.stored_params, **(update.litellm_params or {})}
+    info = {**_stored_info(old), **(update.model_info or {})}
+    return await _replace(request, old, update.model_name or old.model_name, params, info)
+
+
+async def _replace(request: web.Request, old: Deployment, model_name: str, params: dict[str, Any],
+                   info: dict[str, Any]) -> web.Response:
+    info = {k: v for k, v in info.items() if k not in ("id", "db_model")}
+    dep = _build(request, model_name, params, info, old.id)
+    await request.app[keys.DATABASE].update_deployment(old.id, dep.model_name, params, _stored_info(dep))
+    request.app[keys.REGISTRY].put(dep)
+    return _answer(request, dep)
+
+
+async def model_delete(request: web.Request) -> web.Response:
+    body = convert(await read_json_object(request), DeleteDeployment)
+    dep = _editable(request, body.id)
+    await request.app[keys.DATABASE].delete_deployment(dep.id)
+    request.app[keys.REGISTRY].remove(dep.id)
+    return json_response({"message": f"deleted deployment {dep.id}", "id": dep.id, "model_name": dep.model_name})
+
+
+def _stored_info(dep: Deployment) -> dict[str, Any]:
+    """The operator's ``model_info`` as stored (the id lives in its own column)."""
+    return {k: v for k, v in dep.model_info.items() if k not in ("id", "db_model")}

@@ -1,0 +1,181 @@
+"""Model info: catalog facts, plugin declarations and operator overrides, combined.
+
+A deployment's info = shipped catalog (or models stored by ``sidecar sync``) for its upstream
+model, then what its provider plugin declares (``supported_openai_params``, provider name),
+then the deployment's own ``model_info`` (custom prices, context of a self-hosted model).
+
+Groups combine their deployments' info by these rules: ``providers`` is the ordered union;
+token limits and costs the maximum; ``supports_*`` true if any deployment supports it; ``tpm``
+and ``rpm`` the sum (null when none is set); ``mode`` the first one known;
+``supported_openai_params`` the params every deployment accepts.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sidecar import catalog
+from sidecar.registry import Deployment, Registry
+from sidecar.secrets import is_secret_param, strip_url_credentials
+
+SUPPORTS_FLAGS = (
+    "supports_system_messages", "supports_response_schema", "supports_vision", "supports_function_calling",
+    "supports_tool_choice", "supports_assistant_prefill", "supports_prompt_caching", "supports_audio_input",
+    "supports_audio_output", "supports_pdf_input", "supports_embedding_image_input", "supports_native_streaming",
+    "supports_web_search", "supports_reasoning", "supports_computer_use", "supports_parallel_function_calling",
+)
+NUMERIC_FIELDS = (
+    "max_tokens", "max_input_tokens", "max_output_tokens", "input_cost_per_token", "output_cost_per_token",
+    "cache_creation_input_token_cost", "cache_read_input_token_cost",
+)
+GROUP_FIELDS = (
+    "model_group", "providers", "max_input_tokens", "max_output_tokens", "input_cost_per_token",
+    "output_cost_per_token", "mode", "tpm", "rpm", "supports_parallel_function_calling", "supports_vision",
+    "supports_function_calling", "supported_openai_params",
+)
+
+SyncedModels = Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+
+def catalog_facts(provider: str, model: str, synced: SyncedModels | None = None) -> dict[str, Any]:
+    """What is known of ``model`` at ``provider``: synced data first, the shipped catalog after."""
+    facts = dict(catalog.lookup(model, provider) or {})
+    stored = (synced or {}).get(provider, {}).get(model)
+    if stored:
+        facts.update({k: v for k, v in stored.items() if v is not None})
+    return facts
+
+
+def deployment_info(dep: Deployment, captured: str | None = None, synced: SyncedModels | None = None) -> dict[str, Any]:
+    """The full ``model_info`` of a deployment (for a wildcard, of the name it captured)."""
+    return info_for_model(dep, dep.upstream_model(captured), synced, resolved=captured is not None)
+
+
+def info_for_model(dep: Deployment, model: str, synced: SyncedModels | None = None,
+                   resolved: bool = True) -> dict[str, Any]:
+    """``deployment_info`` for the upstream ``model`` a request was sent to; cached on the
+    deployment (a changed deployment is a new object, so the cache never goes stale)."""
+    cache_key = (model, id(synced))
+    cached = dep.info_cache.get(cache_key)
+    if cached is not None:
+        return cached
+    info: dict[str, Any] = {"id": dep.id, "db_model": dep.db_model, "key": model}
+    info.update({f: None for f in NUMERIC_FIELDS})
+    info.update({"litellm_provider": dep.provider.name, "mode": None})
+    info.update({f: False for f in SUPPORTS_FLAGS})
+    if not dep.is_wildcard or resolved:
+        facts = catalog_facts(dep.provider.name, model, synced)
+        facts.pop("litellm_provider", None)  # the plugin serving it is the provider here
+        info.update({k: v for k, v in facts.items() if v is not None})
+    info.update({k: v for k, v in dep.model_info.items() if k not in ("id", "db_model")})
+    if info.get("max_tokens") is None:
+        info["max_tokens"] = info.get("max_output_tokens")
+    info["tpm"] = dep.tpm
+    info["rpm"] = dep.rpm
+    info["supported_openai_params"] = dep.provider.supported_openai_params(model)
+    info["id"], info["db_model"] = dep.id, dep.db_model
+    dep.info_cache[cache_key] = info
+    return info
+
+
+def public_params(dep: Deployment) -> dict[str, Any]:
+    """``litellm_params`` without credentials (keys, tokens, passwords, cloud credentials,
+    api_base, and user:password or query tokens inside any URL)."""
+    extra = dep.provider.secret_params()
+    out = {}
+    for k, v in dep.litellm_params.items():
+        if k in extra or is_secret_param(k):
+            continue
+        out[k] = strip_url_credentials(v) if isinstance(v, str) and "://" in v else v
+    return out
+
+
+def model_info_row(dep: Deployment, synced: SyncedModels | None = None) -> dict[str, Any]:
+    return {"model_name": dep.model_name, "litellm_params": public_params(dep),
+            "model_info": deployment_info(dep, synced=synced)}
+
+
+def group_info(name: str, deps: Iterable[tuple[Deployment, str | None]], synced: SyncedModels | None = None) -> dict[str, Any]:
+    """One ``/model_group/info`` row, combining its deployments by the module's rules."""
+    infos = [(dep, deployment_info(dep, captured, synced)) for dep, captured in deps]
+    providers = list(dict.fromkeys(dep.provider.name for dep, _ in infos))
+
+    def most(field: str, default: Any = None) -> Any:
+        values = [i[field] for _, i in infos if isinstance(i.get(field), int | float)]
+        return max(values) if values else default
+
+    def total(field: str) -> int | None:
+        values = [i[field] for _, i in infos if isinstance(i.get(field), int)]
+        return sum(values) if values else None
+
+    params: list[str] = list(infos[0][1]["supported_openai_params"]) if infos else []
+    for _, i in infos[1:]:
+        accepted = set(i["supported_openai_params"])
+        params = [p for p in params if p in accepted]
+    return {
+        "model_group": name,
+        "providers": providers,
+        "max_input_tokens": most("max_input_tokens"),
+        "max_output_tokens": most("max_output_tokens"),
+        "input_cost_per_token": most("input_cost_per_token", 0.0),
+        "output_cost_per_token": most("output_cost_per_token", 0.0),
+        "mode": next((i["mode"] for _, i in infos if i.get("mode")), None),
+        "tpm": total("tpm"),
+        "rpm": total("rpm"),
+        "supports_parallel_function_calling": any(i.get("supports_parallel_function_calling") for _, i in infos),
+        "supports_vision": any(i.get("supports_vision") for _, i in infos),
+        "supports_function_calling": any(i.get("supports_function_calling") for _, i in infos),
+        "supported_openai_params": params,
+    }
+
+
+def all_groups(registry: Registry, synced: SyncedModels | None = None) -> list[dict[str, Any]]:
+    return [group_info(name, [(d, None) for d in registry.group(name)], synced) for name in registry.group_names()]
+
+
+def named_group(registry: Registry, name: str, synced: SyncedModels | None = None) -> list[dict[str, Any]]:
+    """``?model_group=``: an exact group, or the name as a wildcard deployment would serve it."""
+    exact = registry.group(name)
+    if exact:
+        return [group_info(name, [(d, None) for d in exact], synced)]
+    deps, captured = registry.resolve(name)
+    return [group_info(name, [(d, captured) for d in deps], synced)] if deps else []
+
+
+def response_cost(info: Mapping[str, Any], prompt_tokens: int, completion_tokens: int) -> float:
+    """What a call cost at the deployment's per-token prices."""
+    return (prompt_tokens * float(info.get("input_cost_per_token") or 0.0)
+            + completion_tokens * float(info.get("output_cost_per_token") or 0.0))
+
+
+class InfoCache:
+    """Encoded answers of the info endpoints, valid for one registry version.
+
+    A request costs a dict lookup however many deployments there are; a registry change
+    (``version`` bump) empties it. Bounded, since query strings vary.
+    """
+
+    def __init__(self, registry: Registry, max_entries: int = 512) -> None:
+        self.registry = registry
+        self.max_entries = max_entries
+        self._version = -1
+        self._entries: OrderedDict[Any, bytes] = OrderedDict()
+
+    def get(self, key: Any) -> bytes | None:
+        if self._version != self.registry.version:
+            self._entries.clear()
+            self._version = self.registry.version
+            return None
+        body = self._entries.get(key)
+        if body is not None:
+            self._entries.move_to_end(key)
+        return body
+
+    def put(self, key: Any, body: bytes) -> bytes:
+        if self._version == self.registry.version:
+            self._entries[key] = body
+            if len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return body
