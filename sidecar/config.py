@@ -141,17 +141,56 @@ def sqlite_path(url: str) -> str:
 
 def load_config(path: str | Path) -> Config:
     """Read and check a YAML config file."""
-    import yaml  # only needed at start-up
-
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return parse_config(read_yaml(raw, str(path)) or {}, source=str(path))
+
+
+BIG_CONFIG_BYTES = 256 * 1024
+
+
+def read_yaml(raw: bytes, source: str) -> Any:
+    """Parse YAML. PyYAML builds objects in Python (~1 s for 10,000 deployments), so a big
+    file's parse is kept as msgpack under ``$SIDECAR_CACHE_DIR`` (default
+    ``~/.cache/llm-sidecar``, mode 0600), keyed by the file's sha256; env references stay
+    unresolved there, and any cache failure just means parsing again."""
+    import yaml  # only needed at start-up
+
+    cache = _cache_file(raw) if len(raw) >= BIG_CONFIG_BYTES else None
+    if cache is not None:
+        try:
+            return msgspec.msgpack.decode(cache.read_bytes())
+        except (OSError, msgspec.DecodeError):
+            pass
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    return parse_config(data, source=str(path))
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    if cache is not None:
+        _write_cache(cache, data)
+    return data
+
+
+def _cache_file(raw: bytes) -> Path:
+    import hashlib
+
+    folder = Path(os.environ.get("SIDECAR_CACHE_DIR") or Path.home() / ".cache" / "llm-sidecar")
+    return folder / f"config-{hashlib.sha256(raw).hexdigest()}.msgpack"
+
+
+def _write_cache(cache: Path, data: Any) -> None:
+    try:
+        encoded = msgspec.msgpack.encode(data)
+        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(encoded)
+        os.replace(tmp, cache)
+    except (OSError, TypeError, ValueError):
+        pass  # an unwritable cache or a YAML value msgpack cannot hold: parse next time too
 
 
 def parse_config(data: Any, source: str = "<dict>") -> Config:
