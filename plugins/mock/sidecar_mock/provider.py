@@ -126,7 +126,8 @@ class MockProvider(Provider):
             text = f"Mock reply to: {said}" if last.role == "user" else f"Mock summary of the tool result: {said}"
             fmt = req.response_format if isinstance(req.response_format, dict) else {}
             if fmt.get("type") in ("json_object", "json_schema"):
-                schema = (fmt.get("json_schema") or {}).get("schema") or {}
+                spec = fmt.get("json_schema")
+                schema = (spec.get("schema") if isinstance(spec, dict) else None) or {}
                 text = msgspec.json.encode(_example(schema, said) if schema else {"reply": text}).decode()
         finish = "stop"
         stops = req.stop if isinstance(req.stop, list) else [req.stop] if isinstance(req.stop, str) else []
@@ -134,6 +135,9 @@ class MockProvider(Provider):
             if stop and stop in text:
                 text = text[: text.index(stop)]
         limit = next((v for v in (req.max_completion_tokens, req.max_tokens) if isinstance(v, int)), None)
+        if limit is not None and limit < 1:
+            name = "max_completion_tokens" if isinstance(req.max_completion_tokens, int) else "max_tokens"
+            raise ProviderError(400, f"`{name}` must be at least 1", param=name, code="invalid_value")
         if limit is not None and len(_words(text)) > limit:
             text, finish = " ".join(_words(text)[:limit]), "length"
         return text, finish
@@ -143,8 +147,17 @@ class MockProvider(Provider):
         choice = req.tool_choice
         if not tools or choice == "none" or req.messages[-1].role == "tool":
             return None
-        functions = [t.get("function") or {} for t in tools if t.get("type", "function") == "function"]
-        wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        functions = []
+        for i, tool in enumerate(tools):
+            fn = tool.get("function")
+            if tool.get("type", "function") != "function":
+                continue
+            if not isinstance(fn, dict) or not isinstance(fn.get("parameters", {}), dict | None):
+                at = f"tools[{i}].function" + ("" if not isinstance(fn, dict) else ".parameters")
+                raise ProviderError(400, f"`{at}` must be an object", param=at, code="invalid_value")
+            functions.append(fn)
+        picked = choice.get("function") if isinstance(choice, dict) else None
+        wanted = picked.get("name") if isinstance(picked, dict) else None
         fn = next((f for f in functions if f.get("name") == wanted), functions[0] if functions else None)
         if not fn or not fn.get("name"):
             return None
@@ -233,12 +246,14 @@ def _unit_vector(text: str, dims: int) -> list[float]:
 
 def _example(schema: dict[str, Any], said: str) -> Any:
     """A value matching a JSON schema (type-driven), with ``said`` for strings."""
+    if not isinstance(schema, dict):
+        return said
     kind = schema.get("type")
-    if "enum" in schema and schema["enum"]:
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][0]
     if kind == "object" or "properties" in schema:
-        props = schema.get("properties") or {}
-        required = schema.get("required") or list(props)
+        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        required = schema.get("required") if isinstance(schema.get("required"), list) else list(props)
         return {k: _example(props.get(k) or {}, said) for k in required}
     if kind == "array":
         return [_example(schema.get("items") or {}, said)]
