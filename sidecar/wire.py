@@ -90,7 +90,7 @@ def check_embedding_input(value: str | list[Any]) -> None:
     if isinstance(value, str):
         return
     if not value:
-        raise ValueError("`input` must not be empty")
+        raise ValueError("`input` must not be empty - at `$.input`")
     first = value[0]
     kind = (str,) if isinstance(first, str) else (int,) if isinstance(first, int) else (list,)
     if not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
