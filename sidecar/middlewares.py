@@ -49,14 +49,21 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Sideca
     return SidecarError(exc.status, exc.reason or "request failed")
 
 
-def presented_key(request: web.Request) -> str | None:
-    """The key a client sent: ``Authorization: Bearer``, ``x-api-key`` or ``x-litellm-api-key``."""
-    headers = request.headers
-    auth = headers.get("Authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else auth.strip()
-    return headers.get("x-api-key") or headers.get("x-litellm-api-key")
+def presented_keys(request: web.Request) -> list[str]:
+    """The keys a client sent: ``Authorization: Bearer``, ``x-api-key`` or ``x-litellm-api-key``.
+
+    A client may send several (a Vertex or Azure SDK puts its own token in ``Authorization`` and
+    the gateway's key in ``x-litellm-api-key``, as LiteLLM documents): any one may match.
+    """
+    keys_sent = []
+    for name in ("x-litellm-api-key", "Authorization", "x-api-key"):
+        value = request.headers.get(name, "").strip()
+        scheme, _, rest = value.partition(" ")
+        if scheme.lower() == "bearer":
+            value = rest.strip()
+        if value:
+            keys_sent.append(value)
+    return keys_sent
 
 
 def auth(master_key: str) -> web.middleware:
@@ -66,11 +73,12 @@ def auth(master_key: str) -> web.middleware:
     @web.middleware
     async def require_master_key(request: web.Request, handler) -> web.StreamResponse:
         if not request.path.startswith(PUBLIC_PREFIXES):
-            key = presented_key(request)
-            if key is None:
+            sent = presented_keys(request)
+            if not sent:
                 raise SidecarError(401, "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
                                    code="missing_api_key")
-            if not hmac.compare_digest(key.encode(), expected):
+            # every candidate is compared (no early exit), each in constant time
+            if not sum(hmac.compare_digest(key.encode(), expected) for key in sent):
                 raise SidecarError(401, "invalid API key", code="invalid_api_key")
         return await handler(request)
 
