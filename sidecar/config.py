@@ -96,6 +96,7 @@ _LITELLM_GENERAL_UNUSED = frozenset({
     "use_redis_transaction_buffer", "forward_openai_org_id", "forward_client_headers_to_llm_api",
     "maximum_spend_logs_retention_period", "enable_jwt_auth", "litellm_jwtauth", "admin_only_routes",
 })
+_APPLIED_LITELLM_SECTIONS = frozenset({"environment_variables"})  # set in os.environ at load
 _OWN_SECTIONS = ("model_list", "router_settings", "general_settings")
 _LITELLM_SECTIONS = frozenset({
     "litellm_settings", "environment_variables", "callback_settings", "guardrails",
@@ -127,8 +128,11 @@ class Config:
     @property
     def database_path(self) -> str:
         """The SQLite file: env ``SIDECAR_DATABASE_URL`` wins over ``database_url``."""
-        url = os.environ.get("SIDECAR_DATABASE_URL") or self.general.database_url or "sqlite:///sidecar.db"
-        return sqlite_path(url)
+        env = os.environ.get("SIDECAR_DATABASE_URL")
+        try:
+            return sqlite_path(env or self.general.database_url or "sqlite:///sidecar.db")
+        except ConfigError as exc:
+            raise ConfigError(f"$SIDECAR_DATABASE_URL: {exc}" if env else f"{self.source}: {exc}") from None
 
 
 def sqlite_path(url: str) -> str:
@@ -167,7 +171,9 @@ def read_yaml(raw: bytes, source: str) -> Any:
     try:
         data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or str(exc)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}: invalid YAML{where}: {' '.join(problem.split())}") from None
     if cache is not None:
         _write_cache(cache, data)
     return data
@@ -200,10 +206,14 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
     config = Config(source=source)
     for key in data:
         if key in _LITELLM_SECTIONS:
-            config.warnings.append(f"section {key!r} is LiteLLM's and is not used by llm-sidecar")
+            if key not in _APPLIED_LITELLM_SECTIONS:
+                config.warnings.append(f"section {key!r} is LiteLLM's and is not used by llm-sidecar")
         elif key not in _OWN_SECTIONS:
             raise ConfigError(f"{source}: $.{key}: unknown section{_suggest(key, _OWN_SECTIONS + tuple(_LITELLM_SECTIONS))}; "
                               f"expected one of {', '.join(_OWN_SECTIONS)}")
+    for key in ("general_settings", "router_settings", "environment_variables"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise ConfigError(f"{source}: $.{key}: expected a mapping, got {type(data[key]).__name__}")
     for name, value in (data.get("environment_variables") or {}).items():
         os.environ[str(name)] = str(resolve_env(value, f"$.environment_variables.{name}", source))
 
@@ -213,6 +223,11 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
         del general[key]
     config.general = _convert(resolve_env(general, "$.general_settings", source), GeneralSettings,
                               "$.general_settings", source)
+    if config.general.database_url is not None:
+        try:
+            sqlite_path(config.general.database_url)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: $.general_settings.{exc}") from None
     config.router = _convert(resolve_env(data.get("router_settings") or {}, "$.router_settings", source),
                              RouterSettings, "$.router_settings", source)
     model_list = data.get("model_list") or []

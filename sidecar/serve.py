@@ -17,6 +17,7 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False) -> i
 
     try:
         config = load_config(config_file)
+        config.database_path  # noqa: B018 - a bad $SIDECAR_DATABASE_URL fails here, not after binding
         app = create_app(config)
     except (ConfigError, PluginError) as exc:
         sys.stderr.write(f"sidecar: {exc}\n")
@@ -28,13 +29,17 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False) -> i
     loop_factory = _uvloop_factory()
     log.info("llm-sidecar serving %d deployments on http://%s:%d (%s)", len(app[_registry_key()]), host, port,
              "uvloop" if loop_factory else "asyncio")
-    web.run_app(
-        app, host=host, port=port, print=None,
-        access_log=log if access_log else None,
-        shutdown_timeout=config.general.graceful_shutdown_seconds,
-        handle_signals=True,
-        **({"loop": loop_factory()} if loop_factory else {}),
-    )
+    try:
+        web.run_app(
+            app, host=host, port=port, print=None,
+            access_log=log if access_log else None,
+            shutdown_timeout=config.general.graceful_shutdown_seconds,
+            handle_signals=True,
+            **({"loop": loop_factory()} if loop_factory else {}),
+        )
+    except OSError as exc:  # the port is taken, the address is not ours...
+        sys.stderr.write(f"sidecar: cannot serve on {host}:{port}: {exc.strerror or exc}\n")
+        return 1
     return 0
 
 
