@@ -84,10 +84,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(rows)).decode() + "\n")
         return 0
-    table = [("PLUGIN", "VERSION", "PROVIDERS (capabilities)", "HOOKS")]
+    # one line per provider, each line complete on its own (grep-able)
+    table = [("PLUGIN", "VERSION", "PROVIDER", "CAPABILITIES", "HOOKS")]
     for r in rows:
-        provs = "; ".join(f"{p['name']} ({', '.join(p['capabilities'])})" for p in r["providers"]) or "-"
-        table.append((r["name"], r["version"] or "-", provs, ", ".join(r["hooks"])))
+        hooks = ",".join(r["hooks"]) or "-"
+        for p in r["providers"] or [{"name": "-", "capabilities": []}]:
+            table.append((r["name"], r["version"] or "-", p["name"], ",".join(p["capabilities"]) or "-", hooks))
     print_table(table)
     return 0
 

@@ -63,7 +63,11 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
 
 
 def _module_version(plugin: object) -> str | None:
+    """The version of a plugin registered without an entry point: its distribution's, else its
+    ``__version__`` (a plugin may be an object, not a module)."""
+    module = getattr(plugin, "__name__", None) or type(plugin).__module__
     try:
-        return importlib.metadata.version(getattr(plugin, "__name__", "").split(".")[0])
-    except importlib.metadata.PackageNotFoundError:
-        return None
+        return importlib.metadata.version(module.split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        version = getattr(plugin, "__version__", None)
+        return str(version) if version is not None else None
