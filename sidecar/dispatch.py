@@ -3,6 +3,7 @@ credentials, build the upstream body, and run the provider with its errors scrub
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from sidecar import keys
-from sidecar.errors import SidecarError
+from sidecar.errors import ProviderError, SidecarError
 from sidecar.info import info_for_model, response_cost
 from sidecar.provider import Provider, ProviderCall
 from sidecar.registry import Deployment
@@ -18,6 +19,7 @@ from sidecar.secrets import scrub
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 
 T = TypeVar("T")
+log = logging.getLogger("sidecar")
 
 MODE_FOR_CAPABILITY = {"chat": "chat", "embedding": "embedding", "moderation": "moderation"}
 
@@ -88,10 +90,18 @@ async def run_provider(dep: Deployment, coro_fn: Callable[[ProviderCall], Awaita
         return await coro_fn(call)
     except SidecarError as err:
         err.message = scrub(err.message, dep.secrets)
+        if isinstance(err, ProviderError):
+            log_upstream_failure(dep, err)
         raise
     except NotImplementedError:
         raise SidecarError(400, f"provider {dep.provider.name!r} does not implement this endpoint",
                            param="model", code="unsupported_capability") from None
+
+
+def log_upstream_failure(dep: Deployment, err: SidecarError) -> None:
+    """One line for the operator; ``err.message`` is already scrubbed of the deployment's secrets."""
+    log.warning("deployment %s (%s, %s) failed: %s %s", dep.id, dep.model_name, dep.provider.name,
+                getattr(err, "upstream_status", err.status), err.message)
 
 
 def model_id_headers(dep: Deployment) -> dict[str, str]:

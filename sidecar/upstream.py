@@ -133,18 +133,25 @@ async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
     """The ``data:`` payloads of an SSE response, as they arrive, up to ``[DONE]``.
 
     An ``error`` payload raises it; a stream that ends without ``[DONE]`` or breaks raises a 502.
+    Lines are split here rather than by ``StreamReader.readline``, which fails on an event longer
+    than twice the session's read buffer (a big tool call, audio or image delta).
     """
+    pending: list[bytes] = []  # the pieces of a line not yet ended
     try:
-        async for line in resp.content:
-            if not line.startswith(b"data:"):
-                continue  # comments, event:, id:, blank separators
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
-                return
-            if payload[:12].replace(b" ", b"").startswith(b'{"error"'):
-                raise error_from_body(500, payload, provider)
-            if payload:
-                yield payload
+        async for data in resp.content.iter_any():
+            if b"\n" not in data:
+                pending.append(data)
+                continue
+            *lines, rest = b"".join((*pending, data)).split(b"\n")
+            pending = [rest]
+            for line in lines:
+                payload = _sse_payload(line, provider)
+                if payload is _DONE:
+                    return
+                if payload:
+                    yield payload
+        if _sse_payload(b"".join(pending), provider) is _DONE:  # a last line without its newline
+            return
     except ProviderError:
         raise
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -152,3 +159,27 @@ async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
     finally:
         resp.release()
     raise ProviderError(502, f"{provider} upstream ended the stream before [DONE]", code="upstream_disconnected")
+
+
+_DONE = b"[DONE]"
+
+
+def _sse_payload(line: bytes, provider: str) -> bytes | None:
+    """A ``data:`` line's payload (``_DONE`` at the end); None for comments, ``event:``, blanks."""
+    if not line.startswith(b"data:"):
+        return None
+    payload = line[5:].strip()
+    if payload == _DONE:
+        return _DONE
+    if b'"error"' in payload and _has_error(payload):  # (never true inside an escaped JSON string)
+        raise error_from_body(500, payload, provider)
+    return payload or None
+
+
+def _has_error(payload: bytes) -> bool:
+    """An error event: OpenAI's ``{"error": {...}}``, or a chunk carrying a top-level ``error``
+    (OpenRouter's mid-stream failures, with ``finish_reason: "error"``)."""
+    try:
+        return bool(_envelope_decoder.decode(payload).error)
+    except msgspec.DecodeError:
+        return False

@@ -146,13 +146,16 @@ class FunctionCall(Struct, omit_defaults=True):
 
 
 class ToolCall(Struct, omit_defaults=True):
+    """A function tool call, or OpenAI's custom tool call (``type: "custom"``, ``custom: {name, input}``)."""
+
     id: str
-    function: FunctionCall
+    function: FunctionCall | None = None
     type: str | UnsetType = UNSET
+    custom: Json | None = None
 
     def __post_init__(self) -> None:
         if self.type is UNSET:
-            self.type = "function"
+            self.type = "custom" if self.function is None and self.custom is not None else "function"
 
 
 class ResponseMessage(Struct, omit_defaults=True):
@@ -174,6 +177,32 @@ class ResponseMessage(Struct, omit_defaults=True):
             self.role = "assistant"
 
 
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_FINISH_ALIASES = {
+    "eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "end_turn": "stop",
+    "max_tokens": "length", "model_length": "length", "tool_use": "tool_calls",
+    "content_filtered": "content_filter",
+}
+
+
+def normalise_finish_reason(value: Any, missing: str | None) -> str | None:
+    """A finish reason in OpenAI's enum: ``missing`` for null-ish values (some servers send ``""``),
+    other servers' names (TGI's ``eos_token``...) mapped, anything unknown as ``stop``."""
+    if value is UNSET or value is None or value == "":
+        return missing
+    if value in FINISH_REASONS:
+        return value
+    return _FINISH_ALIASES.get(str(value).lower(), "stop")
+
+
+def normalise_logprobs(value: Any) -> Any:
+    """The spec requires both ``content`` and ``refusal`` (vLLM sends ``content`` only)."""
+    if isinstance(value, dict):
+        value.setdefault("content", None)
+        value.setdefault("refusal", None)
+    return value
+
+
 class Choice(Struct, omit_defaults=True):
     index: int
     message: ResponseMessage
@@ -181,10 +210,9 @@ class Choice(Struct, omit_defaults=True):
     logprobs: Json | None | UnsetType = UNSET
 
     def __post_init__(self) -> None:
-        if self.logprobs is UNSET:
-            self.logprobs = None
-        if self.finish_reason is UNSET or self.finish_reason is None:
-            self.finish_reason = "stop"  # some servers send null: the spec wants a reason
+        self.logprobs = None if self.logprobs is UNSET else normalise_logprobs(self.logprobs)
+        # some servers send null: the spec wants a reason
+        self.finish_reason = normalise_finish_reason(self.finish_reason, "stop")
 
 
 class Usage(Struct, omit_defaults=True):
@@ -220,13 +248,13 @@ class Delta(Struct, omit_defaults=True):
 
 class ChunkChoice(Struct, omit_defaults=True):
     index: int
-    delta: Delta
+    delta: Delta | UnsetType = UNSET  # always set, but for Azure's content-filter annotations
     finish_reason: str | None | UnsetType = UNSET
     logprobs: Json | None = None
 
     def __post_init__(self) -> None:
-        if self.finish_reason is UNSET:
-            self.finish_reason = None
+        self.finish_reason = normalise_finish_reason(self.finish_reason, None)
+        normalise_logprobs(self.logprobs)
 
 
 class ChatCompletionChunk(Struct, omit_defaults=True):

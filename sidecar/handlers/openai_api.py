@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from sidecar import keys
-from sidecar.dispatch import model_id_headers, prepare_call, response_headers, run_provider
+from sidecar.dispatch import log_upstream_failure, model_id_headers, prepare_call, response_headers, run_provider
 from sidecar.errors import SidecarError, bad_request
 from sidecar.http import convert, encoder, json_response, read_json_object
 from sidecar.registry import Deployment
@@ -55,6 +55,7 @@ async def stream_sse(request: web.Request, dep: Deployment, chunks) -> web.Strea
             await resp.write(b"data: " + (chunk if isinstance(chunk, bytes) else encode(chunk)) + b"\n\n")
     except SidecarError as err:
         err.message = scrub(err.message, dep.secrets)
+        log_upstream_failure(dep, err)
         await resp.write(b"data: " + encode(err.body()) + b"\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
         await _close(chunks)

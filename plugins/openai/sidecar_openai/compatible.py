@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +12,17 @@ import aiohttp
 import msgspec
 
 from sidecar import Provider, ProviderCall, ProviderError
+from sidecar.secrets import is_secret_param
 from sidecar.upstream import iter_sse_data, open_stream, post_json, timeout_for
-from sidecar.wire import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ModerationResponse
+from sidecar.wire import (
+    OPENAI_CHAT_PARAMS,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChunkChoice,
+    Delta,
+    EmbeddingResponse,
+    ModerationResponse,
+)
 
 CHAT_PARAMS = [
     "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens",
@@ -36,11 +46,44 @@ CONNECTION_PARAMS = frozenset({
     "mock_response", "mock_delay", "model_info", "use_in_pass_through", "merge_reasoning_content_in_choices",
 })
 
+# LiteLLM's deployment-level keys (routing, retries, pricing, logging): never request params,
+# so not sent upstream either (OpenAI answers 400 to an unknown argument). Pricing keys
+# (``input_cost_per_token``, ``cache_read_input_token_cost``...) are recognised by their "cost".
+LITELLM_ONLY_PARAMS = frozenset({
+    "custom_llm_provider", "num_retries", "weight", "order", "tags", "region_name", "allowed_model_region",
+    "base_model", "litellm_credential_name", "configurable_clientside_auth_params", "cooldown_time",
+    "max_parallel_requests", "supports_system_message", "headers", "ssl_verify", "request_timeout",
+    "client_side_timeout", "tiered_pricing", "max_budget", "budget_duration", "use_litellm_proxy",
+    "allowed_openai_params", "litellm_metadata", "metadata", "litellm_trace_id", "mock_timeout",
+    "fallbacks", "context_window_fallback_dict", "retry_policy", "stream_timeout_by_service_tier",
+    "timeout_by_service_tier", "itpm", "otpm", "model_alias_map", "auto_router_config",
+    "api_type", "tenant_id", "client_id", "azure_username", "azure_scope",
+})
+
+
+def _is_body_default(key: str) -> bool:
+    """Whether a ``litellm_params`` key is a default for the request body. Credentials (by their
+    name: ``*_key``, ``*_token``, ``client_secret``, ``aws_*``...) never are."""
+    if key in CONNECTION_PARAMS or key in LITELLM_ONLY_PARAMS or "cost" in key.split("_"):
+        return False
+    return key in OPENAI_CHAT_PARAMS or not is_secret_param(key)
+
+
 _chat = msgspec.json.Decoder(ChatCompletion)
 _chunk = msgspec.json.Decoder(ChatCompletionChunk)
 _embedding = msgspec.json.Decoder(EmbeddingResponse)
 _moderation = msgspec.json.Decoder(ModerationResponse)
 _encode = msgspec.json.Encoder().encode
+
+
+def _without_annotations(choices: list[ChunkChoice]) -> list[ChunkChoice]:
+    """Azure's asynchronous content filter sends annotation choices with no ``delta`` (and
+    ``object: ""``): they carry nothing of OpenAI's format, so they are left out."""
+    kept = [c for c in choices if c.delta is not msgspec.UNSET or c.finish_reason is not None]
+    for choice in kept:
+        if choice.delta is msgspec.UNSET:
+            choice.delta = Delta()
+    return kept
 
 
 class _ModelList(msgspec.Struct):
@@ -109,12 +152,18 @@ class OpenAICompatibleProvider(Provider):
         return self._chunks(resp)
 
     async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[ChatCompletionChunk]:
-        async for payload in iter_sse_data(resp, self.name):
-            try:
-                yield _chunk.decode(payload)
-            except msgspec.DecodeError as exc:
-                raise ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
-                                    code="bad_upstream_response") from None
+        # aclosing: a client that leaves closes this generator, and so the upstream response at once
+        async with aclosing(iter_sse_data(resp, self.name)) as payloads:
+            async for payload in payloads:
+                try:
+                    chunk = _chunk.decode(payload)
+                except msgspec.DecodeError as exc:
+                    raise ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
+                                        code="bad_upstream_response") from None
+                if any(c.delta is msgspec.UNSET for c in chunk.choices):
+                    chunk.choices = _without_annotations(chunk.choices)
+                if chunk.choices or chunk.usage is not None:
+                    yield chunk  # Azure opens with a chunk of prompt_filter_results only (object "")
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
         url, headers = self.endpoint(call.params, call.model, "embeddings")
@@ -143,7 +192,7 @@ class OpenAICompatibleProvider(Provider):
 
     def upstream_body(self, call: ProviderCall) -> dict[str, Any]:
         """The client's body, over defaults given as extra ``litellm_params`` (as LiteLLM does)."""
-        defaults = {k: v for k, v in call.params.items() if k not in CONNECTION_PARAMS}
+        defaults = {k: v for k, v in call.params.items() if _is_body_default(k)}
         return {**defaults, **call.body} if defaults else call.body
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str, dict[str, str]]:
