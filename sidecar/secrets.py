@@ -30,12 +30,25 @@ def public_params(params: Mapping[str, Any], extra_secret: Iterable[str] = ()) -
 def secret_values(params: Mapping[str, Any], extra_secret: Iterable[str] = ()) -> list[str]:
     """The credential values in ``params`` (longest first), to scrub from messages."""
     extra = set(extra_secret)
-    values = {str(v) for k, v in params.items() if v and (k in extra or is_secret_param(k)) and len(str(v)) >= 4}
+    values: set[str] = set()
+    for k, v in params.items():
+        if v and (k in extra or is_secret_param(k)):
+            values.update(_leaves(v))
+    values = {v for v in values if len(v) >= 4}
     for value in list(values):
         host = urlsplit(value).netloc if "://" in value else ""
         if host:
             values.add(host)
     return sorted(values, key=len, reverse=True)
+
+
+def _leaves(value: Any) -> list[str]:
+    """Every string inside ``value`` (a header dict's values, a credentials list...)."""
+    if isinstance(value, Mapping):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list | tuple):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [str(value)]
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
