@@ -7,6 +7,7 @@ Every change bumps ``version``, which the info endpoints key their caches on.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import uuid
@@ -106,6 +107,9 @@ class Registry:
         self._exact: dict[str, list[Deployment]] = {}
         self._patterns: list[tuple[str, str, list[Deployment]]] = []
         self._turns: dict[str, itertools.count[int]] = {}
+        self.write_lock = asyncio.Lock()
+        """Held by the management endpoints from reading a deployment to applying its change,
+        so concurrent changes (two PATCHes, a delete and an update) never lose one another."""
 
     def __len__(self) -> int:
         return len(self._by_id)

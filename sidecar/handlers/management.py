@@ -71,6 +71,11 @@ async def model_new(request: web.Request) -> web.Response:
     new = convert(await read_json_object(request), NewDeployment)
     info = dict(new.model_info or {})
     deployment_id = str(info.get("id") or new_deployment_id())
+    async with request.app[keys.REGISTRY].write_lock:
+        return await _insert(request, new, info, deployment_id)
+
+
+async def _insert(request: web.Request, new: NewDeployment, info: dict[str, Any], deployment_id: str) -> web.Response:
     registry = request.app[keys.REGISTRY]
     if registry.get(deployment_id) is not None:
         raise SidecarError(409, f"a deployment with id {deployment_id!r} already exists", param="model_info.id",
@@ -96,22 +101,28 @@ async def model_update(request: web.Request) -> web.Response:
     if not deployment_id:
         raise SidecarError(400, "model_info.id names the deployment to update", param="model_info.id",
                            code="invalid_value")
-    old = _editable(request, str(deployment_id))
-    params = old.stored_params
-    if update.litellm_params is not None:
-        kept = {k: v for k, v in params.items() if is_secret_param(k) and k not in update.litellm_params}
-        params = {**update.litellm_params, **kept}
-    info = update.model_info if update.model_info is not None else _stored_info(old)
-    return await _replace(request, old, update.model_name or old.model_name, params, info)
+    async with request.app[keys.REGISTRY].write_lock:
+        old = _editable(request, str(deployment_id))
+        params = old.stored_params
+        if update.litellm_params is not None:
+            secret = old.provider.secret_params()
+            kept = {k: v for k, v in params.items()
+                    if (is_secret_param(k) or k in secret) and k not in update.litellm_params}
+            params = {**update.litellm_params, **kept}
+        # model_info must carry the id; holding nothing else, it only names the deployment
+        given_info = {k: v for k, v in (update.model_info or {}).items() if k not in ("id", "db_model")}
+        info = given_info if given_info else _stored_info(old)
+        return await _replace(request, old, update.model_name or old.model_name, params, info)
 
 
 async def model_patch(request: web.Request) -> web.Response:
     """Only the fields sent change; ``litellm_params`` and ``model_info`` merge key by key."""
-    old = _editable(request, request.match_info["model_id"])
     update = convert(await read_json_object(request), UpdateDeployment)
-    params = {**old.stored_params, **(update.litellm_params or {})}
-    info = {**_stored_info(old), **(update.model_info or {})}
-    return await _replace(request, old, update.model_name or old.model_name, params, info)
+    async with request.app[keys.REGISTRY].write_lock:
+        old = _editable(request, request.match_info["model_id"])
+        params = {**old.stored_params, **(update.litellm_params or {})}
+        info = {**_stored_info(old), **(update.model_info or {})}
+        return await _replace(request, old, update.model_name or old.model_name, params, info)
 
 
 async def _replace(request: web.Request, old: Deployment, model_name: str, params: dict[str, Any],
@@ -125,9 +136,10 @@ async def _replace(request: web.Request, old: Deployment, model_name: str, param
 
 async def model_delete(request: web.Request) -> web.Response:
     body = convert(await read_json_object(request), DeleteDeployment)
-    dep = _editable(request, body.id)
-    await request.app[keys.DATABASE].delete_deployment(dep.id)
-    request.app[keys.REGISTRY].remove(dep.id)
+    async with request.app[keys.REGISTRY].write_lock:
+        dep = _editable(request, body.id)
+        await request.app[keys.DATABASE].delete_deployment(dep.id)
+        request.app[keys.REGISTRY].remove(dep.id)
     return json_response({"message": f"deleted deployment {dep.id}", "id": dep.id, "model_name": dep.model_name})
 
 
