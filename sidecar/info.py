@@ -83,13 +83,18 @@ def info_for_model(dep: Deployment, model: str, synced: SyncedModels | None = No
 def public_params(dep: Deployment) -> dict[str, Any]:
     """``litellm_params`` without credentials (keys, tokens, passwords, cloud credentials,
     api_base, and user:password or query tokens inside any URL)."""
-    extra = dep.provider.secret_params()
-    out = {}
-    for k, v in dep.litellm_params.items():
-        if k in extra or is_secret_param(k):
-            continue
-        out[k] = strip_url_credentials(v) if isinstance(v, str) and "://" in v else v
-    return out
+    return _without_secrets(dep.litellm_params, dep.provider.secret_params())
+
+
+def _without_secrets(value: Any, extra: frozenset[str] = frozenset()) -> Any:
+    """``value`` with secret keys dropped and URLs stripped, at any depth (``extra_body`` and
+    other nested dicts hold keys too)."""
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items()
+                if not (k in extra or is_secret_param(str(k)))}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return strip_url_credentials(value) if isinstance(value, str) and "://" in value else value
 
 
 def model_info_row(dep: Deployment, synced: SyncedModels | None = None) -> dict[str, Any]:
