@@ -125,7 +125,9 @@ API_CAPABILITIES = CAPABILITIES
 def api_model(dep: Deployment, name: str, captured: str | None, synced: dict) -> dict[str, Any]:
     info = deployment_info(dep, captured, synced)
     mode = info.get("mode")
-    capabilities = [mode] if mode in CAPABILITIES else sorted(dep.provider.capabilities)
+    # a known mode is the capability, even one the gateway has no endpoint for (``responses``,
+    # ``realtime``): listing the provider's set would call gpt-5-codex an embedding model
+    capabilities = [mode] if mode else sorted(dep.provider.capabilities)
     per_million = lambda v: round(float(v) * 1_000_000, 6) if v is not None else None  # noqa: E731
     return {
         "id": name,
