@@ -75,6 +75,14 @@ async def sync_models(config_file: str, only: Sequence[str] | None, out: TextIO 
     """Fetch and store each provider's model list; returns {provider: count or error text}."""
     config = load_config(config_file)
     registry, db = await open_registry(config)
+    try:
+        return await _sync(registry, db, only, out, timeout)
+    finally:
+        await db.close()  # also on errors: an open aiosqlite thread keeps the process from exiting
+
+
+async def _sync(registry: Registry, db: Database, only: Sequence[str] | None, out: TextIO,
+                timeout: float) -> dict[str, int | str]:
     targets: dict[str, dict[str, Any]] = {}
     for dep in registry:
         targets.setdefault(dep.provider.name, dep.litellm_params)
@@ -85,27 +93,24 @@ async def sync_models(config_file: str, only: Sequence[str] | None, out: TextIO 
     if only:
         targets = {k: v for k, v in targets.items() if k in only}
     results: dict[str, int | str] = {}
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            for done, (name, params) in enumerate(targets.items(), start=1):
-                _progress(out, done - 1, len(targets), f"{name}: asking")
-                provider = registry.providers[name]
-                try:
-                    names = await asyncio.wait_for(provider.list_models(params, session), timeout)
-                except Exception as exc:  # any failure: report (without its text, which may hold URLs) and go on
-                    message = getattr(exc, "message", None) or type(exc).__name__
-                    results[name] = f"unreachable, skipped ({message})"
-                    _progress(out, done, len(targets), f"{name}: {results[name]}")
-                    continue
-                if not names:
-                    results[name] = "no model list offered, skipped"
-                    _progress(out, done, len(targets), f"{name}: {results[name]}")
-                    continue
-                await db.replace_synced_models(name, {m: _facts(name, m) for m in names})
-                results[name] = len(names)
-                _progress(out, done, len(targets), f"{name}: {len(names)} models")
-    finally:
-        await db.close()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        for done, (name, params) in enumerate(targets.items(), start=1):
+            _progress(out, done - 1, len(targets), f"{name}: asking")
+            provider = registry.providers[name]
+            try:
+                names = await asyncio.wait_for(provider.list_models(params, session), timeout)
+            except Exception as exc:  # any failure: report (without its text, which may hold URLs) and go on
+                message = getattr(exc, "message", None) or type(exc).__name__
+                results[name] = f"unreachable, skipped ({message})"
+                _progress(out, done, len(targets), f"{name}: {results[name]}")
+                continue
+            if not names:
+                results[name] = "no model list offered, skipped"
+                _progress(out, done, len(targets), f"{name}: {results[name]}")
+                continue
+            await db.replace_synced_models(name, {m: _facts(name, m) for m in names})
+            results[name] = len(names)
+            _progress(out, done, len(targets), f"{name}: {len(names)} models")
     out.write("\n")
     return results
 
