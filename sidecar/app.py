@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from sidecar.errors import SidecarError
 from sidecar.info import InfoCache
 from sidecar.registry import Deployment, Registry, build_deployment, config_deployment_id
 from sidecar.routes import add_routes
+from sidecar.sse import end_streams_before_deadline
 
 log = logging.getLogger("sidecar")
 
@@ -37,13 +39,14 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     app[keys.CONFIG] = config
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.PROVIDERS] = providers
-    app[keys.STATE] = {"ready": False, "started_at": time.time()}
+    app[keys.STATE] = {"ready": False, "started_at": time.time(), "streams": set()}
     registry = Registry(providers)
     registry.put_many(config_deployments(config, registry))
     app[keys.REGISTRY] = registry
     app[keys.INFO_CACHE] = InfoCache(registry)
     app[keys.SYNCED_MODELS] = {}
     app.cleanup_ctx.extend([client_session_ctx, database_ctx])
+    app.on_shutdown.append(end_streams_before_deadline)
     add_routes(app)
     return app
 
@@ -77,7 +80,11 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open SQLite, load API-added deployments, then declare the app ready."""
-    db = await Database.open(app[keys.CONFIG].database_path)
+    path = app[keys.CONFIG].database_path
+    try:
+        db = await Database.open(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open the database {path}: {exc}") from None
     app[keys.DATABASE] = db
     registry = app[keys.REGISTRY]
     loaded = []

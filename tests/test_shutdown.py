@@ -111,7 +111,8 @@ async def test_request_in_flight_completes(tmp_path):
 
 
 async def test_grace_period_bounds_a_long_stream(tmp_path):
-    """A stream longer than graceful_shutdown_seconds does not keep the process alive."""
+    """A stream longer than graceful_shutdown_seconds does not keep the process alive, and the
+    client is told: a 503 error event, then [DONE], rather than a silent cut."""
     long_text = " ".join(f"w{i}" for i in range(200))  # 200 words x 0.2 s: far beyond the grace period
     with Server(slow_config(tmp_path, grace=1), tmp_path) as server:
         await asyncio.to_thread(server.wait_ready)
@@ -122,8 +123,9 @@ async def test_grace_period_bounds_a_long_stream(tmp_path):
                 await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 30)
                 server.proc.send_signal(signal.SIGTERM)
                 assert await wait_exit(server, 1 + 20) == 0
-                try:
-                    rest = await asyncio.wait_for(resp.content.read(), 10)
-                except aiohttp.ClientPayloadError:
-                    rest = b""
-        assert b"data: [DONE]" not in rest, "the stream cannot have finished: it was cut at the deadline"
+                rest = await asyncio.wait_for(resp.content.read(), 10)
+        payloads, done = parse_sse(rest)
+        assert done, "the stream must end with data: [DONE]"
+        error = payloads[-1]["error"]
+        assert error["code"] == "shutting_down" and "shutting down" in error["message"]
+        assert "w199" not in rest.decode(), "the stream cannot have finished: it was cut at the deadline"

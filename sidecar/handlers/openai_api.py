@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
 
 from sidecar import keys
-from sidecar.dispatch import log_upstream_failure, model_id_headers, prepare_call, response_headers, run_provider
+from sidecar.dispatch import model_id_headers, prepare_call, response_headers, run_provider
 from sidecar.errors import SidecarError, bad_request
-from sidecar.http import convert, encoder, json_response, read_json_object
-from sidecar.registry import Deployment
-from sidecar.secrets import scrub
+from sidecar.http import convert, json_response, read_json_object
+from sidecar.sse import stream_sse
 from sidecar.wire import (
     OPENAI_CHAT_PARAMS,
     OPENAI_EMBEDDING_PARAMS,
@@ -23,7 +21,6 @@ from sidecar.wire import (
 
 log = logging.getLogger("sidecar")
 
-_DONE = b"data: [DONE]\n\n"
 _NO_PARAMS: frozenset[str] = frozenset()
 
 
@@ -37,45 +34,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not call.stream:
         return json_response(result, headers=response_headers(request, dep, call, result.usage))
     return await stream_sse(request, dep, result)
-
-
-async def stream_sse(request: web.Request, dep: Deployment, chunks) -> web.StreamResponse:
-    """Forward chunks as SSE events as they arrive; a failure mid-stream becomes an error
-    event followed by ``[DONE]``, so clients never hang."""
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream",
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-        **model_id_headers(dep),
-    })
-    await resp.prepare(request)
-    encode = encoder.encode
-    try:
-        async for chunk in chunks:
-            await resp.write(b"data: " + (chunk if isinstance(chunk, bytes) else encode(chunk)) + b"\n\n")
-    except SidecarError as err:
-        err.message = scrub(err.message, dep.secrets)
-        log_upstream_failure(dep, err)
-        await resp.write(b"data: " + encode(err.body()) + b"\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
-        await _close(chunks)
-        raise
-    except Exception:
-        log.exception("provider %s failed mid-stream", dep.provider.name)
-        err = SidecarError(502, f"{dep.provider.name} failed mid-stream", code="upstream_error")
-        await resp.write(b"data: " + encode(err.body()) + b"\n\n")
-    await resp.write(_DONE)
-    await resp.write_eof()
-    return resp
-
-
-async def _close(chunks) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        try:
-            await aclose()
-        except Exception:  # the client is gone; nothing to tell
-            pass
 
 
 async def embeddings(request: web.Request) -> web.Response:
