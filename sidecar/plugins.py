@@ -20,8 +20,19 @@ def get_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     if load_entrypoints:
-        pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+        try:
+            pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+        except Exception as exc:
+            raise PluginError(f"plugin {_failed_entry_point(pm)} failed to load: {type(exc).__name__}: {exc}") from exc
     return pm
+
+
+def _failed_entry_point(pm: pluggy.PluginManager) -> str:
+    """The first entry point of the group that is not registered: the one that failed."""
+    for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
+        if pm.get_plugin(ep.name) is None and not pm.is_blocked(ep.name):
+            return f"{ep.name!r} ({ep.value})"
+    return "(unknown)"
 
 
 def collect_providers(pm: pluggy.PluginManager) -> dict[str, Provider]:

@@ -37,6 +37,9 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False) -> i
             handle_signals=True,
             **({"loop": loop_factory()} if loop_factory else {}),
         )
+    except ConfigError as exc:  # found while starting: the database cannot be opened...
+        sys.stderr.write(f"sidecar: {exc}\n")
+        return 2
     except OSError as exc:  # the port is taken, the address is not ours...
         sys.stderr.write(f"sidecar: cannot serve on {host}:{port}: {exc.strerror or exc}\n")
         return 1

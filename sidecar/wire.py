@@ -105,6 +105,10 @@ class ModerationRequest(Struct):
     metadata: Json | None | UnsetType = UNSET
     mock_response: Any = UNSET
 
+    def __post_init__(self) -> None:
+        if isinstance(self.input, list) and not self.input:
+            raise ValueError("`input` must not be empty - at `$.input`")
+
 
 GATEWAY_KEYS = frozenset({"metadata", "drop_params", "mock_response", "user_config"})
 """Body keys the gateway consumes; they never go upstream."""

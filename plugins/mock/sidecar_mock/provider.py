@@ -49,6 +49,8 @@ FLAG_WORDS = {
     "illicit": ("steal", "drugs"),
 }
 DEFAULT_DIMENSIONS = 1536
+MAX_DIMENSIONS = 16384
+MAX_N = 128
 
 
 def _words(text: str) -> list[str]:
@@ -79,7 +81,9 @@ class MockProvider(Provider):
         mocked = self._mock_response(call)
         messages = req.messages
         prompt_tokens = sum(len(_words(_text_of(m.content))) for m in messages)
-        n = req.n if isinstance(req.n, int) and req.n > 0 else 1
+        if isinstance(req.n, int) and not 1 <= req.n <= MAX_N:
+            raise ProviderError(400, f"n must be between 1 and {MAX_N}", param="n", code="invalid_value")
+        n = req.n if isinstance(req.n, int) else 1
         tool_call = None if mocked is not None else self._tool_call(req)
         text, finish = (None, "tool_calls") if tool_call else self._reply(req, mocked)
         completion_tokens = len(_words(text or "")) if not tool_call else len(_words(tool_call.function.arguments or ""))
@@ -200,8 +204,9 @@ class MockProvider(Provider):
         await self._delay(call)
         self._mock_response(call)
         dims = req.dimensions if isinstance(req.dimensions, int) else int(call.params.get("dimensions", DEFAULT_DIMENSIONS))
-        if dims < 1:
-            raise ProviderError(400, "dimensions must be at least 1", param="dimensions")
+        if not 1 <= dims <= MAX_DIMENSIONS:
+            raise ProviderError(400, f"dimensions must be between 1 and {MAX_DIMENSIONS}", param="dimensions",
+                                code="invalid_value")
         items = [req.input] if isinstance(req.input, str) or (req.input and isinstance(req.input[0], int)) else req.input
         as_base64 = req.encoding_format == "base64"
         data, tokens = [], 0
