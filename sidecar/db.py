@@ -7,6 +7,7 @@ deployment acknowledged with a 200 survives a ``kill -9`` right after.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,11 @@ class Database:
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA busy_timeout=5000")
         db = cls(conn, path)
-        await db.migrate()
+        try:
+            await db.migrate()
+        except BaseException:
+            await conn.close()
+            raise
         return db
 
     async def close(self) -> None:
@@ -69,6 +74,9 @@ class Database:
         """Apply the migrations this file has not had yet; returns the schema version."""
         async with self.conn.execute("PRAGMA user_version") as cur:
             (version,) = await cur.fetchone()  # type: ignore[misc]
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(f"schema version {version} is newer than this llm-sidecar knows "
+                                        f"({len(MIGRATIONS)}); upgrade llm-sidecar or use another database")
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
             await self.conn.execute("BEGIN IMMEDIATE")
             try:

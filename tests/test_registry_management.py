@@ -591,3 +591,21 @@ async def test_migrations_upgrade_an_old_database_and_keep_its_rows(tmp_path):
         assert await db.synced_models() == {"openai": {"m": {"mode": "chat"}}}
     finally:
         await db.close()
+
+
+async def test_a_database_from_a_newer_version_is_refused_not_damaged(tmp_path):
+    import sqlite3
+
+    import aiosqlite
+    import pytest
+
+    from sidecar.db import MIGRATIONS, Database
+
+    path = str(tmp_path / "newer.db")
+    async with aiosqlite.connect(path) as conn:
+        await conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+        await conn.commit()
+    with pytest.raises(sqlite3.DatabaseError, match="newer than this llm-sidecar knows"):
+        await Database.open(path)
+    async with aiosqlite.connect(path) as conn, conn.execute("PRAGMA user_version") as cur:
+        assert (await cur.fetchone())[0] == len(MIGRATIONS) + 1
