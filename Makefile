@@ -22,5 +22,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Benchmarks against the direct upstream and LiteLLM's proxy (bench/README.md), ~5 minutes.
+# Installs wrk from Debian if missing; LiteLLM goes into bench/.venv-litellm on first use.
+# Extra options: make bench BENCH_ARGS="--no-litellm --duration 3"
+bench: install
+	command -v wrk >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q wrk; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info sidecar.db sidecar.db-*
