@@ -72,7 +72,9 @@ def config_deployments(config: Config, registry: Registry) -> list[Deployment]:
 async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
     """One ClientSession for every upstream call: connections are reused (keep-alive)."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-    session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",))
+    # No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls.
+    session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
+                                    cookie_jar=aiohttp.DummyCookieJar())
     app[keys.CLIENT_SESSION] = session
     yield
     await session.close()

@@ -276,9 +276,21 @@ class ChatCompletionChunk(Struct, omit_defaults=True):
 
 
 class Embedding(Struct):
+    """``embedding`` is the vector's JSON as it came (a float array, or a base64 string): it
+    passes through undecoded, which halves the cost of relaying embeddings. Providers that
+    compute vectors wrap them with :func:`raw_vector`."""
+
     index: int
-    embedding: list[float] | str
+    embedding: msgspec.Raw
     object: str = "embedding"
+
+
+_vector_encoder = msgspec.json.Encoder()
+
+
+def raw_vector(vector: list[float] | str) -> msgspec.Raw:
+    """A computed vector (floats, or base64 text) as the JSON an :class:`Embedding` holds."""
+    return msgspec.Raw(_vector_encoder.encode(vector))
 
 
 class EmbeddingUsage(Struct):

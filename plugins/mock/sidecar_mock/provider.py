@@ -30,6 +30,7 @@ from sidecar.wire import (
     ResponseMessage,
     ToolCall,
     Usage,
+    raw_vector,
 )
 
 # LiteLLM exception names accepted as mock_response, and the status each stands for.
@@ -215,7 +216,7 @@ class MockProvider(Provider):
             tokens += len(item) if isinstance(item, list) else len(_words(item))
             vector = _unit_vector(text, dims)
             value: list[float] | str = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
-            data.append(Embedding(index=i, embedding=value))
+            data.append(Embedding(index=i, embedding=raw_vector(value)))
         return EmbeddingResponse(data=data, model=call.model, usage=EmbeddingUsage(tokens, tokens))
 
     # ------------------------------------------------------------ moderations
