@@ -593,16 +593,7 @@ class Bench:
             srv.stop()
             return
         t.loop = "uvloop" if "(uvloop)" in srv.log_path.read_text(errors="replace") else "asyncio"
-        try:
-            t.rss["idle"] = self._settled_rss(srv)
-            t.probe = probe(srv.port)
-            self.warm(srv.port)
-            self.load(t, srv, srv.port)
-            t.ttfb = measure_ttfb(srv.port, self.args.ttfb_n)
-            self.info_point(t, srv.port, "info_10", "", 10)
-            t.rss["after_load"] = rss_mb(srv.pid)
-        finally:
-            srv.stop()
+        self.measure_10(t, srv, self.args.ttfb_n)
         # 10,000 deployments: start-up, memory, /model_group/info
         cfg = self.tmp / f"{key}-10k.yaml"
         write_config(cfg, up, 10_000, self.tmp / f"{key}-10k.db")
@@ -612,6 +603,23 @@ class Bench:
         srv.stop()
         srv = self.start_sidecar(f"{key}-10k", cfg, uvloop, timeout=120)
         t.startup["10k"] = srv.startup_s
+        self.measure_10k(t, srv)
+
+    def measure_10(self, t: Target, srv: Server, ttfb_n: int) -> None:
+        """Everything measured on a gateway serving 10 deployments; stops it."""
+        try:
+            t.rss["idle"] = self._settled_rss(srv)
+            t.probe = probe(srv.port)
+            self.warm(srv.port)
+            self.load(t, srv, srv.port)
+            t.ttfb = measure_ttfb(srv.port, ttfb_n)
+            self.info_point(t, srv.port, "info_10", "", 10)
+            t.rss["after_load"] = rss_mb(srv.pid)
+        finally:
+            srv.stop()
+
+    def measure_10k(self, t: Target, srv: Server) -> None:
+        """Memory and /model_group/info on a gateway serving 10,000 deployments; stops it."""
         try:
             if srv.startup_s is not None:
                 t.rss["idle_10k"] = self._settled_rss(srv)
@@ -638,30 +646,15 @@ class Bench:
             srv.stop()
             return
         t.loop = "uvloop" if "uvloop" in self.meta.get("litellm_pkgs", "") else "asyncio"
-        try:
-            t.rss["idle"] = self._settled_rss(srv)
-            t.probe = probe(srv.port)
-            self.warm(srv.port)
-            self.load(t, srv, srv.port)
-            t.ttfb = measure_ttfb(srv.port, self.args.ttfb_n_litellm)
-            self.info_point(t, srv.port, "info_10", "", 10)
-            t.rss["after_load"] = rss_mb(srv.pid)
-        finally:
-            srv.stop()
+        self.measure_10(t, srv, self.args.ttfb_n_litellm)
         if self.args.litellm_10k:
             cfg = self.tmp / "litellm-10k.yaml"
             write_config(cfg, up, 10_000, None)
             srv = self.start_litellm("litellm-10k", cfg, timeout=self.args.litellm_10k_timeout)
             t.startup["10k"] = srv.startup_s
-            try:
-                if srv.startup_s is not None:
-                    t.rss["idle_10k"] = self._settled_rss(srv)
-                    self.info_point(t, srv.port, "info_10k", "", 10_000)
-                    self.info_point(t, srv.port, "info_10k_one", "?model_group=group-0042", 10_000)
-                else:
-                    t.notes.append(f"with 10,000 deployments: not ready within {self.args.litellm_10k_timeout:g} s")
-            finally:
-                srv.stop()
+            if srv.startup_s is None:
+                t.notes.append(f"with 10,000 deployments: not ready within {self.args.litellm_10k_timeout:g} s")
+            self.measure_10k(t, srv)
 
     def _settled_rss(self, srv: Server) -> float | None:
         time.sleep(1.0)

@@ -21,9 +21,6 @@ from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 T = TypeVar("T")
 log = logging.getLogger("sidecar")
 
-MODE_FOR_CAPABILITY = {"chat": "chat", "embedding": "embedding", "moderation": "moderation"}
-
-
 @lru_cache(maxsize=4096)
 def _supported(provider: Provider, model: str) -> frozenset[str]:
     return frozenset(provider.supported_openai_params(model))
@@ -111,7 +108,7 @@ def model_id_headers(dep: Deployment) -> dict[str, str]:
 def response_headers(request: web.Request, dep: Deployment, call: ProviderCall, usage: Any) -> dict[str, str]:
     """``x-litellm-model-id``, and ``x-litellm-response-cost`` (USD, from the deployment's
     per-token prices) when the answer reports usage."""
-    headers = {"x-litellm-model-id": dep.id}
+    headers = model_id_headers(dep)
     if usage is not None:
         info = info_for_model(dep, call.model, request.app[keys.SYNCED_MODELS])
         prompt = getattr(usage, "prompt_tokens", 0) or 0
