@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import aiohttp
@@ -38,10 +39,14 @@ _envelope_decoder = msgspec.json.Decoder(_UpstreamErrorEnvelope)
 def timeout_for(params: Mapping[str, Any], stream: bool) -> aiohttp.ClientTimeout:
     """``litellm_params.timeout`` bounds a whole call; a stream bounds each read instead
     (``stream_timeout``, else ``timeout``), so long answers are not cut."""
-    total = params.get("timeout")
+    return _timeout(params.get("timeout"), params.get("stream_timeout") if stream else None, stream)
+
+
+@lru_cache(maxsize=256)
+def _timeout(total: Any, read: Any, stream: bool) -> aiohttp.ClientTimeout:
+    """ClientTimeout is immutable: one object per distinct setting, not one per request."""
     total = float(total) if total is not None else 600.0
     if stream:
-        read = params.get("stream_timeout")
         return aiohttp.ClientTimeout(total=None, sock_connect=total, sock_read=float(read) if read else total)
     return aiohttp.ClientTimeout(total=total)
 

@@ -6,10 +6,12 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
 import msgspec
+import yarl
 
 from sidecar import Provider, ProviderCall, ProviderError
 from sidecar.secrets import is_secret_param
@@ -59,6 +61,18 @@ LITELLM_ONLY_PARAMS = frozenset({
     "timeout_by_service_tier", "itpm", "otpm", "model_alias_map", "auto_router_config",
     "api_type", "tenant_id", "client_id", "azure_username", "azure_scope",
 })
+
+
+@lru_cache(maxsize=1024)
+def _body_default_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``litellm_params`` keys that are body defaults (decided once per set of keys)."""
+    return tuple(k for k in keys if _is_body_default(k))
+
+
+@lru_cache(maxsize=1024)
+def _url(base: str, path: str) -> yarl.URL:
+    """The endpoint URL, parsed once rather than on every request."""
+    return yarl.URL(f"{base.rstrip('/')}/{path}")
 
 
 def _is_body_default(key: str) -> bool:
@@ -192,15 +206,16 @@ class OpenAICompatibleProvider(Provider):
 
     def upstream_body(self, call: ProviderCall) -> dict[str, Any]:
         """The client's body, over defaults given as extra ``litellm_params`` (as LiteLLM does)."""
-        defaults = {k: v for k, v in call.params.items() if _is_body_default(k)}
-        return {**defaults, **call.body} if defaults else call.body
+        params = call.params
+        keys = _body_default_keys(tuple(params))
+        return {**{k: params[k] for k in keys}, **call.body} if keys else call.body
 
-    def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str, dict[str, str]]:
+    def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str | yarl.URL, dict[str, str]]:
         base = params.get("api_base") or params.get("base_url") or self.spec.api_base
         if not base:
             raise ProviderError(400, f"{self.name} needs litellm_params.api_base", param="api_base",
                                 code="missing_api_base")
-        return f"{str(base).rstrip('/')}/{path}", self.headers(params)
+        return _url(str(base), path), self.headers(params)
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
