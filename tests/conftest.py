@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import openai_helpers
 import pluggy
 import pytest
 from aiohttp.test_utils import TestClient
+from fake_upstreams import AzureFake, OpenAIFake, VLLMFake, start
 
 from sidecar.app import create_app
 from sidecar.config import parse_config
@@ -44,3 +46,21 @@ def make_client(aiohttp_client, make_config) -> MakeClient:
         return await aiohttp_client(create_app(make_config(data), pm=pm))
 
     return make
+
+
+# Fake upstreams speaking OpenAI's, Azure's and vLLM's wire formats (tests/fake_upstreams.py).
+
+
+@pytest.fixture
+async def openai_fake(aiohttp_server):
+    return await start(aiohttp_server, OpenAIFake(api_key=openai_helpers.KEY))
+
+
+@pytest.fixture
+async def azure_fake(aiohttp_server):
+    return await start(aiohttp_server, AzureFake(api_key=openai_helpers.AZURE_KEY))
+
+
+@pytest.fixture
+async def vllm_fake(aiohttp_server):
+    return await start(aiohttp_server, VLLMFake())
