@@ -15,7 +15,7 @@ from sidecar.errors import ProviderError, SidecarError
 from sidecar.info import info_for_model, response_cost
 from sidecar.provider import Provider, ProviderCall
 from sidecar.registry import Deployment
-from sidecar.secrets import scrub
+from sidecar.secrets import is_secret_param, scrub
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def prepare_call(
             raise SidecarError(400, f"{name!r} is not allowed in the request body; the operator can allow it "
                                     "with general_settings.allow_client_side_credentials: true",
                                param=name, code="client_side_credentials_not_allowed")
-        params = {**params, **{k: body[k] for k in sent_credentials}}
+        params = client_side_params(params, {k: body[k] for k in sent_credentials})
     upstream_model = dep.upstream_model(captured)
     out = {k: v for k, v in body.items() if k not in GATEWAY_KEYS and k not in sent_credentials}
     out["model"] = upstream_model
@@ -72,6 +72,17 @@ def prepare_call(
         session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")),
     )
     return dep, call
+
+
+def client_side_params(params: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+    """The deployment's params with the client's credentials over them. A client that points
+    the call at its own server (``api_base``/``base_url``) gets none of the deployment's
+    credentials: they would be sent to that server. Without its own key, ``api_key`` is None,
+    which tells the provider not to take one from the environment either."""
+    if "api_base" in sent or "base_url" in sent:
+        params = {k: v for k, v in params.items() if not is_secret_param(k)}
+        params.setdefault("api_key", None)
+    return {**params, **sent}
 
 
 def _first_set(*values: Any) -> bool:

@@ -64,6 +64,16 @@ class Provider:
         """Extra ``litellm_params`` keys of this provider that hold credentials."""
         return frozenset()
 
+    def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
+        """Credential values this provider would use for ``params`` that are not in them (read
+        from the environment, say), so the core can mask them in messages and logs.
+
+        ``params`` holding ``api_key: None`` means "no key": the client redirected the call with
+        its own ``api_base`` (``allow_client_side_credentials``), and a provider must then send
+        no credential it would otherwise take from the environment.
+        """
+        return []
+
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
         """Answer a chat request: a ChatCompletion, or (``call.stream``) an async iterator of chunks.
 

@@ -92,7 +92,7 @@ def build_deployment(
         provider=provider, db_model=db_model,
         tpm=tpm if tpm is not None else litellm_params.get("tpm"),
         rpm=rpm if rpm is not None else litellm_params.get("rpm"),
-        secrets=secret_values(litellm_params, provider.secret_params()),
+        secrets=secret_values(litellm_params, provider.secret_params(), provider.ambient_credentials(litellm_params)),
         stored_params=stored_params if stored_params is not None else litellm_params,
     )
 

@@ -27,10 +27,11 @@ def public_params(params: Mapping[str, Any], extra_secret: Iterable[str] = ()) -
     return {k: v for k, v in params.items() if not (k in extra or is_secret_param(k))}
 
 
-def secret_values(params: Mapping[str, Any], extra_secret: Iterable[str] = ()) -> list[str]:
-    """The credential values in ``params`` (longest first), to scrub from messages."""
+def secret_values(params: Mapping[str, Any], extra_secret: Iterable[str] = (),
+                  ambient: Iterable[str] = ()) -> list[str]:
+    """The credential values in ``params`` plus ``ambient`` ones (longest first), to scrub."""
     extra = set(extra_secret)
-    values: set[str] = set()
+    values: set[str] = {str(v) for v in ambient if v}
     for k, v in params.items():
         if v and (k in extra or is_secret_param(k)):
             values.update(_leaves(v))

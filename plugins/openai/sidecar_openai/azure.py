@@ -35,14 +35,32 @@ class AzureProvider(OpenAICompatibleProvider):
             url = f"{base}/openai/deployments/{quote(model, safe='')}/{path}"
         return f"{url}?api-version={quote(str(version))}", self.headers(params)
 
+    @staticmethod
+    def _credential(params: Mapping[str, Any]) -> tuple[str, Any]:
+        """What authenticates the call: the deployment's own ``azure_ad_token`` or ``api_key``
+        first, then ``AZURE_AD_TOKEN``, then ``AZURE_API_KEY`` from the environment (none at
+        all when ``api_key`` is explicitly None)."""
+        if params.get("azure_ad_token"):
+            return "token", params["azure_ad_token"]
+        if "api_key" in params:
+            return ("key", params["api_key"]) if params["api_key"] else ("", None)
+        if os.environ.get("AZURE_AD_TOKEN"):
+            return "token", os.environ["AZURE_AD_TOKEN"]
+        if os.environ.get("AZURE_API_KEY"):
+            return "key", os.environ["AZURE_API_KEY"]
+        return "", None
+
+    def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
+        kind, value = self._credential(params)
+        return [str(value)] if kind and value not in params.values() else []
+
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        token = params.get("azure_ad_token") or os.environ.get("AZURE_AD_TOKEN")
-        key = params.get("api_key") or os.environ.get("AZURE_API_KEY")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        elif key:
-            headers["api-key"] = str(key)
+        kind, value = self._credential(params)
+        if kind == "token":
+            headers["Authorization"] = f"Bearer {value}"
+        elif kind == "key":
+            headers["api-key"] = str(value)
         extra = params.get("extra_headers")
         if isinstance(extra, dict):
             headers.update({str(k): str(v) for k, v in extra.items()})

@@ -217,9 +217,16 @@ class OpenAICompatibleProvider(Provider):
                                 code="missing_api_base")
         return _url(str(base), path), self.headers(params)
 
+    def _env_key(self) -> str | None:
+        return os.environ.get(self.spec.key_env) if self.spec.key_env else None
+
+    def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
+        key = None if "api_key" in params else self._env_key()
+        return [key] if key else []
+
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        key = params.get("api_key") or (os.environ.get(self.spec.key_env) if self.spec.key_env else None)
+        key = params["api_key"] if "api_key" in params else self._env_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
         if params.get("organization"):
