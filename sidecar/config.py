@@ -19,7 +19,16 @@ ENV_PREFIX = "os.environ/"
 
 
 class ConfigError(Exception):
-    """The config cannot be used; the message says where and what was expected."""
+    """The config cannot be used; the message says where and what was expected.
+
+    ``path`` is the YAML path at fault (``$.model_list[0].litellm_params.timeout``) and ``text``
+    what is wrong there, when known; the API turns them into a 400's ``param`` and message.
+    """
+
+    def __init__(self, message: str, path: str | None = None, text: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.text = text
 
 
 class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,6 +83,30 @@ class _KnownLitellmParams(msgspec.Struct):
     rpm: int | None = None
     drop_params: bool | None = None
     organization: str | None = None
+
+
+SUPPORTS_FLAGS = (
+    "supports_system_messages", "supports_response_schema", "supports_vision", "supports_function_calling",
+    "supports_tool_choice", "supports_assistant_prefill", "supports_prompt_caching", "supports_audio_input",
+    "supports_audio_output", "supports_pdf_input", "supports_embedding_image_input", "supports_native_streaming",
+    "supports_web_search", "supports_reasoning", "supports_computer_use", "supports_parallel_function_calling",
+)
+
+_KnownModelInfo = msgspec.defstruct(
+    "_KnownModelInfo",
+    [
+        ("id", str | int | None, None), ("mode", str | None, None),
+        ("max_tokens", int | None, None), ("max_input_tokens", int | None, None),
+        ("max_output_tokens", int | None, None),
+        ("input_cost_per_token", float | None, None), ("output_cost_per_token", float | None, None),
+        ("cache_creation_input_token_cost", float | None, None),
+        ("cache_read_input_token_cost", float | None, None),
+        ("tpm", int | None, None), ("rpm", int | None, None),
+        ("access_groups", list[str] | None, None), ("team_id", str | None, None),
+        *((flag, bool | None, None) for flag in SUPPORTS_FLAGS),
+    ],
+)
+"""Type checks for the ``model_info`` keys the sidecar reads; other keys are free-form."""
 
 
 class _DeploymentEntry(msgspec.Struct, forbid_unknown_fields=True):
@@ -242,8 +275,15 @@ def parse_deployment(entry: Any, where: str, source: str) -> DeploymentConfig:
     checked = _convert(entry, _DeploymentEntry, where, source)
     raw = checked.litellm_params
     params = resolve_env(raw, f"{where}.litellm_params", source)
-    _convert(params, _KnownLitellmParams, f"{where}.litellm_params", source)
+    check_deployment_fields(params, checked.model_info or {}, where, source)
     return DeploymentConfig(checked.model_name, params, raw, checked.model_info or {}, checked.tpm, checked.rpm)
+
+
+def check_deployment_fields(params: dict[str, Any], model_info: dict[str, Any], where: str, source: str) -> None:
+    """Type checks for the deployment fields the sidecar itself reads (config and API alike):
+    a bad ``timeout`` or price fails here, not as a 500 on every later request."""
+    _convert(params, _KnownLitellmParams, f"{where}.litellm_params", source)
+    _convert(model_info, _KnownModelInfo, f"{where}.model_info", source, strict=True)
 
 
 def resolve_env(value: Any, where: str, source: str) -> Any:
@@ -260,9 +300,9 @@ def resolve_env(value: Any, where: str, source: str) -> Any:
     return value
 
 
-def _convert(value: Any, type_: type, where: str, source: str) -> Any:
+def _convert(value: Any, type_: type, where: str, source: str, strict: bool = False) -> Any:
     try:
-        return msgspec.convert(value, type_, strict=False)
+        return msgspec.convert(value, type_, strict=strict)
     except msgspec.ValidationError as exc:
         message = str(exc)
         text, _, at = message.partition(" - at `$")
@@ -271,7 +311,7 @@ def _convert(value: Any, type_: type, where: str, source: str) -> Any:
         if text.startswith("Object contains unknown field"):
             bad = text.split("`")[1]
             hint = _suggest(bad, type_.__struct_fields__) + f"; expected one of {', '.join(type_.__struct_fields__)}"
-        raise ConfigError(f"{source}: {path}: {text}{hint}") from None
+        raise ConfigError(f"{source}: {path}: {text}{hint}", path=path, text=text + hint) from None
 
 
 def _suggest(word: str, choices: Any) -> str:

@@ -38,6 +38,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         body = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise bad_request(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise bad_request("the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise bad_request(f"the request body must be a JSON object, not {type(body).__name__}")
     return body
@@ -49,6 +51,8 @@ def convert(body: dict[str, Any], type_: type[T]) -> T:
         return msgspec.convert(body, type_)
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
+    except RecursionError:
+        raise bad_request("the request body is nested too deeply") from None
 
 
 def validation_error(exc: Exception, status: int = 400) -> SidecarError:

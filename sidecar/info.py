@@ -17,15 +17,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sidecar import catalog
+from sidecar.config import SUPPORTS_FLAGS
 from sidecar.registry import Deployment, Registry
 from sidecar.secrets import is_secret_param, strip_url_credentials
 
-SUPPORTS_FLAGS = (
-    "supports_system_messages", "supports_response_schema", "supports_vision", "supports_function_calling",
-    "supports_tool_choice", "supports_assistant_prefill", "supports_prompt_caching", "supports_audio_input",
-    "supports_audio_output", "supports_pdf_input", "supports_embedding_image_input", "supports_native_streaming",
-    "supports_web_search", "supports_reasoning", "supports_computer_use", "supports_parallel_function_calling",
-)
 NUMERIC_FIELDS = (
     "max_tokens", "max_input_tokens", "max_output_tokens", "input_cost_per_token", "output_cost_per_token",
     "cache_creation_input_token_cost", "cache_read_input_token_cost",

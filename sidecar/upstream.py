@@ -62,7 +62,7 @@ def error_from_body(status: int, body: bytes, provider: str) -> ProviderError:
         elif isinstance(env.error, str):
             message = env.error
         message = message or env.message or (str(env.detail) if env.detail else "")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         message = body[:500].decode("utf-8", "replace").strip()
     text = f"{provider} upstream answered {status}: {message or 'no message'}"
     err = ProviderError(status, text, param=param, code=code)
@@ -105,7 +105,7 @@ async def post_json(
         raise connection_error(exc, provider) from None
     try:
         return decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise ProviderError(502, f"{provider} upstream sent an answer that is not valid: {exc}",
                             code="bad_upstream_response") from None
 
@@ -186,5 +186,5 @@ def _has_error(payload: bytes) -> bool:
     (OpenRouter's mid-stream failures, with ``finish_reason: "error"``)."""
     try:
         return bool(_envelope_decoder.decode(payload).error)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False

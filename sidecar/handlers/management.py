@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from sidecar import keys
-from sidecar.config import ConfigError, resolve_env
+from sidecar.config import ConfigError, check_deployment_fields, resolve_env
 from sidecar.errors import SidecarError
 from sidecar.http import convert, json_response, read_json_object
 from sidecar.info import model_info_row
@@ -44,9 +44,11 @@ def _build(request: web.Request, model_name: str, params: dict[str, Any], info: 
                            param="litellm_params.model", code="invalid_value")
     try:
         resolved = resolve_env(params, "litellm_params", "request")
+        check_deployment_fields(resolved, info, "$", "request")
     except ConfigError as exc:
-        raise SidecarError(400, str(exc).removeprefix("request: "), param="litellm_params",
-                           code="invalid_value") from None
+        path = (exc.path or "$.litellm_params").removeprefix("$.")
+        raise SidecarError(400, f"{path}: {exc.text}" if exc.text else str(exc).removeprefix("request: "),
+                           param=path, code="invalid_value") from None
     registry = request.app[keys.REGISTRY]
     return build_deployment(registry.providers, model_name=model_name, litellm_params=resolved,
                             model_info=info, id=id, db_model=True, stored_params=params)

@@ -171,7 +171,7 @@ class OpenAICompatibleProvider(Provider):
             async for payload in payloads:
                 try:
                     chunk = _chunk.decode(payload)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, RecursionError) as exc:
                     raise ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
                                         code="bad_upstream_response") from None
                 if any(c.delta is msgspec.UNSET for c in chunk.choices):
