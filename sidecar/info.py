@@ -31,6 +31,9 @@ GROUP_FIELDS = (
     "supports_function_calling", "supported_openai_params",
 )
 
+INFO_CACHE_PER_DEPLOYMENT = 256
+"""Model infos kept per deployment (one, or one per name a wildcard served), oldest out first."""
+
 SyncedModels = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 
@@ -71,6 +74,8 @@ def info_for_model(dep: Deployment, model: str, synced: SyncedModels | None = No
     info["rpm"] = dep.rpm
     info["supported_openai_params"] = dep.provider.supported_openai_params(model)
     info["id"], info["db_model"] = dep.id, dep.db_model
+    if len(dep.info_cache) >= INFO_CACHE_PER_DEPLOYMENT:  # a wildcard sees unbounded names
+        dep.info_cache.pop(next(iter(dep.info_cache)))
     dep.info_cache[cache_key] = info
     return info
 

@@ -106,6 +106,7 @@ class Registry:
         self._by_id: dict[str, Deployment] = {}
         self._exact: dict[str, list[Deployment]] = {}
         self._patterns: list[tuple[str, str, list[Deployment]]] = []
+        self._names: list[str] = []
         self._turns: dict[str, itertools.count[int]] = {}
         self.write_lock = asyncio.Lock()
         """Held by the management endpoints from reading a deployment to applying its change,
@@ -144,11 +145,12 @@ class Registry:
             ((name.split("*", 1)[0], name.split("*", 1)[1], deps) for name, deps in patterns.items()),
             key=lambda p: len(p[0]) + len(p[1]), reverse=True,
         )
+        self._names = list(dict.fromkeys(dep.model_name for dep in self._by_id.values()))
         self.version += 1
 
     def group_names(self) -> list[str]:
-        """Model group names: exact names, then patterns, in first-seen order."""
-        return list(dict.fromkeys(dep.model_name for dep in self._by_id.values()))
+        """Model group names, in first-seen order."""
+        return list(self._names)
 
     def group(self, name: str) -> list[Deployment]:
         """The deployments whose ``model_name`` is exactly ``name``."""
@@ -168,11 +170,17 @@ class Registry:
         """One deployment for ``name`` (round-robin within its group), or a 404."""
         deps, captured = self.resolve(name)
         if not deps:
-            raise SidecarError(
-                404, f"model {name!r} not found; available models: {', '.join(self.group_names()) or 'none'}",
-                param="model", code="model_not_found",
-            )
+            raise SidecarError(404, f"model {name!r} not found; available models: {self._some_names()}",
+                               param="model", code="model_not_found")
         if len(deps) == 1:
             return deps[0], captured
-        turn = self._turns.setdefault(name, itertools.count())
+        turn = self._turns.setdefault(deps[0].model_name, itertools.count())  # per group, not per name asked
         return deps[next(turn) % len(deps)], captured
+
+    def _some_names(self, limit: int = 20) -> str:
+        """The first ``limit`` group names, for a 404 that stays small with 10,000 groups."""
+        names = self._names
+        if not names:
+            return "none"
+        more = len(names) - limit
+        return ", ".join(names[:limit]) + (f" and {more} more (GET /v1/models lists them)" if more > 0 else "")
