@@ -35,6 +35,9 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False) -> i
             access_log=log if access_log else None,
             shutdown_timeout=config.general.graceful_shutdown_seconds,
             handle_signals=True,
+            # a client that leaves cancels its handler: the upstream call is dropped at once,
+            # not at its next chunk (a thinking model may be silent for minutes, and bills)
+            handler_cancellation=True,
             **({"loop": loop_factory()} if loop_factory else {}),
         )
     except ConfigError as exc:  # found while starting: the database cannot be opened...

@@ -62,8 +62,11 @@ async def stream_sse(request: web.Request, dep: Deployment, chunks) -> web.Strea
         last = SidecarError(502, f"{dep.provider.name} failed mid-stream", code="upstream_error")
     finally:
         streams.discard(task)
-    await out.flush()
-    await resp.write_eof((b"data: " + encode(last.body()) + b"\n\n" + DONE) if last else DONE)
+    try:
+        await out.flush()
+        await resp.write_eof((b"data: " + encode(last.body()) + b"\n\n" + DONE) if last else DONE)
+    except ConnectionError:
+        pass  # the client left while we were ending the stream: nobody to tell
     return resp
 
 

@@ -14,6 +14,7 @@ picks a behaviour, so one fake serves every scenario:
   ``finish_reason: "error"``;
 - ``slow``: sleeps ``SLOW_SECONDS`` before answering (longer than the tests' ``timeout``);
 - ``stall``: a stream that sends two chunks, then sleeps ``SLOW_SECONDS``;
+- ``silent``: one chunk, then only SSE comments, noting in ``stream_abandoned`` a reader that left;
 - ``drip``: a long stream (a chunk every 20 ms), noting in ``stream_abandoned`` a reader that left;
 - ``odd-framing``: a stream in legal SSE framing other than OpenAI's (CRLF, comments, split writes);
 - ``huge``: answers ``HUGE_REPLY``, a single 1.2 MB word (so a single 1.2 MB SSE event);
@@ -195,6 +196,24 @@ class FakeUpstream:
         await resp.write_eof()
         return resp
 
+    async def silent(self, request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
+        """One chunk, then no content (a model thinking), only SSE comments every 20 ms as
+        OpenRouter sends them; ``stream_abandoned`` is set once the reader has gone (a write
+        fails: the server does not read while it handles a request, so it sees no close)."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await resp.prepare(request)
+        chunk = self.chunk(model, body, [{"index": 0, "delta": {"content": "thinking"}, "logprobs": None,
+                                          "finish_reason": None}])
+        try:
+            await resp.write(b"data: " + _encode(chunk) + b"\n\n")
+            for _ in range(int(SLOW_SECONDS / 0.02)):
+                await asyncio.sleep(0.02)
+                await resp.write(b": still thinking\n\n")
+        except (asyncio.CancelledError, ConnectionError):
+            self.stream_abandoned.set()
+            raise
+        return resp
+
     async def drip(self, request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
         """A long stream, one chunk every 20 ms; ``stream_abandoned`` is set if the reader goes away."""
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
@@ -366,6 +385,8 @@ class FakeUpstream:
             return await self.sse(request, events, pause_after=2)
         if model == "drip":
             return await self.drip(request, model, body)
+        if model == "silent":
+            return await self.silent(request, model, body)
         if model == "odd-framing":
             return await self.odd_framing(request, events)
         if model == "error-mid-stream":

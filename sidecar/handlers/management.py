@@ -4,6 +4,8 @@ the next request; requests in flight finish on the deployment they started with.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Any
 
 import msgspec
@@ -69,6 +71,18 @@ def _answer(request: web.Request, dep: Deployment) -> web.Response:
     return json_response(model_info_row(dep, request.app[keys.SYNCED_MODELS]))
 
 
+def _completes_if_the_client_leaves(handler):
+    """The server cancels a handler whose client disconnects; a change to the database and
+    the registry must still finish as a whole (or not start), so it runs shielded."""
+
+    @functools.wraps(handler)
+    async def shielded(request: web.Request) -> web.Response:
+        return await asyncio.shield(handler(request))
+
+    return shielded
+
+
+@_completes_if_the_client_leaves
 async def model_new(request: web.Request) -> web.Response:
     new = convert(await read_json_object(request), NewDeployment)
     info = dict(new.model_info or {})
@@ -95,6 +109,7 @@ async def _insert(request: web.Request, new: NewDeployment, info: dict[str, Any]
     return _answer(request, dep)
 
 
+@_completes_if_the_client_leaves
 async def model_update(request: web.Request) -> web.Response:
     """Fields given replace the stored ones (credentials not sent are kept: info answers never
     show them, so a read-modify-write must not lose them)."""
@@ -117,6 +132,7 @@ async def model_update(request: web.Request) -> web.Response:
         return await _replace(request, old, update.model_name or old.model_name, params, info)
 
 
+@_completes_if_the_client_leaves
 async def model_patch(request: web.Request) -> web.Response:
     """Only the fields sent change; ``litellm_params`` and ``model_info`` merge key by key."""
     update = convert(await read_json_object(request), UpdateDeployment)
@@ -136,6 +152,7 @@ async def _replace(request: web.Request, old: Deployment, model_name: str, param
     return _answer(request, dep)
 
 
+@_completes_if_the_client_leaves
 async def model_delete(request: web.Request) -> web.Response:
     body = convert(await read_json_object(request), DeleteDeployment)
     async with request.app[keys.REGISTRY].write_lock:
