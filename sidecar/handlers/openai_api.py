@@ -7,9 +7,15 @@ import logging
 from aiohttp import web
 
 from sidecar import keys
-from sidecar.dispatch import model_id_headers, prepare_call, response_headers, run_provider
+from sidecar.dispatch import (
+    model_id_headers,
+    prepare_call,
+    response_headers,
+    run_provider,
+)
 from sidecar.errors import SidecarError, bad_request
 from sidecar.http import convert, json_response, read_json_object
+from sidecar.info import deployment_info
 from sidecar.sse import stream_sse
 from sidecar.wire import (
     OPENAI_CHAT_PARAMS,
@@ -54,14 +60,19 @@ async def moderations(request: web.Request) -> web.Response:
 
 
 def _default_moderation_model(request: web.Request) -> str:
-    """With no ``model`` sent, the first group with ``model_info.mode: moderation``, else the
-    first whose provider can moderate (a provider such as mock can do everything)."""
-    candidates = [dep for dep in request.app[keys.REGISTRY]
-                  if "moderation" in dep.provider.capabilities and not dep.is_wildcard]
-    for dep in candidates:
-        if dep.model_info.get("mode") == "moderation":
-            return dep.model_name
-    if candidates:
-        return candidates[0].model_name
-    raise SidecarError(400, "no `model` given and no moderation model is configured", param="model",
-                       code="model_not_found")
+    """With no ``model`` sent: the first group whose mode (its ``model_info`` or the catalog's)
+    is moderation, else the first whose provider can moderate. Chosen once per registry version."""
+    app = request.app
+    registry = app[keys.REGISTRY]
+    state = app[keys.STATE]
+    cached = state.get("moderation_default")
+    if cached is None or cached[0] != registry.version:
+        synced = app[keys.SYNCED_MODELS]
+        candidates = [dep for dep in registry if "moderation" in dep.provider.capabilities and not dep.is_wildcard]
+        chosen = next((d for d in candidates if deployment_info(d, synced=synced)["mode"] == "moderation"),
+                      candidates[0] if candidates else None)
+        cached = state["moderation_default"] = (registry.version, chosen.model_name if chosen else None)
+    if cached[1] is None:
+        raise SidecarError(400, "no `model` given and no moderation model is configured", param="model",
+                           code="model_not_found")
+    return cached[1]
