@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import time
@@ -52,21 +53,48 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
 
 
 def config_deployments(config: Config, registry: Registry) -> list[Deployment]:
-    """The config's deployments; a provider no plugin offers is a start-up error with its path."""
-    out = []
+    """The config's deployments; a provider no plugin offers, or two entries claiming the same
+    ``model_info.id``, is a start-up error with its path. Identical entries (the same name and
+    params twice, e.g. to weigh a deployment double) get ids ``<hash>``, ``<hash>-2``, ..."""
+    out: list[Deployment] = []
+    seen: set[str] = set()
     for i, entry in enumerate(config.model_list):
+        where = f"{config.source}: $.model_list[{i}]"
+        given = entry.model_info.get("id")
+        deployment_id = str(given) if given is not None else config_deployment_id(entry.model_name, entry.raw_params)
+        if deployment_id in seen:
+            if given is not None:
+                raise ConfigError(f"{where}.model_info.id: {deployment_id!r} is already used by another entry")
+            deployment_id = next(f"{deployment_id}-{n}" for n in itertools.count(2) if f"{deployment_id}-{n}" not in seen)
+        seen.add(deployment_id)
         try:
             out.append(build_deployment(
-                registry.providers,
-                model_name=entry.model_name,
-                litellm_params=entry.litellm_params,
-                model_info=entry.model_info,
-                id=str(entry.model_info.get("id") or config_deployment_id(entry.model_name, entry.raw_params)),
-                db_model=False, tpm=entry.tpm, rpm=entry.rpm,
+                registry.providers, model_name=entry.model_name, litellm_params=entry.litellm_params,
+                model_info=entry.model_info, id=deployment_id, db_model=False, tpm=entry.tpm, rpm=entry.rpm,
             ))
         except SidecarError as err:
-            raise ConfigError(f"{config.source}: $.model_list[{i}].litellm_params.model: {err.message}") from None
+            raise ConfigError(f"{where}.litellm_params.model: {err.message}") from None
     return out
+
+
+async def load_stored_deployments(db: Database, registry: Registry) -> None:
+    """Add the deployments stored over the API. One whose plugin is gone, whose environment
+    variable is unset, or whose id a config entry now claims is skipped with a warning."""
+    loaded = []
+    for row in await db.list_deployments():
+        if registry.get(row["id"]) is not None:
+            log.warning("skipping stored deployment %s (%s): the config file has a deployment with that id",
+                        row["id"], row["model_name"])
+            continue
+        try:
+            loaded.append(build_deployment(
+                registry.providers, model_name=row["model_name"],
+                litellm_params=resolve_env(row["litellm_params"], "litellm_params", f"deployment {row['id']}"),
+                model_info=row["model_info"], id=row["id"], db_model=True, stored_params=row["litellm_params"]))
+        except (SidecarError, ConfigError) as exc:
+            log.warning("skipping stored deployment %s (%s): %s", row["id"], row["model_name"],
+                        getattr(exc, "message", exc))
+    registry.put_many(loaded)
 
 
 async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -88,17 +116,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open the database {path}: {exc}") from None
     app[keys.DATABASE] = db
-    registry = app[keys.REGISTRY]
-    loaded = []
-    for row in await db.list_deployments():
-        try:
-            loaded.append(build_deployment(
-                registry.providers, model_name=row["model_name"],
-                litellm_params=resolve_env(row["litellm_params"], "litellm_params", f"deployment {row['id']}"),
-                model_info=row["model_info"], id=row["id"], db_model=True, stored_params=row["litellm_params"]))
-        except Exception as exc:  # a plugin was uninstalled: keep serving the rest
-            log.warning("skipping stored deployment %s (%s): %s", row["id"], row["model_name"], exc)
-    registry.put_many(loaded)
+    await load_stored_deployments(db, app[keys.REGISTRY])
     app[keys.SYNCED_MODELS].update(await db.synced_models())
     app[keys.STATE]["ready"] = True
     yield

@@ -13,13 +13,13 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from sidecar.app import config_deployments
-from sidecar.config import Config, load_config, resolve_env
+from sidecar.app import config_deployments, load_stored_deployments
+from sidecar.config import Config, load_config
 from sidecar.db import Database
 from sidecar.errors import SidecarError
 from sidecar.info import all_groups, catalog_facts
 from sidecar.plugins import collect_providers, get_plugin_manager
-from sidecar.registry import Registry, build_deployment
+from sidecar.registry import Registry
 
 
 async def open_registry(config: Config) -> tuple[Registry, Database]:
@@ -27,16 +27,7 @@ async def open_registry(config: Config) -> tuple[Registry, Database]:
     registry = Registry(collect_providers(get_plugin_manager()))
     registry.put_many(config_deployments(config, registry))
     db = await Database.open(config.database_path)
-    rows = []
-    for row in await db.list_deployments():
-        try:
-            rows.append(build_deployment(
-                registry.providers, model_name=row["model_name"],
-                litellm_params=resolve_env(row["litellm_params"], "litellm_params", row["id"]),
-                model_info=row["model_info"], id=row["id"], db_model=True, stored_params=row["litellm_params"]))
-        except Exception as exc:
-            sys.stderr.write(f"skipping stored deployment {row['id']}: {exc}\n")
-    registry.put_many(rows)
+    await load_stored_deployments(db, registry)
     return registry, db
 
 
