@@ -25,12 +25,6 @@ NUMERIC_FIELDS = (
     "max_tokens", "max_input_tokens", "max_output_tokens", "input_cost_per_token", "output_cost_per_token",
     "cache_creation_input_token_cost", "cache_read_input_token_cost",
 )
-GROUP_FIELDS = (
-    "model_group", "providers", "max_input_tokens", "max_output_tokens", "input_cost_per_token",
-    "output_cost_per_token", "mode", "tpm", "rpm", "supports_parallel_function_calling", "supports_vision",
-    "supports_function_calling", "supported_openai_params",
-)
-
 INFO_CACHE_PER_DEPLOYMENT = 256
 """Model infos kept per deployment (one, or one per name a wildcard served), oldest out first."""
 

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import pluggy
 from aiohttp import web
 
 from sidecar.config import Config
+from sidecar.db import Database
+from sidecar.info import InfoCache
 from sidecar.provider import Provider
-
-if TYPE_CHECKING:
-    from sidecar.db import Database
-    from sidecar.info import InfoCache
-    from sidecar.registry import Registry
+from sidecar.registry import Registry
 
 CONFIG = web.AppKey("config", Config)
 PLUGIN_MANAGER = web.AppKey("plugin_manager", pluggy.PluginManager)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
-REGISTRY = web.AppKey("registry", "Registry")
-DATABASE = web.AppKey("database", "Database")
+REGISTRY = web.AppKey("registry", Registry)
+DATABASE = web.AppKey("database", Database)
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
-INFO_CACHE = web.AppKey("info_cache", "InfoCache")
+INFO_CACHE = web.AppKey("info_cache", InfoCache)
 STATE = web.AppKey("state", dict[str, Any])
 """Small mutable flags: ``ready`` (plugins loaded and database open)."""
 SYNCED_MODELS = web.AppKey("synced_models", dict[str, dict[str, dict[str, Any]]])

@@ -21,12 +21,6 @@ def is_secret_param(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
-def public_params(params: Mapping[str, Any], extra_secret: Iterable[str] = ()) -> dict[str, Any]:
-    """``params`` without credentials, for info endpoints."""
-    extra = set(extra_secret)
-    return {k: v for k, v in params.items() if not (k in extra or is_secret_param(k))}
-
-
 def secret_values(params: Mapping[str, Any], extra_secret: Iterable[str] = (),
                   ambient: Iterable[str] = ()) -> list[str]:
     """The credential values in ``params`` plus ``ambient`` ones (longest first), to scrub."""

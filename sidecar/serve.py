@@ -11,6 +11,7 @@ log = logging.getLogger("sidecar")
 
 
 def serve(config_file: str, host: str, port: int, access_log: bool = False) -> int:
+    from sidecar import keys
     from sidecar.app import create_app
     from sidecar.config import ConfigError, load_config
     from sidecar.plugins import PluginError
@@ -27,7 +28,7 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False) -> i
     if not config.general.master_key:
         log.warning("no general_settings.master_key: every route is open to anyone who can reach %s:%s", host, port)
     loop_factory = _uvloop_factory()
-    log.info("llm-sidecar serving %d deployments on http://%s:%d (%s)", len(app[_registry_key()]), host, port,
+    log.info("llm-sidecar serving %d deployments on http://%s:%d (%s)", len(app[keys.REGISTRY]), host, port,
              "uvloop" if loop_factory else "asyncio")
     try:
         web.run_app(
@@ -47,12 +48,6 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False) -> i
         sys.stderr.write(f"sidecar: cannot serve on {host}:{port}: {exc.strerror or exc}\n")
         return 1
     return 0
-
-
-def _registry_key():
-    from sidecar import keys
-
-    return keys.REGISTRY
 
 
 def _uvloop_factory():

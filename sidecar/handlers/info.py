@@ -119,9 +119,6 @@ async def list_models(request: web.Request) -> web.Response:
 
 # ---------------------------------------------------------------- /api/models (vLLora's shape)
 
-API_CAPABILITIES = CAPABILITIES
-
-
 def api_model(dep: Deployment, name: str, captured: str | None, synced: dict) -> dict[str, Any]:
     info = deployment_info(dep, captured, synced)
     mode = info.get("mode")
@@ -145,8 +142,8 @@ async def api_models(request: web.Request) -> web.Response:
     """``{"models": [...]}``; ``?provider=`` and ``?capability=`` filter."""
     provider = request.query.get("provider") or None
     capability = request.query.get("capability") or None
-    if capability is not None and capability not in API_CAPABILITIES:
-        raise SidecarError(400, f"unknown capability {capability!r}; valid: {', '.join(API_CAPABILITIES)}",
+    if capability is not None and capability not in CAPABILITIES:
+        raise SidecarError(400, f"unknown capability {capability!r}; valid: {', '.join(CAPABILITIES)}",
                            param="capability", code="invalid_value")
     app = request.app
 
