@@ -18,7 +18,7 @@ from typing import Any
 
 from sidecar import catalog
 from sidecar.config import SUPPORTS_FLAGS
-from sidecar.registry import Deployment, Registry
+from sidecar.registry import Deployment, Registry, own_model_info
 from sidecar.secrets import is_secret_param, strip_url_credentials
 
 NUMERIC_FIELDS = (
@@ -61,7 +61,7 @@ def info_for_model(dep: Deployment, model: str, synced: SyncedModels | None = No
         facts = catalog_facts(dep.provider.name, model, synced)
         facts.pop("litellm_provider", None)  # the plugin serving it is the provider here
         info.update({k: v for k, v in facts.items() if v is not None})
-    info.update({k: v for k, v in dep.model_info.items() if k not in ("id", "db_model")})
+    info.update(own_model_info(dep.model_info))
     if info.get("max_tokens") is None:
         info["max_tokens"] = info.get("max_output_tokens")
     info["tpm"] = dep.tpm

@@ -49,6 +49,19 @@ class Deployment:
         return model.replace("*", captured, 1) if captured is not None and "*" in model else model
 
 
+def capture(prefix: str, suffix: str, name: str) -> str | None:
+    """What the ``*`` of the pattern ``prefix*suffix`` matches in ``name`` (never empty), or None."""
+    if len(name) > len(prefix) + len(suffix) and name.startswith(prefix) and name.endswith(suffix):
+        return name[len(prefix):len(name) - len(suffix)]
+    return None
+
+
+def own_model_info(model_info: dict[str, Any]) -> dict[str, Any]:
+    """``model_info`` as the operator wrote it: without ``id`` and ``db_model``, which the
+    sidecar manages (the id lives in its own column)."""
+    return {k: v for k, v in model_info.items() if k not in ("id", "db_model")}
+
+
 def split_model(model: str, providers: Mapping[str, Provider]) -> tuple[Provider, str]:
     """``openai/gpt-4o`` -> (the openai provider, ``gpt-4o``); a 400 naming what is installed."""
     prefix, sep, rest = model.partition("/")
@@ -162,8 +175,9 @@ class Registry:
         if deps:
             return deps, None
         for prefix, suffix, deps in self._patterns:
-            if name.startswith(prefix) and name.endswith(suffix) and len(name) > len(prefix) + len(suffix):
-                return deps, name[len(prefix):len(name) - len(suffix)]
+            captured = capture(prefix, suffix, name)
+            if captured is not None:
+                return deps, captured
         return [], None
 
     def pick(self, name: str) -> tuple[Deployment, str | None]:

@@ -14,7 +14,7 @@ from sidecar.errors import SidecarError
 from sidecar.http import bytes_response, encoder
 from sidecar.info import all_groups, deployment_info, model_info_row, named_group
 from sidecar.provider import CAPABILITIES
-from sidecar.registry import Deployment, Registry
+from sidecar.registry import Deployment, Registry, capture
 from sidecar.wire import ModelCard, ModelList
 
 _TRUE = ("1", "true", "yes", "on")
@@ -72,8 +72,8 @@ def wildcard_names(dep: Deployment, synced: dict) -> list[tuple[str, str]]:
     known = set(catalog.models_for_provider(dep.provider.name)) | set(synced.get(dep.provider.name, {}))
     names = []
     for name in sorted(known):
-        if name.startswith(m_prefix) and name.endswith(m_suffix) and len(name) > len(m_prefix) + len(m_suffix):
-            captured = name[len(m_prefix):len(name) - len(m_suffix)]
+        captured = capture(m_prefix, m_suffix, name)
+        if captured is not None:
             names.append((prefix + captured + suffix, captured))
     return names
 

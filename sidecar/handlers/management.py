@@ -16,7 +16,7 @@ from sidecar.config import ConfigError, check_deployment_fields, resolve_env
 from sidecar.errors import SidecarError
 from sidecar.http import convert, json_response, read_json_object
 from sidecar.info import model_info_row
-from sidecar.registry import Deployment, build_deployment, new_deployment_id
+from sidecar.registry import Deployment, build_deployment, new_deployment_id, own_model_info
 from sidecar.secrets import is_secret_param
 
 
@@ -99,7 +99,7 @@ async def _insert(request: web.Request, new: NewDeployment, info: dict[str, Any]
     dep = _build(request, new.model_name, new.litellm_params, info, deployment_id)
     try:
         await request.app[keys.DATABASE].insert_deployment(deployment_id, dep.model_name, new.litellm_params,
-                                                           _stored_info(dep))
+                                                           own_model_info(dep.model_info))
     except Exception as exc:
         if "UNIQUE" in str(exc):
             raise SidecarError(409, f"a deployment with id {deployment_id!r} already exists",
@@ -127,8 +127,8 @@ async def model_update(request: web.Request) -> web.Response:
                     if (is_secret_param(k) or k in secret) and k not in update.litellm_params}
             params = {**update.litellm_params, **kept}
         # model_info must carry the id; holding nothing else, it only names the deployment
-        given_info = {k: v for k, v in (update.model_info or {}).items() if k not in ("id", "db_model")}
-        info = given_info if given_info else _stored_info(old)
+        given_info = own_model_info(update.model_info or {})
+        info = given_info if given_info else own_model_info(old.model_info)
         return await _replace(request, old, update.model_name or old.model_name, params, info)
 
 
@@ -139,15 +139,15 @@ async def model_patch(request: web.Request) -> web.Response:
     async with request.app[keys.REGISTRY].write_lock:
         old = _editable(request, request.match_info["model_id"])
         params = {**old.stored_params, **(update.litellm_params or {})}
-        info = {**_stored_info(old), **(update.model_info or {})}
+        info = {**own_model_info(old.model_info), **(update.model_info or {})}
         return await _replace(request, old, update.model_name or old.model_name, params, info)
 
 
 async def _replace(request: web.Request, old: Deployment, model_name: str, params: dict[str, Any],
                    info: dict[str, Any]) -> web.Response:
-    info = {k: v for k, v in info.items() if k not in ("id", "db_model")}
+    info = own_model_info(info)
     dep = _build(request, model_name, params, info, old.id)
-    await request.app[keys.DATABASE].update_deployment(old.id, dep.model_name, params, _stored_info(dep))
+    await request.app[keys.DATABASE].update_deployment(old.id, dep.model_name, params, own_model_info(dep.model_info))
     request.app[keys.REGISTRY].put(dep)
     return _answer(request, dep)
 
@@ -160,8 +160,3 @@ async def model_delete(request: web.Request) -> web.Response:
         await request.app[keys.DATABASE].delete_deployment(dep.id)
         request.app[keys.REGISTRY].remove(dep.id)
     return json_response({"message": f"deleted deployment {dep.id}", "id": dep.id, "model_name": dep.model_name})
-
-
-def _stored_info(dep: Deployment) -> dict[str, Any]:
-    """The operator's ``model_info`` as stored (the id lives in its own column)."""
-    return {k: v for k, v in dep.model_info.items() if k not in ("id", "db_model")}
