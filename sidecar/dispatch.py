@@ -26,6 +26,18 @@ def _supported(provider: Provider, model: str) -> frozenset[str]:
     return frozenset(provider.supported_openai_params(model))
 
 
+def flatten_extra_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A literal ``extra_body`` object (sent by raw clients and LiteLLM-style callers; the
+    OpenAI SDK merges it itself) is merged into the body, as LiteLLM does: its keys then pass
+    the same checks as any other (credentials, gateway keys, supported params)."""
+    extra = body.get("extra_body")
+    if not isinstance(extra, dict):
+        return body
+    flat = {k: v for k, v in body.items() if k != "extra_body"}
+    flat.update(extra)
+    return flat
+
+
 def prepare_call(
     request: web.Request,
     body: dict[str, Any],

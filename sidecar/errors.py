@@ -52,6 +52,8 @@ class SidecarError(Exception):
         self.param = param
         self.code = code
         self.type = type or _TYPE_FOR_STATUS.get(status, "api_error")
+        self.headers: dict[str, str] | None = None
+        """Headers to answer with (an upstream's ``Retry-After`` on a 429, say)."""
 
     def body(self) -> ErrorEnvelope:
         return ErrorEnvelope(ErrorBody(self.message, self.type, self.param, self.code))

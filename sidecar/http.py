@@ -26,7 +26,7 @@ def bytes_response(body: bytes, status: int = 200) -> web.Response:
 
 
 def error_response(err: SidecarError) -> web.Response:
-    return json_response(err.body(), status=err.status)
+    return json_response(err.body(), status=err.status, headers=err.headers)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

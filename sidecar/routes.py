@@ -15,6 +15,7 @@ ROUTES = [
     ("POST", "/embeddings", openai_api.embeddings, True),
     ("POST", "/moderations", openai_api.moderations, True),
     ("GET", "/models", info.list_models, True),
+    ("GET", "/models/{model_id:.+}", info.retrieve_model, True),
     # model info (read by operators, coding agents and dashboards)
     ("GET", "/model/info", info.model_info, True),
     ("GET", "/model_group/info", info.model_group_info, False),

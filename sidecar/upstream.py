@@ -51,8 +51,12 @@ def _timeout(total: Any, read: Any, stream: bool) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=total)
 
 
-def error_from_body(status: int, body: bytes, provider: str) -> ProviderError:
-    """A ProviderError carrying the upstream's own message (OpenAI envelope or common variants)."""
+_FORWARDED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def error_from_body(status: int, body: bytes, provider: str, headers: Mapping[str, str] | None = None) -> ProviderError:
+    """A ProviderError carrying the upstream's own message (OpenAI envelope or common variants)
+    and the headers a client's back-off reads (``Retry-After``, ``x-ratelimit-*``)."""
     message, type_, param, code = "", None, None, None
     try:
         env = _envelope_decoder.decode(body)
@@ -68,6 +72,9 @@ def error_from_body(status: int, body: bytes, provider: str) -> ProviderError:
     err = ProviderError(status, text, param=param, code=code)
     if type_ and err.status == status:
         err.type = type_
+    if headers:
+        err.headers = {k: v for k, v in headers.items()
+                       if k.lower() in _FORWARDED_ERROR_HEADERS or k.lower().startswith("x-ratelimit-")} or None
     return err
 
 
@@ -98,7 +105,7 @@ async def post_json(
         async with session.post(url, data=body, headers=headers, timeout=timeout) as resp:
             data = await resp.read()
             if resp.status >= 400:
-                raise error_from_body(resp.status, data, provider)
+                raise error_from_body(resp.status, data, provider, resp.headers)
     except ProviderError:
         raise
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -130,7 +137,7 @@ async def open_stream(
             data = b""
         finally:
             resp.release()
-        raise error_from_body(resp.status, data, provider)
+        raise error_from_body(resp.status, data, provider, resp.headers)
     return resp
 
 

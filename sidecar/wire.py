@@ -171,6 +171,7 @@ class ResponseMessage(Struct, omit_defaults=True):
     annotations: list[Json] | None = None
     audio: Json | None = None
     reasoning_content: str | None = None
+    reasoning: str | None = None
 
     def __post_init__(self) -> None:
         if self.content is UNSET:
@@ -236,6 +237,8 @@ class ChatCompletion(Struct, omit_defaults=True):
     usage: Usage | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None
+    citations: list[Any] | None = None  # Perplexity, kept as LiteLLM keeps them
+    search_results: list[Json] | None = None
 
     def __post_init__(self) -> None:
         _stamp(self, "chat.completion")
@@ -248,6 +251,7 @@ class Delta(Struct, omit_defaults=True):
     tool_calls: list[Json] | None = None
     function_call: Json | None = None
     reasoning_content: str | None = None
+    reasoning: str | None = None
 
 
 class ChunkChoice(Struct, omit_defaults=True):
@@ -270,6 +274,8 @@ class ChatCompletionChunk(Struct, omit_defaults=True):
     usage: Usage | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None
+    citations: list[Any] | None = None  # Perplexity, kept as LiteLLM keeps them
+    search_results: list[Json] | None = None
 
     def __post_init__(self) -> None:
         _stamp(self, "chat.completion.chunk")

@@ -117,6 +117,17 @@ async def list_models(request: web.Request) -> web.Response:
     return _cached(request, ("models", team_id, wildcard_routes, access_groups), build)
 
 
+async def retrieve_model(request: web.Request) -> web.Response:
+    """``GET /v1/models/{id}`` (the SDK's ``models.retrieve``): a name the sidecar serves,
+    exact or through a wildcard, else 404."""
+    name = request.match_info["model_id"]
+    deps, _ = request.app[keys.REGISTRY].resolve(name)
+    if not deps:
+        raise SidecarError(404, f"model {name!r} not found", param="model", code="model_not_found")
+    created = int(request.app[keys.STATE]["started_at"])
+    return bytes_response(encoder.encode(ModelCard(id=name, created=created, owned_by=deps[0].provider.name)))
+
+
 # ---------------------------------------------------------------- /api/models (vLLora's shape)
 
 def api_model(dep: Deployment, name: str, captured: str | None, synced: dict) -> dict[str, Any]:

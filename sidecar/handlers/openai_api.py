@@ -8,6 +8,7 @@ from aiohttp import web
 
 from sidecar import keys
 from sidecar.dispatch import (
+    flatten_extra_body,
     model_id_headers,
     prepare_call,
     response_headers,
@@ -31,7 +32,7 @@ _NO_PARAMS: frozenset[str] = frozenset()
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    body = await read_json_object(request)
+    body = flatten_extra_body(await read_json_object(request))
     typed = convert(body, ChatCompletionRequest)
     if not typed.messages:
         raise bad_request("`messages` must contain at least one message", param="messages")
@@ -43,7 +44,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def embeddings(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
+    body = flatten_extra_body(await read_json_object(request))
     typed = convert(body, EmbeddingRequest)
     dep, call = prepare_call(request, body, typed, typed.model, "embedding", OPENAI_EMBEDDING_PARAMS)
     result = await run_provider(dep, dep.provider.embeddings, call)
@@ -51,7 +52,7 @@ async def embeddings(request: web.Request) -> web.Response:
 
 
 async def moderations(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
+    body = flatten_extra_body(await read_json_object(request))
     typed = convert(body, ModerationRequest)
     model = typed.model if isinstance(typed.model, str) else _default_moderation_model(request)
     dep, call = prepare_call(request, body, typed, model, "moderation", _NO_PARAMS)

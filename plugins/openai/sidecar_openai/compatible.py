@@ -208,7 +208,13 @@ class OpenAICompatibleProvider(Provider):
         """The client's body, over defaults given as extra ``litellm_params`` (as LiteLLM does)."""
         params = call.params
         keys = _body_default_keys(tuple(params))
-        return {**{k: params[k] for k in keys}, **call.body} if keys else call.body
+        if not keys:
+            return call.body
+        defaults = {k: params[k] for k in keys}
+        extra = defaults.pop("extra_body", None)  # LiteLLM merges a configured extra_body into the body
+        if isinstance(extra, dict):
+            defaults.update(extra)
+        return {**defaults, **call.body}
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str | yarl.URL, dict[str, str]]:
         base = params.get("api_base") or params.get("base_url") or self.spec.api_base
