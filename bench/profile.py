@@ -13,28 +13,27 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402  (bench/run.py: spawning, configs, wrk)
+import common  # noqa: E402  (bench/: spawning, configs, wrk)
+import measure  # noqa: E402
+import run  # noqa: E402
 
-PY_SPY = bench.DEPS / "bin" / "py-spy"
+PY_SPY = common.DEPS / "bin" / "py-spy"
 POINTS = {
-    "chat": ("/v1/chat/completions", bench.CHAT_BODY),
-    "stream": ("/v1/chat/completions", bench.STREAM_BODY),
-    "embed": ("/v1/embeddings", bench.EMBED_BODY),
+    "chat": ("/v1/chat/completions", common.CHAT_BODY),
+    "stream": ("/v1/chat/completions", common.STREAM_BODY),
+    "embed": ("/v1/embeddings", common.EMBED_BODY),
 }
 
 
 def ensure_py_spy() -> None:
     if not PY_SPY.exists():
-        subprocess.run([str(bench.VENV_PY), "-m", "pip", "install", "--quiet", "--target", str(bench.DEPS), "py-spy"],
+        subprocess.run([str(common.VENV_PY), "-m", "pip", "install", "--quiet", "--target", str(common.DEPS), "py-spy"],
                        check=True, timeout=300)
 
 
@@ -47,7 +46,7 @@ def short(frame: str) -> str:
     """``func (/abs/path/site-packages/pkg/mod.py:12)`` -> ``pkg/mod.py:12 func``."""
     name, _, where = frame.rpartition(" (")
     where = where.rstrip(")")
-    for marker in ("site-packages/", "/work/main/", str(bench.REPO) + "/", "lib/python3"):
+    for marker in ("site-packages/", "/work/main/", str(common.REPO) + "/", "lib/python3"):
         if marker in where:
             where = where.split(marker, 1)[1]
     return f"{where} {name}"
@@ -97,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     ensure_py_spy()
     ns = argparse.Namespace(duration=args.seconds, info_duration=1, ttfb_n=0,
                             sidecar_pythonpath=args.sidecar_pythonpath)
-    b = bench.Bench(ns)
+    b = run.Bench(ns)
     b.meta["venv_has_uvloop"] = False
     try:
         b.upstream = b.start_upstream("raw")
         cfg = b.tmp / "profile.yaml"
-        bench.write_config(cfg, b.upstream.base, 10, b.tmp / "profile.db")
+        common.write_config(cfg, b.upstream.base, 10, b.tmp / "profile.db")
         srv = b.start_sidecar("sidecar-profile", cfg, args.uvloop)
         if srv.startup_s is None:
             sys.stderr.write(f"the sidecar did not start:\n{srv.log_tail()}\n")
@@ -111,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         lua = b.lua_for(args.point, "POST", body)
         b.warm(srv.port)
         if args.no_spy:
-            cpu0 = bench.cpu_seconds(srv.pid)
-            other = bench.OtherLoad([srv, b.upstream])
-            res = bench.run_wrk(f"http://{bench.HOST}:{srv.port}{path}", lua, args.concurrency, args.seconds)
-            cpu = (bench.cpu_seconds(srv.pid) - cpu0) * 1e6 / max(1, res.get("requests", 0))
+            cpu0 = common.cpu_seconds(srv.pid)
+            other = common.OtherLoad([srv, b.upstream])
+            res = measure.run_wrk(f"http://{common.HOST}:{srv.port}{path}", lua, args.concurrency, args.seconds)
+            cpu = (common.cpu_seconds(srv.pid) - cpu0) * 1e6 / max(1, res.get("requests", 0))
             print(f"# {args.point} c={args.concurrency}: {res.get('rps', 0):,.0f} rps, p50 {res.get('p50_ms', 0):.2f} ms, "
                   f"p99 {res.get('p99_ms', 0):.2f} ms, errors {res.get('errors')}, sidecar CPU {cpu:.0f} µs/req, "
                   f"other load {other.cores():.2f} cores")
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "--duration", str(int(args.seconds)), "--pid", str(srv.pid), "-o", str(raw)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.5)  # let py-spy attach
-        res = bench.run_wrk(f"http://{bench.HOST}:{srv.port}{path}", lua, args.concurrency, args.seconds)
+        res = measure.run_wrk(f"http://{common.HOST}:{srv.port}{path}", lua, args.concurrency, args.seconds)
         try:
             spy.wait(args.seconds + 30)
         except subprocess.TimeoutExpired:
