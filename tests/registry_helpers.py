@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncio
 import json
 import socket
@@ -95,3 +97,27 @@ async def error_of(resp, status: int, *mentions: str) -> dict[str, Any]:
 
 def chat_body(model: str, text: str = "hello") -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": text}]}
+
+
+# ---------------------------------------------------------------- shared by the registry tests
+
+MOCK = {"model_name": "config-mock", "litellm_params": {"model": "mock/config-mock"}}
+
+
+def cfg(tmp_path: Path, *models: dict, master_key: bool = True, db: str = "registry.db") -> dict:
+    general = {"database_url": f"sqlite:///{tmp_path / db}"}
+    if master_key:
+        general["master_key"] = MASTER_KEY
+    return {"model_list": list(models or [MOCK]), "general_settings": general}
+
+
+async def info_rows(client, **query) -> list[dict]:
+    resp = await client.get("/model/info", headers=AUTH, params=query)
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["data"]
+
+
+async def add(client, body: dict) -> dict:
+    resp = await client.post("/model/new", json=body, headers=AUTH)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
