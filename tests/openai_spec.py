@@ -21,20 +21,25 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+
+def _load_extract_script() -> Any:
+    """scripts/extract_openai_schemas.py, whose JSON-Schema keyword tables this module shares."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "extract_openai_schemas.py"
+    spec = importlib.util.spec_from_file_location("extract_openai_schemas", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_extract_script = _load_extract_script()
+
 SCHEMAS_PATH = Path(__file__).resolve().with_name("openai_schemas.json")
 BASE_URI = "urn:openai-openapi"
 
-_SCHEMA_MAP_KEYS = frozenset(
-    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
-)
-_SCHEMA_KEYS = frozenset(
-    {
-        "additionalProperties", "unevaluatedProperties", "propertyNames",
-        "items", "additionalItems", "unevaluatedItems", "contains",
-        "not", "if", "then", "else",
-    }
-)
-_SCHEMA_LIST_KEYS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SCHEMA_MAP_KEYS, _SCHEMA_KEYS, _SCHEMA_LIST_KEYS = (
+    _extract_script.SCHEMA_MAP_KEYS, _extract_script.SCHEMA_KEYS, _extract_script.SCHEMA_LIST_KEYS)
 # If any of these is present, "null" must bypass the whole schema via anyOf.
 _NEEDS_WRAP = frozenset({"$ref", "$dynamicRef", "allOf", "anyOf", "oneOf", "not", "const", "if"})
 
