@@ -6,7 +6,7 @@ implementations, ``Provider`` to subclass and ``ProviderCall`` for what a provid
 
 from sidecar.hookspecs import hookimpl
 from sidecar.errors import ProviderError
-from sidecar.provider import CAPABILITIES, Provider, ProviderCall
+from sidecar.provider import CAPABILITIES, NO_AMBIENT_CREDENTIALS, Provider, ProviderCall
 
 __version__ = "0.1.0"
-__all__ = ["CAPABILITIES", "Provider", "ProviderCall", "ProviderError", "hookimpl", "__version__"]
+__all__ = ["CAPABILITIES", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall", "ProviderError", "hookimpl", "__version__"]

@@ -275,15 +275,20 @@ def parse_deployment(entry: Any, where: str, source: str) -> DeploymentConfig:
     checked = _convert(entry, _DeploymentEntry, where, source)
     raw = checked.litellm_params
     params = resolve_env(raw, f"{where}.litellm_params", source)
-    check_deployment_fields(params, checked.model_info or {}, where, source)
-    return DeploymentConfig(checked.model_name, params, raw, checked.model_info or {}, checked.tpm, checked.rpm)
+    model_info = check_deployment_fields(params, checked.model_info or {}, where, source)
+    return DeploymentConfig(checked.model_name, params, raw, model_info, checked.tpm, checked.rpm)
 
 
-def check_deployment_fields(params: dict[str, Any], model_info: dict[str, Any], where: str, source: str) -> None:
+def check_deployment_fields(params: dict[str, Any], model_info: dict[str, Any], where: str,
+                            source: str) -> dict[str, Any]:
     """Type checks for the deployment fields the sidecar itself reads (config and API alike):
-    a bad ``timeout`` or price fails here, not as a 500 on every later request."""
+    a bad ``timeout`` or price fails here, not as a 500 on every later request. Returns
+    ``model_info`` with those fields as numbers (PyYAML reads ``1e-06`` as a string; LiteLLM
+    accepts it, so the sidecar does too)."""
     _convert(params, _KnownLitellmParams, f"{where}.litellm_params", source)
-    _convert(model_info, _KnownModelInfo, f"{where}.model_info", source, strict=True)
+    known = _convert(model_info, _KnownModelInfo, f"{where}.model_info", source)
+    converted = {f: getattr(known, f) for f in known.__struct_fields__ if f != "id" and f in model_info}
+    return {**model_info, **converted}
 
 
 def resolve_env(value: Any, where: str, source: str) -> Any:

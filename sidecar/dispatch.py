@@ -13,9 +13,9 @@ from aiohttp import web
 from sidecar import keys
 from sidecar.errors import ProviderError, SidecarError
 from sidecar.info import info_for_model, response_cost
-from sidecar.provider import Provider, ProviderCall
+from sidecar.provider import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall
 from sidecar.registry import Deployment
-from sidecar.secrets import is_secret_param, scrub
+from sidecar.secrets import is_secret_param, scrub, secret_values
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 
 T = TypeVar("T")
@@ -56,6 +56,7 @@ def prepare_call(
                                 f"its provider offers: {', '.join(sorted(provider.capabilities))}",
                            param="model", code="unsupported_capability")
     params = dep.litellm_params
+    secrets = tuple(dep.secrets)
     sent_credentials = CREDENTIAL_BODY_KEYS.intersection(body)
     if sent_credentials:
         name = sorted(sent_credentials)[0]
@@ -63,7 +64,9 @@ def prepare_call(
             raise SidecarError(400, f"{name!r} is not allowed in the request body; the operator can allow it "
                                     "with general_settings.allow_client_side_credentials: true",
                                param=name, code="client_side_credentials_not_allowed")
-        params = client_side_params(params, {k: body[k] for k in sent_credentials})
+        sent = {k: body[k] for k in sent_credentials}
+        params = client_side_params(params, sent)
+        secrets = tuple(dep.secrets) + tuple(secret_values(sent, sent))
     upstream_model = dep.upstream_model(captured)
     out = {k: v for k, v in body.items() if k not in GATEWAY_KEYS and k not in sent_credentials}
     out["model"] = upstream_model
@@ -81,7 +84,7 @@ def prepare_call(
             del out[k]
     call = ProviderCall(
         model=upstream_model, body=out, request=typed, params=params,
-        session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")),
+        session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")), secrets=secrets,
     )
     return dep, call
 
@@ -89,11 +92,11 @@ def prepare_call(
 def client_side_params(params: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
     """The deployment's params with the client's credentials over them. A client that points
     the call at its own server (``api_base``/``base_url``) gets none of the deployment's
-    credentials: they would be sent to that server. Without its own key, ``api_key`` is None,
-    which tells the provider not to take one from the environment either."""
+    credentials, which would be sent to that server, nor any the provider would take from the
+    environment (:data:`NO_AMBIENT_CREDENTIALS`)."""
     if "api_base" in sent or "base_url" in sent:
         params = {k: v for k, v in params.items() if not is_secret_param(k)}
-        params.setdefault("api_key", None)
+        params[NO_AMBIENT_CREDENTIALS] = True
     return {**params, **sent}
 
 
@@ -109,7 +112,7 @@ async def run_provider(dep: Deployment, coro_fn: Callable[[ProviderCall], Awaita
     try:
         return await coro_fn(call)
     except SidecarError as err:
-        err.message = scrub(err.message, dep.secrets)
+        err.message = scrub(err.message, call.secrets)
         if isinstance(err, ProviderError):
             log_upstream_failure(dep, err)
         raise

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
     from sidecar.wire import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ModerationResponse
 
+NO_AMBIENT_CREDENTIALS = "no_ambient_credentials"
+"""A ``ProviderCall.params`` key: when true, use no credential from outside ``params``."""
+
 CAPABILITIES = (
     "chat",
     "completion",
@@ -42,6 +45,8 @@ class ProviderCall:
     session: aiohttp.ClientSession
     deployment_id: str
     stream: bool = False
+    secrets: tuple[str, ...] = ()
+    """Values to mask in messages: the deployment's credentials and any the client sent."""
 
 
 class Provider:
@@ -68,9 +73,9 @@ class Provider:
         """Credential values this provider would use for ``params`` that are not in them (read
         from the environment, say), so the core can mask them in messages and logs.
 
-        ``params`` holding ``api_key: None`` means "no key": the client redirected the call with
-        its own ``api_base`` (``allow_client_side_credentials``), and a provider must then send
-        no credential it would otherwise take from the environment.
+        When ``params`` has :data:`NO_AMBIENT_CREDENTIALS` set, the client redirected the call
+        to its own ``api_base`` (``allow_client_side_credentials``): send only the credentials
+        in ``params``, none taken from the environment.
         """
         return []
 

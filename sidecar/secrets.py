@@ -31,7 +31,7 @@ def secret_values(params: Mapping[str, Any], extra_secret: Iterable[str] = (),
             values.update(_leaves(v))
     values = {v for v in values if len(v) >= 4}
     for value in list(values):
-        host = urlsplit(value).netloc if "://" in value else ""
+        host = _netloc(value) if "://" in value else ""
         if host:
             values.add(host)
     return sorted(values, key=len, reverse=True)
@@ -54,8 +54,19 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return _KEYLIKE.sub(MASK, text)
 
 
+def _netloc(url: str) -> str:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # not a URL after all (an unclosed "[", say)
+        return ""
+
+
 def strip_url_credentials(url: str) -> str:
-    """``url`` without user:password and query string (where tokens like ``?key=`` live)."""
-    parts = urlsplit(url)
+    """``url`` without user:password and query string (where tokens like ``?key=`` live); a
+    string that does not parse as a URL is withheld whole."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

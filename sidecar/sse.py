@@ -16,6 +16,7 @@ from sidecar import keys
 from sidecar.dispatch import log_upstream_failure, model_id_headers
 from sidecar.errors import SidecarError
 from sidecar.http import encoder
+from sidecar.provider import ProviderCall
 from sidecar.registry import Deployment
 from sidecar.secrets import scrub
 
@@ -26,7 +27,7 @@ _SHUTDOWN = "llm-sidecar shutdown deadline"
 _MARGIN = 0.5  # seconds before the grace period ends, to write the last events
 
 
-async def stream_sse(request: web.Request, dep: Deployment, chunks) -> web.StreamResponse:
+async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks) -> web.StreamResponse:
     resp = web.StreamResponse(headers={
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache",
@@ -45,7 +46,7 @@ async def stream_sse(request: web.Request, dep: Deployment, chunks) -> web.Strea
             if out.add(b"data: " + (chunk if isinstance(chunk, bytes) else encode(chunk)) + b"\n\n"):
                 await out.flush()  # backpressure: a slow client slows the upstream read too
     except SidecarError as err:
-        err.message = scrub(err.message, dep.secrets)
+        err.message = scrub(err.message, call.secrets)
         log_upstream_failure(dep, err)
         last = err
     except ConnectionResetError:  # the client left

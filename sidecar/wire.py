@@ -171,7 +171,7 @@ class ResponseMessage(Struct, omit_defaults=True):
     annotations: list[Json] | None = None
     audio: Json | None = None
     reasoning_content: str | None = None
-    reasoning: str | None = None
+    reasoning: Any = None  # a string at most providers, an object at some
 
     def __post_init__(self) -> None:
         if self.content is UNSET:
@@ -238,7 +238,7 @@ class ChatCompletion(Struct, omit_defaults=True):
     system_fingerprint: str | None = None
     service_tier: str | None = None
     citations: list[Any] | None = None  # Perplexity, kept as LiteLLM keeps them
-    search_results: list[Json] | None = None
+    search_results: list[Any] | None = None
 
     def __post_init__(self) -> None:
         _stamp(self, "chat.completion")
@@ -251,7 +251,7 @@ class Delta(Struct, omit_defaults=True):
     tool_calls: list[Json] | None = None
     function_call: Json | None = None
     reasoning_content: str | None = None
-    reasoning: str | None = None
+    reasoning: Any = None  # a string at most providers, an object at some
 
 
 class ChunkChoice(Struct, omit_defaults=True):
@@ -275,7 +275,7 @@ class ChatCompletionChunk(Struct, omit_defaults=True):
     system_fingerprint: str | None = None
     service_tier: str | None = None
     citations: list[Any] | None = None  # Perplexity, kept as LiteLLM keeps them
-    search_results: list[Json] | None = None
+    search_results: list[Any] | None = None
 
     def __post_init__(self) -> None:
         _stamp(self, "chat.completion.chunk")

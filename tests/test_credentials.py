@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from fake_upstreams import AzureFake, OpenAIFake, start
 from openai_helpers import user
 
@@ -60,3 +62,46 @@ async def test_azure_deployment_key_wins_over_an_environment_token(make_client, 
     assert resp.status == 200
     assert fake.last.headers["api-key"] == "azure-deployment-key-42"
     assert "Authorization" not in fake.last.headers
+
+
+@pytest.mark.parametrize("configured", [None, ""])
+async def test_an_empty_configured_key_falls_back_to_the_environment(make_client, aiohttp_server, monkeypatch,
+                                                                     configured):
+    monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
+    monkeypatch.setenv("AZURE_API_KEY", "azure-env-key-111")
+    fake = await start(aiohttp_server, OpenAIFake())
+    azure = await start(aiohttp_server, AzureFake(api_key="azure-env-key-111"))
+    client = await make_client({"model_list": [
+        {"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": fake.base_url,
+                                                 "api_key": configured}},
+        {"model_name": "az", "litellm_params": {"model": "azure/d", "api_base": azure.root_url,
+                                                "api_key": configured}}]})
+    for name in ("gpt", "az"):
+        resp = await client.post("/v1/chat/completions", json={"model": name, "messages": user("hi")})
+        assert resp.status == 200, await resp.text()
+    assert fake.last.headers["Authorization"] == f"Bearer {ENV_KEY}"
+    assert azure.last.headers["api-key"] == "azure-env-key-111"
+
+
+async def test_a_key_the_client_sent_is_masked_too(make_client, aiohttp_server, caplog):
+    fake = await start(aiohttp_server, OpenAIFake(api_key="sk-the-right-one-000000"))
+    client = await make_client({
+        "model_list": [{"model_name": "gpt", "litellm_params": {"model": "openai/gpt-4o-mini",
+                                                                "api_base": fake.base_url}}],
+        "general_settings": {"allow_client_side_credentials": True}})
+    with caplog.at_level(logging.DEBUG):
+        resp = await client.post("/v1/chat/completions", json={
+            "model": "gpt", "messages": user("hi"), "api_key": "gsk_clientSecret12345"})
+    assert resp.status == 401
+    assert "gsk_clientSecret12345" not in await resp.text()
+    assert "gsk_clientSecret12345" not in caplog.text
+
+
+@pytest.mark.parametrize("api_base", ["http://[::1", "http://127.0.0.1:99999/v1"])
+async def test_a_malformed_api_base_is_a_400(make_client, api_base):
+    client = await make_client({"model_list": [{"model_name": "gpt", "litellm_params": {
+        "model": "openai/gpt-4o-mini", "api_base": api_base, "api_key": "sk-x-000000000"}}]})
+    resp = await client.post("/v1/chat/completions", json={"model": "gpt", "messages": user("hi")})
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["param"] == "api_base" and "99999" not in error["message"] and "::1" not in error["message"]

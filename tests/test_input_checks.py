@@ -59,3 +59,22 @@ async def test_deeply_nested_json_is_a_400(make_client, path):
                              data=b'{"model": "mock-gpt", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
     assert resp.status == 400
     assert "nested too deeply" in (await resp.json())["error"]["message"]
+
+
+def test_numbers_yaml_reads_as_strings_are_accepted_as_numbers():
+    config = parse_config({"model_list": [{"model_name": "a", "litellm_params": {"model": "mock/a"},
+                                           "model_info": {"input_cost_per_token": "1e-06", "note": "kept"}}]})
+    info = config.model_list[0].model_info
+    assert info["input_cost_per_token"] == 1e-06 and isinstance(info["input_cost_per_token"], float)
+    assert info["note"] == "kept"
+
+
+async def test_deep_nesting_inside_litellm_params_is_a_400(make_client):
+    client = await make_client(MASTER)
+    nested: object = "leaf"
+    for _ in range(700):  # shallow enough for the JSON decoder, deep for a recursive walk
+        nested = {"x": nested}
+    resp = await client.post("/model/new", headers=AUTH, json={
+        "model_name": "deep", "litellm_params": {"model": "mock/x", "extra": nested}})
+    assert resp.status == 400
+    assert "nested too deeply" in (await resp.json())["error"]["message"]

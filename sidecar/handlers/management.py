@@ -46,7 +46,10 @@ def _build(request: web.Request, model_name: str, params: dict[str, Any], info: 
                            param="litellm_params.model", code="invalid_value")
     try:
         resolved = resolve_env(params, "litellm_params", "request")
-        check_deployment_fields(resolved, info, "$", "request")
+        info = check_deployment_fields(resolved, info, "$", "request")
+    except RecursionError:
+        raise SidecarError(400, "litellm_params or model_info is nested too deeply", param="litellm_params",
+                           code="invalid_value") from None
     except ConfigError as exc:
         path = (exc.path or "$.litellm_params").removeprefix("$.")
         raise SidecarError(400, f"{path}: {exc.text}" if exc.text else str(exc).removeprefix("request: "),

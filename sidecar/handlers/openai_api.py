@@ -40,7 +40,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     result = await run_provider(dep, dep.provider.chat, call)
     if not call.stream:
         return json_response(result, headers=response_headers(request, dep, call, result.usage))
-    return await stream_sse(request, dep, result)
+    return await stream_sse(request, dep, call, result)
 
 
 async def embeddings(request: web.Request) -> web.Response:

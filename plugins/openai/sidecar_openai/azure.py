@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from sidecar import ProviderError
+from sidecar import NO_AMBIENT_CREDENTIALS, ProviderError
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -38,12 +38,14 @@ class AzureProvider(OpenAICompatibleProvider):
     @staticmethod
     def _credential(params: Mapping[str, Any]) -> tuple[str, Any]:
         """What authenticates the call: the deployment's own ``azure_ad_token`` or ``api_key``
-        first, then ``AZURE_AD_TOKEN``, then ``AZURE_API_KEY`` from the environment (none at
-        all when ``api_key`` is explicitly None)."""
+        first, then ``AZURE_AD_TOKEN``, then ``AZURE_API_KEY`` from the environment (not when
+        the client routed the call to its own server: ``NO_AMBIENT_CREDENTIALS``)."""
         if params.get("azure_ad_token"):
             return "token", params["azure_ad_token"]
-        if "api_key" in params:
-            return ("key", params["api_key"]) if params["api_key"] else ("", None)
+        if params.get("api_key"):
+            return "key", params["api_key"]
+        if params.get(NO_AMBIENT_CREDENTIALS):
+            return "", None
         if os.environ.get("AZURE_AD_TOKEN"):
             return "token", os.environ["AZURE_AD_TOKEN"]
         if os.environ.get("AZURE_API_KEY"):

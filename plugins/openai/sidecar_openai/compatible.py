@@ -13,7 +13,7 @@ import aiohttp
 import msgspec
 import yarl
 
-from sidecar import Provider, ProviderCall, ProviderError
+from sidecar import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, ProviderError
 from sidecar.secrets import is_secret_param
 from sidecar.upstream import iter_sse_data, open_stream, post_json, timeout_for
 from sidecar.wire import (
@@ -46,6 +46,7 @@ CONNECTION_PARAMS = frozenset({
     "model", "api_key", "api_base", "base_url", "api_version", "organization", "timeout",
     "stream_timeout", "max_retries", "tpm", "rpm", "drop_params", "extra_headers", "azure_ad_token",
     "mock_response", "mock_delay", "model_info", "use_in_pass_through", "merge_reasoning_content_in_choices",
+    NO_AMBIENT_CREDENTIALS,
 })
 
 # LiteLLM's deployment-level keys (routing, retries, pricing, logging): never request params,
@@ -69,10 +70,20 @@ def _body_default_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in keys if _is_body_default(k))
 
 
-@lru_cache(maxsize=1024)
 def _url(base: str, path: str) -> yarl.URL:
-    """The endpoint URL, parsed once rather than on every request."""
-    return yarl.URL(f"{base.rstrip('/')}/{path}")
+    """The endpoint URL (parsed once per base and path); a malformed ``api_base`` is a 400."""
+    try:
+        return _parsed_url(base, path)
+    except ValueError:
+        raise ProviderError(400, "litellm_params.api_base is not a valid URL", param="api_base",
+                            code="invalid_api_base") from None
+
+
+@lru_cache(maxsize=1024)
+def _parsed_url(base: str, path: str) -> yarl.URL:
+    url = yarl.URL(f"{base.rstrip('/')}/{path}")
+    url.port  # noqa: B018 - a port out of range raises here, not deep inside the client
+    return url
 
 
 def _is_body_default(key: str) -> bool:
@@ -223,16 +234,18 @@ class OpenAICompatibleProvider(Provider):
                                 code="missing_api_base")
         return _url(str(base), path), self.headers(params)
 
-    def _env_key(self) -> str | None:
-        return os.environ.get(self.spec.key_env) if self.spec.key_env else None
+    def _env_key(self, params: Mapping[str, Any]) -> str | None:
+        if params.get(NO_AMBIENT_CREDENTIALS) or not self.spec.key_env:
+            return None
+        return os.environ.get(self.spec.key_env)
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        key = None if "api_key" in params else self._env_key()
+        key = None if params.get("api_key") else self._env_key(params)
         return [key] if key else []
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        key = params["api_key"] if "api_key" in params else self._env_key()
+        key = params.get("api_key") or self._env_key(params)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         if params.get("organization"):
