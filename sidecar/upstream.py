@@ -144,11 +144,14 @@ async def open_stream(
 async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
     """The ``data:`` payloads of an SSE response, as they arrive, up to ``[DONE]``.
 
-    An ``error`` payload raises it; a stream that ends without ``[DONE]`` or breaks raises a 502.
+    An ``error`` payload raises it; a stream that breaks, or ends before any chunk gave a
+    ``finish_reason``, raises a 502. A stream whose body ends cleanly after a finish_reason but
+    without ``[DONE]`` (some older servers) is taken as complete, as LiteLLM takes it.
     Lines are split here rather than by ``StreamReader.readline``, which fails on an event longer
     than twice the session's read buffer (a big tool call, audio or image delta).
     """
     pending: list[bytes] = []  # the pieces of a line not yet ended
+    finished = False  # a chunk carried a finish_reason
     try:
         async for data in resp.content.iter_any():
             if b"\n" not in data:
@@ -161,8 +164,10 @@ async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
                 if payload is _DONE:
                     return
                 if payload:
+                    finished = finished or _FINISHED in payload or _FINISHED_SPACED in payload
                     yield payload
-        if _sse_payload(b"".join(pending), provider) is _DONE:  # a last line without its newline
+        last = _sse_payload(b"".join(pending), provider)  # a last line without its newline
+        if last is _DONE or finished:
             return
     except ProviderError:
         raise
@@ -174,6 +179,8 @@ async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
 
 
 _DONE = b"[DONE]"
+_FINISHED = b'"finish_reason":"'
+_FINISHED_SPACED = b'"finish_reason": "'  # Python's json.dumps separators
 
 
 def _sse_payload(line: bytes, provider: str) -> bytes | None:

@@ -14,6 +14,7 @@ picks a behaviour, so one fake serves every scenario:
   ``finish_reason: "error"``;
 - ``slow``: sleeps ``SLOW_SECONDS`` before answering (longer than the tests' ``timeout``);
 - ``stall``: a stream that sends two chunks, then sleeps ``SLOW_SECONDS``;
+- ``no-done`` / ``no-done-early``: a cleanly ended stream without ``[DONE]``, after / before the finish;
 - ``silent``: one chunk, then only SSE comments, noting in ``stream_abandoned`` a reader that left;
 - ``drip``: a long stream (a chunk every 20 ms), noting in ``stream_abandoned`` a reader that left;
 - ``odd-framing``: a stream in legal SSE framing other than OpenAI's (CRLF, comments, split writes);
@@ -387,6 +388,10 @@ class FakeUpstream:
             return await self.drip(request, model, body)
         if model == "silent":
             return await self.silent(request, model, body)
+        if model == "no-done":  # every chunk, a clean end of the body, but no [DONE] (older servers)
+            return await self.sse(request, events, done=False)
+        if model == "no-done-early":  # a clean end of the body before any finish_reason
+            return await self.sse(request, events[:2], done=False)
         if model == "odd-framing":
             return await self.odd_framing(request, events)
         if model == "error-mid-stream":

@@ -207,3 +207,16 @@ async def test_request_drop_params_false_overrides_router_settings(make_client, 
     assert status == 400, answer
     assert assert_envelope(answer)["param"] == "modalities"
     assert openai_fake.received == []
+
+
+async def test_a_clean_end_after_the_finish_without_done_is_complete(make_client, openai_fake):
+    client = await make_client({"model_list": [dep("gpt", "openai/no-done", openai_fake.base_url)]})
+    _, events = await stream(client, {"model": "gpt", "messages": user("hi"), "stream": True})  # ends in [DONE]
+    assert all("error" not in e for e in events)
+    assert [e["choices"][0]["finish_reason"] for e in events if e["choices"]][-1] == "stop"
+
+
+async def test_a_clean_end_before_any_finish_is_still_an_error(make_client, openai_fake):
+    client = await make_client({"model_list": [dep("gpt", "openai/no-done-early", openai_fake.base_url)]})
+    _, events = await stream(client, {"model": "gpt", "messages": user("hi"), "stream": True})  # ends in [DONE]
+    assert events[-1]["error"]["code"] == "upstream_disconnected"
