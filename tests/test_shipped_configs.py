@@ -1,0 +1,31 @@
+"""The configs the project ships load and build an app (they are documentation users copy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sidecar import keys
+from sidecar.app import create_app
+from sidecar.config import load_config
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+def test_default_config_builds_the_mock_models():
+    app = create_app(load_config(CONFIG_DIR / "sidecar.yaml"))
+    names = app[keys.REGISTRY].group_names()
+    assert names == ["mock-gpt", "mock-embedding", "mock-moderation"]
+    assert not app[keys.CONFIG].general.master_key
+
+
+def test_example_openai_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("OPENAI_API_KEY", "AZURE_API_KEY", "GROQ_API_KEY", "DEEPSEEK_API_KEY", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    monkeypatch.setenv("AZURE_API_BASE", "https://example-resource.openai.azure.com")
+    config = load_config(CONFIG_DIR / "example.openai.yaml")
+    app = create_app(config)
+    registry = app[keys.REGISTRY]
+    assert {d.provider.name for d in registry} == {"openai", "azure", "groq", "deepseek"}
+    assert len(registry.group("gpt-4o-mini")) == 2  # OpenAI and Azure in one group
+    assert registry.resolve("openai/gpt-4.1")[1] == "gpt-4.1"
+    assert config.general.master_key == "value-of-sidecar_master_key"
