@@ -15,7 +15,7 @@ from sidecar.errors import ProviderError, SidecarError
 from sidecar.info import info_for_model, response_cost
 from sidecar.provider import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall
 from sidecar.registry import Deployment
-from sidecar.secrets import is_secret_param, scrub, secret_values
+from sidecar.secrets import is_secret_param, longest_first, scrub, secret_values
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 
 T = TypeVar("T")
@@ -56,7 +56,7 @@ def prepare_call(
                                 f"its provider offers: {', '.join(sorted(provider.capabilities))}",
                            param="model", code="unsupported_capability")
     params = dep.litellm_params
-    secrets = tuple(dep.secrets)
+    secrets = dep.secrets
     sent_credentials = CREDENTIAL_BODY_KEYS.intersection(body)
     if sent_credentials:
         name = sorted(sent_credentials)[0]
@@ -66,7 +66,7 @@ def prepare_call(
                                param=name, code="client_side_credentials_not_allowed")
         sent = {k: body[k] for k in sent_credentials}
         params = client_side_params(params, sent)
-        secrets = tuple(dep.secrets) + tuple(secret_values(sent, sent))
+        secrets = longest_first((*dep.secrets, *secret_values(sent, sent)))
     upstream_model = dep.upstream_model(captured)
     out = {k: v for k, v in body.items() if k not in GATEWAY_KEYS and k not in sent_credentials}
     out["model"] = upstream_model

@@ -34,7 +34,7 @@ class Deployment:
     db_model: bool = False
     tpm: int | None = None
     rpm: int | None = None
-    secrets: list[str] = field(default_factory=list)
+    secrets: tuple[str, ...] = ()
     stored_params: dict[str, Any] = field(default_factory=dict, repr=False)
     """``litellm_params`` as written (``os.environ/`` references kept): what the database holds."""
     info_cache: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)

@@ -22,7 +22,7 @@ def is_secret_param(name: str) -> bool:
 
 
 def secret_values(params: Mapping[str, Any], extra_secret: Iterable[str] = (),
-                  ambient: Iterable[str] = ()) -> list[str]:
+                  ambient: Iterable[str] = ()) -> tuple[str, ...]:
     """The credential values in ``params`` plus ``ambient`` ones (longest first), to scrub."""
     extra = set(extra_secret)
     values: set[str] = {str(v) for v in ambient if v}
@@ -34,7 +34,12 @@ def secret_values(params: Mapping[str, Any], extra_secret: Iterable[str] = (),
         host = _netloc(value) if "://" in value else ""
         if host:
             values.add(host)
-    return sorted(values, key=len, reverse=True)
+    return longest_first(values)
+
+
+def longest_first(values: Iterable[str]) -> tuple[str, ...]:
+    """Secrets in masking order: a longer one first, so a secret inside another is not half-masked."""
+    return tuple(sorted(set(values), key=len, reverse=True))
 
 
 def _leaves(value: Any) -> list[str]:
