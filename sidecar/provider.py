@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
     from sidecar.wire import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ModerationResponse
 
+    # what a chat stream yields: a chunk, its encoded JSON, or a list of them that arrived together
+    StreamItem = ChatCompletionChunk | bytes | list[ChatCompletionChunk | bytes]
+
 NO_AMBIENT_CREDENTIALS = "no_ambient_credentials"
 """A ``ProviderCall.params`` key: when true, use no credential from outside ``params``."""
 
@@ -79,11 +82,14 @@ class Provider:
         """
         return []
 
-    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
+    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[StreamItem]:
         """Answer a chat request: a ChatCompletion, or (``call.stream``) an async iterator of chunks.
 
-        For a stream, fail before returning the iterator when the upstream refuses the request,
-        so the client gets the upstream's status rather than an error event.
+        A stream may yield a chunk, its JSON as ``bytes``, or a list of either: chunks that
+        arrived together, relayed together (cheaper than one at a time). For a stream, fail
+        before returning the iterator when the upstream refuses the request, so the client gets
+        the upstream's status rather than an error event; an error raised before the first chunk
+        still reaches the client as a plain error answer with its status.
         """
         raise NotImplementedError
 

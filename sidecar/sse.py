@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import msgspec
 from aiohttp import web
 
 from sidecar import keys
@@ -27,23 +28,28 @@ _SHUTDOWN = "llm-sidecar shutdown deadline"
 _MARGIN = 0.5  # seconds before the grace period ends, to write the last events
 
 
+class _EventStream(web.StreamResponse):
+    """An SSE answer whose headers leave with its first events, in one write."""
+
+    _send_headers_immediately = False  # aiohttp then sends the headers with the first body write
+
+
 async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks) -> web.StreamResponse:
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream",
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-        **model_id_headers(dep),
-    })
-    await resp.prepare(request)
-    encode = encoder.encode
+    """Relay ``chunks`` as SSE. The answer starts with the first chunk: a failure before it is a
+    plain error answer with its status (as LiteLLM's proxy does), one after it an error event."""
     streams = request.app[keys.STATE]["streams"]
     task = asyncio.current_task()
     streams.add(task)
+    out: _Coalescer | None = None
     last: SidecarError | None = None
-    out = _Coalescer(resp)
     try:
-        async for chunk in chunks:
-            if out.add(b"data: " + (chunk if isinstance(chunk, bytes) else encode(chunk)) + b"\n\n"):
+        async for item in chunks:
+            data = _events(item)
+            if not data:
+                continue
+            if out is None:
+                out = _Coalescer(await _start(request, dep))
+            if out.add(data):
                 await out.flush()  # backpressure: a slow client slows the upstream read too
     except SidecarError as err:
         err.message = scrub(err.message, call.secrets)
@@ -63,12 +69,37 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
         last = SidecarError(502, f"{dep.provider.name} failed mid-stream", code="upstream_error")
     finally:
         streams.discard(task)
+    if out is None:
+        if last is not None:
+            raise last  # nothing was sent yet: the client gets the status
+        out = _Coalescer(await _start(request, dep))  # an empty stream: just [DONE]
     try:
-        await out.flush()
-        await resp.write_eof((b"data: " + encode(last.body()) + b"\n\n" + DONE) if last else DONE)
+        await out.finish((b"data: " + encoder.encode(last.body()) + b"\n\n" + DONE) if last else DONE)
     except ConnectionError:
         pass  # the client left while we were ending the stream: nobody to tell
+    return out.resp
+
+
+async def _start(request: web.Request, dep: Deployment) -> _EventStream:
+    resp = _EventStream(headers={
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        **model_id_headers(dep),
+    })
+    await resp.prepare(request)
     return resp
+
+
+def _events(item) -> bytes:
+    """SSE ``data:`` events for what a provider yielded: a chunk, its JSON bytes, or a list."""
+    if type(item) is not list:
+        return b"data: " + (item if isinstance(item, bytes) else encoder.encode(item)) + b"\n\n"
+    if not item:
+        return b""
+    # one C call for the batch: JSON never holds a raw newline, so each line is one event
+    lines = encoder.encode_lines([msgspec.Raw(c) if isinstance(c, bytes) else c for c in item])
+    return b"data: " + lines[:-1].replace(b"\n", b"\n\ndata: ") + b"\n\n"
 
 
 class _Coalescer:
@@ -115,6 +146,16 @@ class _Coalescer:
             self.error = ConnectionResetError("the client closed the stream")
         finally:
             self.writing = None
+
+    async def finish(self, tail: bytes) -> None:
+        """End the answer with ``tail``: what is still buffered leaves with it in one write."""
+        while self.writing is not None:
+            await asyncio.shield(self.writing)
+        if self.error is not None:
+            raise self.error
+        data = bytes(self.buf) + tail if self.buf else tail
+        self.buf.clear()
+        await self.resp.write_eof(data)
 
     async def flush(self) -> None:
         """Wait until everything buffered is written."""

@@ -141,8 +141,9 @@ async def open_stream(
     return resp
 
 
-async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
-    """The ``data:`` payloads of an SSE response, as they arrive, up to ``[DONE]``.
+async def iter_sse_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
+    """The ``data:`` payloads of an SSE response, as they arrive, up to ``[DONE]``: one list per
+    network read, so events that arrived together are handled together (a list is never empty).
 
     An ``error`` payload raises it; a stream that breaks, or ends before any chunk gave a
     ``finish_reason``, raises a 502. A stream whose body ends cleanly after a finish_reason but
@@ -157,15 +158,26 @@ async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
             if b"\n" not in data:
                 pending.append(data)
                 continue
-            *lines, rest = b"".join((*pending, data)).split(b"\n")
-            pending = [rest]
-            for line in lines:
-                payload = _sse_payload(line, provider)
-                if payload is _DONE:
-                    return
-                if payload:
-                    finished = finished or _FINISHED in payload or _FINISHED_SPACED in payload
-                    yield payload
+            if pending:
+                data = b"".join((*pending, data))
+            lines = data.split(b"\n")
+            pending = [lines.pop()]
+            payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
+            payloads = [p for p in payloads if p]
+            done = _DONE in payloads
+            if done:
+                payloads = payloads[:payloads.index(_DONE)]
+            failed = _error_at(payloads, provider) if b'"error"' in data else None
+            if failed is not None:
+                if failed[0]:
+                    yield payloads[:failed[0]]  # the chunks before the error still reach the client
+                raise failed[1]
+            if not finished:
+                finished = _FINISHED in data or _FINISHED_SPACED in data
+            if payloads:
+                yield payloads
+            if done:
+                return
         last = _sse_payload(b"".join(pending), provider)  # a last line without its newline
         if last is _DONE or finished:
             return
@@ -176,6 +188,25 @@ async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
     finally:
         resp.release()
     raise ProviderError(502, f"{provider} upstream ended the stream before [DONE]", code="upstream_disconnected")
+
+
+async def iter_sse_data(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
+    """:func:`iter_sse_batches`, one payload at a time."""
+    batches = iter_sse_batches(resp, provider)
+    try:
+        async for payloads in batches:
+            for payload in payloads:
+                yield payload
+    finally:
+        await batches.aclose()
+
+
+def _error_at(payloads: list[bytes], provider: str) -> tuple[int, ProviderError] | None:
+    """The index of the first error payload and its ProviderError, if one is an error."""
+    for i, payload in enumerate(payloads):
+        if b'"error"' in payload and _has_error(payload):  # (never true inside an escaped JSON string)
+            return i, error_from_body(500, payload, provider)
+    return None
 
 
 _DONE = b"[DONE]"

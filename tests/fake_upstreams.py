@@ -10,6 +10,8 @@ picks a behaviour, so one fake serves every scenario:
 - ``error-<status>``: OpenAI's error envelope with that status (429 also sends rate-limit headers);
 - ``cut``: a stream (or a JSON body) cut mid-way: the transport is closed without ``[DONE]``;
 - ``error-mid-stream``: a few chunks, then an SSE ``{"error": ...}`` event;
+- ``error-first``: a 200 stream whose first event is an SSE ``{"error": ...}``;
+- ``bad-chunk``: a few chunks, then one that is not JSON;
 - ``error-in-chunk``: a few chunks, then OpenRouter's error: a chunk with ``error`` and
   ``finish_reason: "error"``;
 - ``slow``: sleeps ``SLOW_SECONDS`` before answering (longer than the tests' ``timeout``);
@@ -191,7 +193,7 @@ class FakeUpstream:
         for i, event in enumerate(events):
             if i == pause_after:
                 await asyncio.sleep(SLOW_SECONDS)
-            await resp.write(b"data: " + _encode(event) + b"\n\n")
+            await resp.write(b"data: " + (event if isinstance(event, bytes) else _encode(event)) + b"\n\n")
         if done:
             await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
@@ -396,6 +398,10 @@ class FakeUpstream:
             return await self.odd_framing(request, events)
         if model == "error-mid-stream":
             return await self.sse(request, [*events[:2], {"error": MID_STREAM_ERROR}], done=False)
+        if model == "error-first":
+            return await self.sse(request, [{"error": MID_STREAM_ERROR}], done=False)
+        if model == "bad-chunk":
+            return await self.sse(request, [*events[:2], b'{"id": "x", not json'], done=False)
         if model == "error-in-chunk":  # OpenRouter's way: a chunk with an error and finish_reason "error"
             failed = self.chunk(model, body, [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}])
             failed["error"] = {"code": 502, "message": "Provider disconnected unexpectedly"}

@@ -86,6 +86,27 @@ async def test_error_event_mid_stream_is_forwarded_then_done(make_client, openai
     assert MID_STREAM_ERROR["message"] in error["message"]
 
 
+async def test_an_error_before_the_first_chunk_is_a_plain_error_answer(make_client, openai_fake):
+    # as LiteLLM's proxy: nothing was streamed yet, so the client gets the status, not a 200 stream
+    client = await make_client({"model_list": [dep("m", "openai/error-first", openai_fake.base_url)]})
+    status, answer, headers = await post(client, "/v1/chat/completions",
+                                         {"model": "m", "messages": user("hi"), "stream": True})
+    assert status == 502, answer
+    assert headers["Content-Type"].startswith("application/json")
+    error = assert_envelope(answer)
+    assert MID_STREAM_ERROR["message"] in error["message"]
+
+
+async def test_a_chunk_that_is_not_json_ends_the_stream_after_the_good_ones(make_client, openai_fake):
+    client = await make_client({"model_list": [dep("m", "openai/bad-chunk", openai_fake.base_url)]})
+    _, events = await stream(client, {"model": "m", "messages": user("one two three four")})
+    *chunks, last = events
+    assert len(chunks) == 2  # the role chunk and the first word: all the upstream sent before the bad one
+    error = assert_envelope(last)
+    assert error["code"] == "bad_upstream_response"
+    assert "not valid" in error["message"]
+
+
 async def test_stream_stalling_mid_way_ends_with_timeout_event(make_client, openai_fake):
     client = await make_client({"model_list": [dep("m", "openai/stall", openai_fake.base_url, timeout=0.3)]})
     _, events = await stream(client, {"model": "m", "messages": user("one two three four")})

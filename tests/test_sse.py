@@ -1,9 +1,10 @@
-"""SSE relaying: events ready together leave in one write; big streams keep backpressure."""
+"""SSE relaying: events ready together leave in one write (with the headers when they are the
+first); providers may hand over batches; big streams keep backpressure."""
 
 from __future__ import annotations
 
 import msgspec
-from aiohttp import web
+from aiohttp import http_writer, web_protocol
 
 from sidecar import Provider, hookimpl
 from sidecar.plugins import get_plugin_manager
@@ -25,16 +26,35 @@ class BurstProvider(Provider):
 
         async def chunks():
             for i in range(count):
-                yield ChatCompletionChunk(id="c", model=call.model,
-                                          choices=[ChunkChoice(index=0, delta=Delta(content=str(i % 10) * size))])
+                yield chunk(call.model, str(i % 10) * size)
 
         return chunks()
+
+
+def chunk(model: str, content: str) -> ChatCompletionChunk:
+    return ChatCompletionChunk(id="c", model=model, choices=[ChunkChoice(index=0, delta=Delta(content=content))])
+
+
+class BatchProvider(BurstProvider):
+    """Yields lists, as a provider handing over the chunks of one upstream read does: Structs and
+    already-encoded bytes mixed, and an empty list (nothing to send)."""
+
+    name = "batch"
+
+    async def chat(self, call):
+        async def batches():
+            yield [chunk(call.model, "a"), msgspec.json.encode(chunk(call.model, "b"))]
+            yield []
+            yield [chunk(call.model, "c")]
+            yield msgspec.json.encode(chunk(call.model, "d"))
+
+        return batches()
 
 
 class BurstPlugin:
     @hookimpl
     def sidecar_providers(self):
-        return [BurstProvider()]
+        return [BurstProvider(), BatchProvider()]
 
 
 def manager():
@@ -43,32 +63,18 @@ def manager():
     return pm
 
 
-def config(model: str) -> dict:
-    return {"model_list": [{"model_name": "b", "litellm_params": {"model": f"burst/{model}"}}]}
+def config(model: str, provider: str = "burst") -> dict:
+    return {"model_list": [{"model_name": "b", "litellm_params": {"model": f"{provider}/{model}"}}]}
+
+
+async def post_stream(client):
+    return await client.post("/v1/chat/completions", json={"model": "b", "stream": True,
+                                                          "messages": [{"role": "user", "content": "x"}]})
 
 
 async def read_events(resp) -> list[bytes]:
     body = await resp.read()
     return [e for e in body.split(b"\n\n") if e]
-
-
-async def test_ready_events_leave_in_few_writes(make_client, monkeypatch):
-    writes = []
-    original = web.StreamResponse.write
-
-    async def counting_write(self, data):
-        writes.append(len(data))
-        return await original(self, data)
-
-    monkeypatch.setattr(web.StreamResponse, "write", counting_write)
-    client = await make_client(config("20x5"), pm=manager())
-    resp = await client.post("/v1/chat/completions", json={"model": "b", "stream": True,
-                                                          "messages": [{"role": "user", "content": "x"}]})
-    events = await read_events(resp)
-    assert len(events) == 21 and events[-1] == b"data: [DONE]"
-    contents = [msgspec.json.decode(e[6:])["choices"][0]["delta"]["content"] for e in events[:-1]]
-    assert contents == [str(i % 10) * 5 for i in range(20)]
-    assert len(writes) <= 2, f"20 ready events took {len(writes)} writes"
 
 
 async def test_a_stream_larger_than_the_buffer_arrives_whole_and_in_order(make_client):
@@ -79,3 +85,39 @@ async def test_a_stream_larger_than_the_buffer_arrives_whole_and_in_order(make_c
     assert events[-1] == b"data: [DONE]"
     contents = [msgspec.json.decode(e[6:])["choices"][0]["delta"]["content"] for e in events[:-1]]
     assert contents == [str(i % 10) * 10000 for i in range(40)]
+
+
+async def test_a_burst_leaves_with_its_headers_and_done_in_one_socket_write(make_client, monkeypatch):
+    server_writes = []
+    write, writelines = http_writer.StreamWriter._write, http_writer.StreamWriter._writelines
+
+    def note(writer, data):
+        if isinstance(writer._protocol, web_protocol.RequestHandler):  # the gateway's side only
+            server_writes.append(data)
+
+    monkeypatch.setattr(http_writer.StreamWriter, "_write", lambda self, c: (note(self, c), write(self, c))[1])
+    monkeypatch.setattr(http_writer.StreamWriter, "_writelines",
+                        lambda self, cs: (note(self, b"".join(cs)), writelines(self, cs))[1])
+    client = await make_client(config("20x5"), pm=manager())
+    resp = await post_stream(client)
+    events = await read_events(resp)
+    assert len(events) == 21 and events[-1] == b"data: [DONE]"
+    contents = [msgspec.json.decode(e[6:])["choices"][0]["delta"]["content"] for e in events[:-1]]
+    assert contents == [str(i % 10) * 5 for i in range(20)]
+    assert len(server_writes) == 1, [len(w) for w in server_writes]
+    assert server_writes[0].startswith(b"HTTP/1.1 200") and server_writes[0].endswith(b"0\r\n\r\n")
+
+
+async def test_a_provider_may_yield_batches_of_chunks_and_bytes(make_client):
+    client = await make_client(config("m", provider="batch"), pm=manager())
+    resp = await post_stream(client)
+    events = await read_events(resp)
+    assert events[-1] == b"data: [DONE]"
+    assert [msgspec.json.decode(e[6:])["choices"][0]["delta"]["content"] for e in events[:-1]] == list("abcd")
+
+
+async def test_a_stream_with_no_chunk_is_just_done(make_client):
+    client = await make_client(config("0x5"), pm=manager())
+    resp = await post_stream(client)
+    assert resp.status == 200 and resp.headers["Content-Type"] == "text/event-stream"
+    assert await read_events(resp) == [b"data: [DONE]"]

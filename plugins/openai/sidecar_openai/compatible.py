@@ -15,7 +15,7 @@ import yarl
 
 from sidecar import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, ProviderError
 from sidecar.secrets import is_secret_param
-from sidecar.upstream import iter_sse_data, open_stream, post_json, timeout_for
+from sidecar.upstream import iter_sse_batches, open_stream, post_json, timeout_for
 from sidecar.wire import (
     OPENAI_CHAT_PARAMS,
     ChatCompletion,
@@ -96,6 +96,7 @@ def _is_body_default(key: str) -> bool:
 
 _chat = msgspec.json.Decoder(ChatCompletion)
 _chunk = msgspec.json.Decoder(ChatCompletionChunk)
+_chunk_list = msgspec.json.Decoder(list[ChatCompletionChunk])
 _embedding = msgspec.json.Decoder(EmbeddingResponse)
 _moderation = msgspec.json.Decoder(ModerationResponse)
 _encode = msgspec.json.Encoder().encode
@@ -168,7 +169,7 @@ class OpenAICompatibleProvider(Provider):
             return list(chat)
         return list(dict.fromkeys(chat + EMBEDDING_PARAMS))  # unknown model: either endpoint
 
-    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
+    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
         url, headers = self.endpoint(call.params, call.model, "chat/completions")
         body = _encode(self.upstream_body(call))
         if not call.stream:
@@ -176,19 +177,41 @@ class OpenAICompatibleProvider(Provider):
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
         return self._chunks(resp)
 
-    async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[ChatCompletionChunk]]:
         # aclosing: a client that leaves closes this generator, and so the upstream response at once
-        async with aclosing(iter_sse_data(resp, self.name)) as payloads:
-            async for payload in payloads:
+        async with aclosing(iter_sse_batches(resp, self.name)) as batches:
+            async for payloads in batches:
+                chunks, bad = self._decode(payloads)
+                # (Azure opens with a chunk of prompt_filter_results only: nothing to relay)
+                chunks = [chunk for chunk in chunks if chunk.choices or chunk.usage is not None]
+                if chunks:
+                    yield chunks
+                if bad is not None:
+                    raise bad
+
+    def _decode(self, payloads: list[bytes]) -> tuple[list[ChatCompletionChunk], ProviderError | None]:
+        """The chunks of one read, decoded in one call; when one is bad, those before it and
+        the error naming it (they are decoded one at a time only then)."""
+        bad = None
+        try:
+            chunks = _chunk_list.decode(b"[" + b",".join(payloads) + b"]")
+        except (msgspec.DecodeError, RecursionError):
+            chunks = []
+        if len(chunks) != len(payloads):  # a bad payload, or one that held more than one value
+            chunks = []
+            for payload in payloads:
                 try:
-                    chunk = _chunk.decode(payload)
+                    chunks.append(_chunk.decode(payload))
                 except (msgspec.DecodeError, RecursionError) as exc:
-                    raise ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
-                                        code="bad_upstream_response") from None
-                if any(c.delta is msgspec.UNSET for c in chunk.choices):
+                    bad = ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
+                                        code="bad_upstream_response")
+                    break
+        for chunk in chunks:
+            for choice in chunk.choices:
+                if choice.delta is msgspec.UNSET:
                     chunk.choices = _without_annotations(chunk.choices)
-                if chunk.choices or chunk.usage is not None:
-                    yield chunk  # Azure opens with a chunk of prompt_filter_results only (object "")
+                    break
+        return chunks, bad
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
         url, headers = self.endpoint(call.params, call.model, "embeddings")
