@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import sqlite3
@@ -12,8 +13,8 @@ import aiohttp
 import pluggy
 from aiohttp import web
 
-from sidecar import keys, middlewares
-from sidecar.config import Config, ConfigError, resolve_env
+from sidecar import keys, middlewares, sync
+from sidecar.config import Config, ConfigError
 from sidecar.db import Database
 from sidecar.plugins import collect_providers, get_plugin_manager
 from sidecar.errors import SidecarError
@@ -25,13 +26,16 @@ from sidecar.sse import end_streams_before_deadline
 log = logging.getLogger("sidecar")
 
 
-def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Application:
-    """The aiohttp application for ``config``; ``pm`` defaults to installed plugins."""
+def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: int = 1) -> web.Application:
+    """The aiohttp application for ``config``; ``pm`` defaults to installed plugins. With
+    ``workers`` > 1 it is one of several processes sharing the database (:mod:`sidecar.sync`)."""
     pm = pm or get_plugin_manager()
     providers = collect_providers(pm)
     mw = [middlewares.errors]
     if config.general.master_key:
         mw.append(middlewares.auth(config.general.master_key))
+    if workers > 1:
+        mw.append(sync.fresh_registry)
     app = web.Application(
         middlewares=mw,
         client_max_size=int(config.general.max_request_size_mb * 1024 * 1024),
@@ -40,13 +44,16 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None) -> web.Ap
     app[keys.CONFIG] = config
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.PROVIDERS] = providers
-    app[keys.STATE] = {"ready": False, "started_at": time.time(), "streams": set()}
+    app[keys.STATE] = {"ready": False, "started_at": time.time(), "streams": set(), "workers": workers,
+                       "sync_lock": asyncio.Lock()}
     registry = Registry(providers)
     registry.put_many(config_deployments(config, registry))
     app[keys.REGISTRY] = registry
     app[keys.INFO_CACHE] = InfoCache(registry)
     app[keys.SYNCED_MODELS] = {}
     app.cleanup_ctx.extend([client_session_ctx, database_ctx])
+    if workers > 1:
+        app.cleanup_ctx.append(sync.poll_ctx)
     app.on_shutdown.append(end_streams_before_deadline)
     add_routes(app)
     return app
@@ -77,26 +84,6 @@ def config_deployments(config: Config, registry: Registry) -> list[Deployment]:
     return out
 
 
-async def load_stored_deployments(db: Database, registry: Registry) -> None:
-    """Add the deployments stored over the API. One whose plugin is gone, whose environment
-    variable is unset, or whose id a config entry now claims is skipped with a warning."""
-    loaded = []
-    for row in await db.list_deployments():
-        if registry.get(row["id"]) is not None:
-            log.warning("skipping stored deployment %s (%s): the config file has a deployment with that id",
-                        row["id"], row["model_name"])
-            continue
-        try:
-            loaded.append(build_deployment(
-                registry.providers, model_name=row["model_name"],
-                litellm_params=resolve_env(row["litellm_params"], "litellm_params", f"deployment {row['id']}"),
-                model_info=row["model_info"], id=row["id"], db_model=True, stored_params=row["litellm_params"]))
-        except (SidecarError, ConfigError) as exc:
-            log.warning("skipping stored deployment %s (%s): %s", row["id"], row["model_name"],
-                        getattr(exc, "message", exc))
-    registry.put_many(loaded)
-
-
 async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
     """One ClientSession for every upstream call: connections are reused (keep-alive)."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
@@ -116,7 +103,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open the database {path}: {exc}") from None
     app[keys.DATABASE] = db
-    await load_stored_deployments(db, app[keys.REGISTRY])
+    await sync.load_stored_deployments(db, app[keys.REGISTRY])
     app[keys.SYNCED_MODELS].update(await db.synced_models())
     app[keys.STATE]["ready"] = True
     yield

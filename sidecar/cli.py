@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=4000, help="port to listen on (default 4000)")
+    serve.add_argument("--workers", "--num_workers", type=_positive, default=os.environ.get("SIDECAR_WORKERS", "1"),
+                       metavar="N", help="worker processes sharing the port and the database, e.g. one per core "
+                                         "(default 1, or $SIDECAR_WORKERS)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs)")
     serve.add_argument("--log-level", default=os.environ.get("SIDECAR_LOG_LEVEL", "INFO"),
                        help="logging level (default INFO, or $SIDECAR_LOG_LEVEL)")
@@ -59,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help=f"config file (default: $SIDECAR_CONFIG, then {DEFAULT_CONFIG})")
@@ -72,7 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sidecar.serve import serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return serve(config_path(args), args.host, args.port, access_log=args.access_log)
+    return serve(config_path(args), args.host, args.port, access_log=args.access_log, workers=args.workers)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

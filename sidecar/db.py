@@ -88,6 +88,12 @@ class Database:
                 raise
         return len(MIGRATIONS)
 
+    async def data_version(self) -> int:
+        """SQLite's ``data_version``: it changes when another connection commits."""
+        async with self.conn.execute("PRAGMA data_version") as cur:
+            (version,) = await cur.fetchone()  # type: ignore[misc]
+        return version
+
     # ---- deployments
 
     async def list_deployments(self) -> list[dict[str, Any]]:

@@ -13,13 +13,14 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from sidecar.app import config_deployments, load_stored_deployments
+from sidecar.app import config_deployments
 from sidecar.config import Config, load_config
 from sidecar.db import Database
 from sidecar.errors import SidecarError
 from sidecar.info import all_groups, catalog_facts
 from sidecar.plugins import collect_providers, get_plugin_manager
 from sidecar.registry import Registry
+from sidecar.sync import load_stored_deployments
 
 
 async def open_registry(config: Config) -> tuple[Registry, Database]:

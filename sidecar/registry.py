@@ -142,6 +142,11 @@ class Registry:
     def put(self, dep: Deployment) -> None:
         self.put_many([dep])
 
+    def replace_stored(self, deployments: Iterable[Deployment]) -> None:
+        """Make ``deployments`` the API-added ones (those from the config file stay)."""
+        self._by_id = {id: dep for id, dep in self._by_id.items() if not dep.db_model}
+        self.put_many(deployments)
+
     def remove(self, deployment_id: str) -> Deployment | None:
         dep = self._by_id.pop(deployment_id, None)
         if dep is not None:

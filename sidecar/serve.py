@@ -10,7 +10,7 @@ from aiohttp import web
 log = logging.getLogger("sidecar")
 
 
-def serve(config_file: str, host: str, port: int, access_log: bool = False) -> int:
+def serve(config_file: str, host: str, port: int, access_log: bool = False, workers: int = 1) -> int:
     from sidecar import keys
     from sidecar.app import create_app
     from sidecar.config import ConfigError, load_config
@@ -18,8 +18,8 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False) -> i
 
     try:
         config = load_config(config_file)
-        config.database_path  # noqa: B018 - a bad $SIDECAR_DATABASE_URL fails here, not after binding
-        app = create_app(config)
+        database = config.database_path  # a bad $SIDECAR_DATABASE_URL fails here, not after binding
+        app = create_app(config, workers=workers)
     except (ConfigError, PluginError) as exc:
         sys.stderr.write(f"sidecar: {exc}\n")
         return 2
@@ -28,25 +28,35 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False) -> i
     if not config.general.master_key:
         log.warning("no general_settings.master_key: every route is open to anyone who can reach %s:%s", host, port)
     loop_factory = _uvloop_factory()
-    log.info("llm-sidecar serving %d deployments on http://%s:%d (%s)", len(app[keys.REGISTRY]), host, port,
-             "uvloop" if loop_factory else "asyncio")
+    log.info("llm-sidecar serving %d deployments on http://%s:%d (%s%s)", len(app[keys.REGISTRY]), host, port,
+             "uvloop" if loop_factory else "asyncio", f", {workers} workers" if workers > 1 else "")
+    options = dict(
+        print=None,
+        access_log=log if access_log else None,
+        shutdown_timeout=config.general.graceful_shutdown_seconds,
+        handle_signals=True,
+        # a client that leaves cancels its handler: the upstream call is dropped at once,
+        # not at its next chunk (a thinking model may be silent for minutes, and bills)
+        handler_cancellation=True,
+    )
     try:
-        web.run_app(
-            app, host=host, port=port, print=None,
-            access_log=log if access_log else None,
-            shutdown_timeout=config.general.graceful_shutdown_seconds,
-            handle_signals=True,
-            # a client that leaves cancels its handler: the upstream call is dropped at once,
-            # not at its next chunk (a thinking model may be silent for minutes, and bills)
-            handler_cancellation=True,
-            **({"loop": loop_factory()} if loop_factory else {}),
-        )
+        if workers > 1:
+            from sidecar import workers as pool
+
+            socks = pool.bind(host, port, workers)
+            pool.prepare_database(database)
+            return pool.supervise(socks, lambda sock: _run(app, loop_factory, sock=sock, **options))
+        return _run(app, loop_factory, host=host, port=port, **options)
     except ConfigError as exc:  # found while starting: the database cannot be opened...
         sys.stderr.write(f"sidecar: {exc}\n")
         return 2
     except OSError as exc:  # the port is taken, the address is not ours...
         sys.stderr.write(f"sidecar: cannot serve on {host}:{port}: {exc.strerror or exc}\n")
         return 1
+
+
+def _run(app: web.Application, loop_factory, **options) -> int:
+    web.run_app(app, **options, **({"loop": loop_factory()} if loop_factory else {}))
     return 0
 
 

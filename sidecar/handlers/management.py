@@ -18,6 +18,7 @@ from sidecar.http import convert, json_response, read_json_object
 from sidecar.info import model_info_row
 from sidecar.registry import Deployment, build_deployment, new_deployment_id, own_model_info
 from sidecar.secrets import is_secret_param
+from sidecar.sync import changing
 
 
 class NewDeployment(msgspec.Struct):
@@ -90,7 +91,7 @@ async def model_new(request: web.Request) -> web.Response:
     new = convert(await read_json_object(request), NewDeployment)
     info = dict(new.model_info or {})
     deployment_id = str(info.get("id") or new_deployment_id())
-    async with request.app[keys.REGISTRY].write_lock:
+    async with changing(request.app):
         return await _insert(request, new, info, deployment_id)
 
 
@@ -121,7 +122,7 @@ async def model_update(request: web.Request) -> web.Response:
     if not deployment_id:
         raise SidecarError(400, "model_info.id names the deployment to update", param="model_info.id",
                            code="invalid_value")
-    async with request.app[keys.REGISTRY].write_lock:
+    async with changing(request.app):
         old = _editable(request, str(deployment_id))
         params = old.stored_params
         if update.litellm_params is not None:
@@ -139,7 +140,7 @@ async def model_update(request: web.Request) -> web.Response:
 async def model_patch(request: web.Request) -> web.Response:
     """Only the fields sent change; ``litellm_params`` and ``model_info`` merge key by key."""
     update = convert(await read_json_object(request), UpdateDeployment)
-    async with request.app[keys.REGISTRY].write_lock:
+    async with changing(request.app):
         old = _editable(request, request.match_info["model_id"])
         params = {**old.stored_params, **(update.litellm_params or {})}
         info = {**own_model_info(old.model_info), **(update.model_info or {})}
@@ -158,7 +159,7 @@ async def _replace(request: web.Request, old: Deployment, model_name: str, param
 @_completes_if_the_client_leaves
 async def model_delete(request: web.Request) -> web.Response:
     body = convert(await read_json_object(request), DeleteDeployment)
-    async with request.app[keys.REGISTRY].write_lock:
+    async with changing(request.app):
         dep = _editable(request, body.id)
         await request.app[keys.DATABASE].delete_deployment(dep.id)
         request.app[keys.REGISTRY].remove(dep.id)

@@ -1,0 +1,189 @@
+"""``sidecar serve --workers N``: processes sharing one port and one database, kept in step.
+
+In-process tests run two apps on one SQLite file, as two workers would; subprocess tests run the
+real ``sidecar serve --workers 2`` and talk to it over fresh connections, which the kernel
+spreads over the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from conftest import MOCK_MODELS
+from gateway_helpers import Server, assert_error, run_sidecar, write_config
+
+from sidecar import sync
+from sidecar.app import create_app
+
+KEY = "sk-workers"
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+NEW = {"model_name": "added", "litellm_params": {"model": "mock/mock-gpt"}}
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+# ---------------------------------------------------------------- two apps, one database
+
+
+async def two_workers(aiohttp_client, make_config):
+    config = make_config({"model_list": MOCK_MODELS})
+    return (await aiohttp_client(create_app(config, workers=2)),
+            await aiohttp_client(create_app(config, workers=2)))
+
+
+async def test_a_model_added_through_one_worker_is_served_by_the_other_at_once(aiohttp_client, make_config):
+    a, b = await two_workers(aiohttp_client, make_config)
+    resp = await a.post("/model/new", json=NEW)
+    assert resp.status == 200, await resp.text()
+    added = (await resp.json())["model_info"]["id"]
+    # b did not know the name: it looks at the database before answering 404
+    resp = await b.post("/v1/chat/completions", json={"model": "added", **CHAT})
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["x-litellm-model-id"] == added
+    # reads look first too
+    resp = await b.get("/model/info")
+    assert added in [row["model_info"]["id"] for row in (await resp.json())["data"]]
+    resp = await b.get("/model_group/info")
+    assert "added" in [group["model_group"] for group in (await resp.json())["data"]]
+
+
+async def test_changes_through_another_worker_are_seen_by_reads_and_edits(aiohttp_client, make_config):
+    a, b = await two_workers(aiohttp_client, make_config)
+    added = (await (await a.post("/model/new", json=NEW)).json())["model_info"]["id"]
+    # b edits a deployment it has never seen: it reloads before reading it
+    resp = await b.patch(f"/model/{added}/update", json={"model_info": {"team": "x"}})
+    assert resp.status == 200, await resp.text()
+    resp = await a.get("/v1/model/info", params={"litellm_model_id": added})
+    assert (await resp.json())["data"][0]["model_info"]["team"] == "x"
+    resp = await a.post("/model/delete", json={"id": added})
+    assert resp.status == 200, await resp.text()
+    resp = await b.get("/v1/models")
+    assert "added" not in [m["id"] for m in (await resp.json())["data"]]
+    await assert_error(await b.post("/v1/chat/completions", json={"model": "added", **CHAT}), 404,
+                       code="model_not_found")
+
+
+async def test_a_worker_picks_up_changes_in_the_background(aiohttp_client, make_config, monkeypatch):
+    monkeypatch.setattr(sync, "POLL_SECONDS", 0.05)
+    a, b = await two_workers(aiohttp_client, make_config)
+    added = (await (await a.post("/model/new", json=NEW)).json())["model_info"]["id"]
+    registry = b.app[sync.keys.REGISTRY]
+    for _ in range(100):
+        if registry.get(added) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert registry.get(added) is not None and registry.get(added).model_name == "added"
+    await a.post("/model/delete", json={"id": added})
+    for _ in range(100):
+        if registry.get(added) is None:
+            break
+        await asyncio.sleep(0.02)
+    assert registry.get(added) is None
+
+
+async def test_a_single_worker_does_not_look_at_the_database_per_request(make_client):
+    client = await make_client()
+    assert sync.fresh_registry not in client.app.middlewares
+    await assert_error(await client.post("/v1/chat/completions", json={"model": "nope", **CHAT}), 404)
+
+
+# ---------------------------------------------------------------- the real `sidecar serve --workers 2`
+
+
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "workers.yaml", {
+        "model_list": MOCK_MODELS,
+        "general_settings": {"master_key": KEY, "database_url": f"sqlite:///{tmp_path / 'shared.db'}"},
+    })
+
+
+def call(server: Server, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """One request on a fresh connection (so the kernel may give it to either worker)."""
+    req = urllib.request.Request(server.url + path, method=method, headers={**AUTH, "Content-Type": "application/json"},
+                                 data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def workers_of(server: Server) -> list[int]:
+    pid = server.proc.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_two_workers_serve_one_port_and_share_changes(tmp_path):
+    with Server(config(tmp_path), tmp_path, extra_args=("--workers", "2")) as server:
+        server.wait_ready()
+        assert len(workers_of(server)) == 2
+        assert "2 workers" in server.output()
+        status, row = call(server, "POST", "/model/new", NEW)
+        assert status == 200, row
+        added = row["model_info"]["id"]
+        for _ in range(12):  # fresh connections land on both workers
+            status, answer = call(server, "POST", "/v1/chat/completions", {"model": "added", **CHAT})
+            assert status == 200, answer
+            status, info = call(server, "GET", f"/v1/model/info?litellm_model_id={added}")
+            assert status == 200 and info["data"][0]["model_name"] == "added", info
+
+
+def test_concurrent_edits_through_different_workers_lose_nothing(tmp_path):
+    with Server(config(tmp_path), tmp_path, extra_args=("--workers", "2")) as server:
+        server.wait_ready()
+        added = call(server, "POST", "/model/new", NEW)[1]["model_info"]["id"]
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(
+                lambda i: call(server, "PATCH", f"/model/{added}/update", {"model_info": {f"k{i}": i}}), range(16)))
+        assert all(status == 200 for status, _ in results), results
+        info = call(server, "GET", f"/v1/model/info?litellm_model_id={added}")[1]["data"][0]["model_info"]
+        assert {k: info.get(k) for k in (f"k{i}" for i in range(16))} == {f"k{i}": i for i in range(16)}
+
+
+def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(tmp_path):
+    with Server(config(tmp_path), tmp_path, extra_args=("--workers", "2")) as server:
+        server.wait_ready()
+        first, second = workers_of(server)
+        time.sleep(3.2)  # past the start-up window, in which a dying worker stops the server
+        os.kill(first, signal.SIGKILL)
+        replaced = wait_for(lambda: (w := workers_of(server)) and len(w) == 2 and first not in w and w)
+        assert second in replaced
+        for _ in range(6):
+            assert call(server, "POST", "/v1/chat/completions", {"model": "mock-gpt", **CHAT})[0] == 200
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=15) == 0
+        for pid in replaced:
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert "starting another" in server.output()
+
+
+def test_workers_need_a_database_file(tmp_path):
+    cfg = write_config(tmp_path / "memory.yaml", {"model_list": MOCK_MODELS,
+                                                  "general_settings": {"database_url": "sqlite:///:memory:"}})
+    out = run_sidecar("serve", "--config", str(cfg), "--port", "0", "--workers", "2", timeout=30)
+    assert out.returncode == 2
+    assert "database file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_workers_must_be_a_positive_number():
+    out = run_sidecar("serve", "--workers", "0")
+    assert out.returncode == 2 and "at least 1" in out.stderr
+    out = run_sidecar("serve", "--workers", "two")
+    assert out.returncode == 2 and "whole number" in out.stderr
