@@ -75,7 +75,14 @@ def ratio(a: float | None, b: float | None, digits: int = 1) -> str:
     return f"{a / b:.{digits}f}x"
 
 
-TARGET_ORDER = ["direct", "direct_aiohttp", "sidecar", "sidecar_uvloop", "litellm"]
+TARGET_ORDER = ["direct", "direct_aiohttp", "sidecar", "sidecar_uvloop", "sidecar_workers", "litellm"]
+
+
+def short(t: Target) -> str:
+    """A sidecar target's name in the targets table: asyncio, uvloop, or "2 workers (uvloop)"."""
+    if t.key == "sidecar_workers":
+        return t.label.removeprefix("llm-sidecar (").rstrip(")")
+    return "uvloop" if t.key.endswith("uvloop") else "asyncio"
 
 
 def sidecar_keys(targets: dict[str, Target]) -> list[str]:
@@ -199,7 +206,7 @@ def report(b: Bench) -> str:
               "| Target | start default s | start 10 deps s | start 10,000 deps s (first / cached parse) | "
               "RSS idle, default MB | RSS idle, 10 deps MB | RSS after load MB | RSS idle, 10,000 deps MB |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for tk in ("sidecar", "sidecar_uvloop", "litellm"):
+    for tk in ("sidecar", "sidecar_uvloop", "sidecar_workers", "litellm"):
         t = T.get(tk)
         if t is None:
             continue
@@ -253,7 +260,7 @@ def targets_rows(b: Bench) -> list[str]:
             text, ok = fn(t)
             if text is None:
                 continue
-            parts.append(f"{'uvloop' if k.endswith('uvloop') else 'asyncio'}: {text}")
+            parts.append(f"{short(t)}: {text}")
             oks.append(ok)
         if not oks:
             return "not measured", None
@@ -276,18 +283,30 @@ def targets_rows(b: Bench) -> list[str]:
                      t.points["chat_c1"]["p50_ms"] - d1["p50_ms"] <= 1.0))
     rows.append(f"| added p50 latency at c=1 (chat) | {text} | ≤ 1 ms | {verdict(ok)} |")
 
+    # The issue sets this target against an aiohttp upstream ("an instant aiohttp upstream answers
+    # ~20,000 rps here"): the verdict uses that reference row; the raw upstream's ratio is shown too.
+    ref = T.get("direct_aiohttp")
+    workers = T.get("sidecar_workers")
+    pool = {**best, **({"sidecar_workers": workers} if workers is not None and workers.available else {})}
     for key, what in (("chat_c64", "chat"), ("stream_c64", "streaming")):
-        dd = direct.points.get(key, {}) if direct else {}
-        text, ok = each(lambda t: (None, None) if "rps" not in t.points.get(key, {}) or "rps" not in dd else
-                        (f"{100 * t.points[key]['rps'] / dd['rps']:.1f}% ({t.points[key]['rps']:,.0f} vs "
-                         f"{dd['rps']:,.0f} rps)", t.points[key]["rps"] >= 0.25 * dd["rps"]))
-        ref = T.get("direct_aiohttp")
-        if ref and "rps" in ref.points.get(key, {}):
-            rr = ref.points[key]["rps"]
-            text += f"; of an aiohttp upstream's {rr:,.0f} rps: " + ", ".join(
-                f"{'uvloop' if k.endswith('uvloop') else 'asyncio'} {100 * t.points[key]['rps'] / rr:.0f}%"
-                for k, t in best.items() if "rps" in t.points.get(key, {}))
-        rows.append(f"| {what} throughput at c=64 vs direct | {text} | ≥ 25% | {verdict(ok)} |")
+        rr = ref.points.get(key, {}).get("rps") if ref else None
+        dr = direct.points.get(key, {}).get("rps") if direct else None
+        parts, passed = [], []
+        for t in pool.values():
+            rps = t.points.get(key, {}).get("rps")
+            if rps is None or rr is None:
+                continue
+            parts.append(f"{short(t)}: {100 * rps / rr:.0f}% ({rps:,.0f} vs {rr:,.0f} rps)")
+            if rps >= 0.25 * rr:
+                passed.append(short(t))
+        text = "; ".join(parts) or "not measured (needs the aiohttp reference row)"
+        if passed and len(passed) < len(parts):
+            text += f" (met by: {', '.join(passed)})"
+        if dr:
+            text += f". Of the raw-asyncio upstream's {dr:,.0f} rps: " + ", ".join(
+                f"{short(t)} {100 * t.points[key]['rps'] / dr:.1f}%" for t in pool.values() if "rps" in t.points.get(key, {}))
+        ok = bool(passed) if parts else None
+        rows.append(f"| {what} throughput at c=64 vs direct (aiohttp upstream) | {text} | ≥ 25% | {verdict(ok)} |")
 
     text, ok = each(lambda t: (None, None) if t.startup.get("default") is None else
                     (f"{t.startup['default']:.3f} s", t.startup["default"] <= 0.5))
@@ -313,7 +332,7 @@ def targets_rows(b: Bench) -> list[str]:
     for k, t in best.items():
         text, ok = info(t)
         if text is not None:
-            parts.append(f"{'uvloop' if k.endswith('uvloop') else 'asyncio'}: {text}")
+            parts.append(f"{short(t)}: {text}")
             if ok is not None:
                 oks.append(ok)
     rows.append(f"| `/model_group/info`, 10,000 deployments, p50 | {'; '.join(parts) or 'not measured'} | ≤ 5 ms | "

@@ -85,10 +85,11 @@ class Bench:
             raise SystemExit(f"the bench upstream did not start:\n{srv.log_tail()}")
         return srv
 
-    def sidecar_argv(self, config: Path, port: int, uvloop: bool) -> tuple[list[str], dict[str, str]]:
+    def sidecar_argv(self, config: Path, port: int, uvloop: bool, workers: int = 1) -> tuple[list[str], dict[str, str]]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SIDECAR_", "PYTHONPATH"))}
         env["SIDECAR_CACHE_DIR"] = str(self.tmp / "sidecar-cache")  # not the user's ~/.cache
-        serve = ["serve", "--config", str(config), "--host", HOST, "--port", str(port), "--log-level", "INFO"]
+        serve = ["serve", "--config", str(config), "--host", HOST, "--port", str(port), "--log-level", "INFO",
+                 "--workers", str(workers)]
         extra = getattr(self.args, "sidecar_pythonpath", None)
         path = [x for x in (extra, str(DEPS) if uvloop else None) if x]
         if path:
@@ -103,9 +104,9 @@ class Bench:
         return [str(VENV_PY), "-c", boot, *serve], env
 
     def start_sidecar(self, name: str, config: Path, uvloop: bool, env_extra: dict[str, str] | None = None,
-                      timeout: float = 60) -> Server:
+                      timeout: float = 60, workers: int = 1) -> Server:
         port = free_port()
-        argv, env = self.sidecar_argv(config, port, uvloop)
+        argv, env = self.sidecar_argv(config, port, uvloop, workers)
         env.update(env_extra or {})
         t0 = time.perf_counter()
         srv = spawn(name, argv, env, self.tmp, self.logdir, port)
@@ -187,9 +188,25 @@ class Bench:
         try:
             t.probe = probe(up.port)
             self.warm(up.port)
-            self.load(t, None, up.port, [p for p in LOAD_POINTS if p[0] in ("chat_c1", "chat_c64", "stream_c64")])
+            self.load(t, up, up.port, [p for p in LOAD_POINTS if p[0] in ("chat_c1", "chat_c64", "stream_c64")])
         finally:
             up.stop()
+
+    def run_sidecar_workers(self, key: str, label: str, uvloop: bool, workers: int) -> None:
+        """``sidecar serve --workers N``: the load points, TTFB, start-up and memory (of all processes)."""
+        t = self.targets.setdefault(key, Target(key, label))
+        cfg = self.tmp / f"{key}-10.yaml"
+        write_config(cfg, self.upstream.base, 10, self.tmp / f"{key}-10.db")
+        srv = self.start_sidecar(f"{key}-10", cfg, uvloop, workers=workers)
+        t.startup["10"] = srv.startup_s
+        if srv.startup_s is None:
+            t.available = False
+            t.notes.append(f"did not become ready: {srv.log_tail(5)}")
+            srv.stop()
+            return
+        t.loop = "uvloop" if "(uvloop" in srv.log_path.read_text(errors="replace") else "asyncio"
+        t.notes.append(f"{workers} worker processes (`--workers {workers}`); CPU and RSS are summed over them")
+        self.measure_10(t, srv, self.args.ttfb_n)
 
     def run_sidecar(self, key: str, label: str, uvloop: bool) -> None:
         t = self.targets.setdefault(key, Target(key, label))
@@ -223,7 +240,7 @@ class Bench:
             t.notes.append(f"did not become ready: {srv.log_tail(5)}")
             srv.stop()
             return
-        t.loop = "uvloop" if "(uvloop)" in srv.log_path.read_text(errors="replace") else "asyncio"
+        t.loop = "uvloop" if "(uvloop" in srv.log_path.read_text(errors="replace") else "asyncio"
         self.measure_10(t, srv, self.args.ttfb_n)
         # 10,000 deployments: start-up, memory, /model_group/info
         cfg = self.tmp / f"{key}-10k.yaml"
@@ -364,6 +381,11 @@ class Bench:
             if not a.no_uvloop and wanted("sidecar_uvloop") and self.ensure_uvloop():
                 log("llm-sidecar on uvloop")
                 self.run_sidecar("sidecar_uvloop", "llm-sidecar (uvloop)", uvloop=True)
+            if a.workers > 1 and wanted("sidecar_workers"):
+                uv = not a.no_uvloop and self.ensure_uvloop()
+                log(f"llm-sidecar with {a.workers} workers")
+                self.run_sidecar_workers("sidecar_workers", f"llm-sidecar ({a.workers} workers, "
+                                         f"{'uvloop' if uv else 'asyncio'})", uvloop=uv, workers=a.workers)
             if wanted("litellm"):
                 log("LiteLLM proxy")
                 self.run_litellm()
@@ -392,8 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sidecar-pythonpath", default=None, metavar="DIR",
                    help="put DIR first on llm-sidecar's PYTHONPATH: A/B-test a patched copy of sidecar/ "
                         "and the plugins without installing it")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="also run llm-sidecar with this many worker processes (default: one per core; 1: skip)")
     p.add_argument("--only", default=None, metavar="TARGETS",
-                   help="comma-separated subset of: direct,direct_aiohttp,sidecar,sidecar_uvloop,litellm")
+                   help="comma-separated subset of: direct,direct_aiohttp,sidecar,sidecar_uvloop,sidecar_workers,"
+                        "litellm")
     p.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="where to write the Markdown results")
     p.add_argument("--json", default=None, help="also write the raw figures as JSON here")
     args = p.parse_args(argv)
