@@ -144,7 +144,8 @@ def report(b: Bench) -> str:
             if tk.startswith("sidecar") or tk == "litellm":
                 if d and "rps" in d:
                     vs_direct = f"{100 * r['rps'] / d['rps']:.1f}% rps, Δp50 {r['p50_ms'] - d['p50_ms']:+.2f} ms"
-            if tk.startswith("sidecar") and lite_ok and key in lite.points and "rps" in lite.points[key]:
+            # LiteLLM runs one worker: only single-process rows are compared with it
+            if tk in ("sidecar", "sidecar_uvloop") and lite_ok and key in lite.points and "rps" in lite.points[key]:
                 vs_lite = f"**{ratio(r['rps'], lite.points[key]['rps'])}** rps"
             errs = str(r["errors"]) + (f" ({', '.join(f'{k} {n}' for k, n in r['error_kinds'].items())})"
                                        if r["errors"] else "")
