@@ -199,14 +199,19 @@ class Bench:
         write_config(cfg, self.upstream.base, 10, self.tmp / f"{key}-10.db")
         srv = self.start_sidecar(f"{key}-10", cfg, uvloop, workers=workers)
         t.startup["10"] = srv.startup_s
+        t.notes.append(f"{workers} worker processes (`--workers {workers}`); CPU and RSS are summed over them")
+        self.measure_started(t, srv)
+
+    def measure_started(self, t: Target, srv: Server) -> bool:
+        """:meth:`measure_10` on a gateway that became ready (else noted); stops it either way."""
         if srv.startup_s is None:
             t.available = False
             t.notes.append(f"did not become ready: {srv.log_tail(5)}")
             srv.stop()
-            return
+            return False
         t.loop = "uvloop" if "(uvloop" in srv.log_path.read_text(errors="replace") else "asyncio"
-        t.notes.append(f"{workers} worker processes (`--workers {workers}`); CPU and RSS are summed over them")
         self.measure_10(t, srv, self.args.ttfb_n)
+        return True
 
     def run_sidecar(self, key: str, label: str, uvloop: bool) -> None:
         t = self.targets.setdefault(key, Target(key, label))
@@ -235,13 +240,8 @@ class Bench:
                 srv.stop()
         ok = [x for x in times if x is not None]
         t.startup["10"] = statistics.median(ok) if len(ok) == len(times) else None
-        if srv.startup_s is None:
-            t.available = False
-            t.notes.append(f"did not become ready: {srv.log_tail(5)}")
-            srv.stop()
+        if not self.measure_started(t, srv):
             return
-        t.loop = "uvloop" if "(uvloop" in srv.log_path.read_text(errors="replace") else "asyncio"
-        self.measure_10(t, srv, self.args.ttfb_n)
         # 10,000 deployments: start-up, memory, /model_group/info
         cfg = self.tmp / f"{key}-10k.yaml"
         write_config(cfg, up, 10_000, self.tmp / f"{key}-10k.db")
