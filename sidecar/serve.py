@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from aiohttp import web
+
+from sidecar.config import ConfigError
 
 log = logging.getLogger("sidecar")
 
@@ -13,7 +16,7 @@ log = logging.getLogger("sidecar")
 def serve(config_file: str, host: str, port: int, access_log: bool = False, workers: int = 1) -> int:
     from sidecar import keys
     from sidecar.app import create_app
-    from sidecar.config import ConfigError, load_config
+    from sidecar.config import load_config
     from sidecar.plugins import PluginError
 
     try:
@@ -43,9 +46,11 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
         if workers > 1:
             from sidecar import workers as pool
 
-            socks = pool.bind(host, port, workers)
+            slots = pool.bind(host, port, workers)
             pool.prepare_database(database)
-            return pool.supervise(socks, lambda sock: _run(app, loop_factory, sock=sock, **options))
+            if port == 0:
+                log.info("workers listen on port %d", slots[0][0].getsockname()[1])
+            return pool.supervise(slots, lambda socks: _worker(app, loop_factory, socks, options))
         return _run(app, loop_factory, host=host, port=port, **options)
     except ConfigError as exc:  # found while starting: the database cannot be opened...
         sys.stderr.write(f"sidecar: {exc}\n")
@@ -53,6 +58,15 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
     except OSError as exc:  # the port is taken, the address is not ours...
         sys.stderr.write(f"sidecar: cannot serve on {host}:{port}: {exc.strerror or exc}\n")
         return 1
+
+
+def _worker(app: web.Application, loop_factory, socks, options: dict) -> int:
+    """One of ``--workers``: a failure to start is one clear line, as for a single process."""
+    try:
+        return _run(app, loop_factory, sock=socks, **options)
+    except ConfigError as exc:
+        sys.stderr.write(f"sidecar: worker {os.getpid()}: {exc}\n")
+        return 2
 
 
 def _run(app: web.Application, loop_factory, **options) -> int:

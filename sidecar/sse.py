@@ -94,12 +94,22 @@ async def _start(request: web.Request, dep: Deployment) -> _EventStream:
 def _events(item) -> bytes:
     """SSE ``data:`` events for what a provider yielded: a chunk, its JSON bytes, or a list."""
     if type(item) is not list:
-        return b"data: " + (item if isinstance(item, bytes) else encoder.encode(item)) + b"\n\n"
+        return b"data: " + (_one_line(item) if isinstance(item, bytes) else encoder.encode(item)) + b"\n\n"
     if not item:
         return b""
-    # one C call for the batch: JSON never holds a raw newline, so each line is one event
-    lines = encoder.encode_lines([msgspec.Raw(c) if isinstance(c, bytes) else c for c in item])
+    # one C call for the batch: msgspec's JSON holds no raw newline, so each line is one event
+    lines = encoder.encode_lines([msgspec.Raw(_one_line(c)) if isinstance(c, bytes) else c for c in item])
     return b"data: " + lines[:-1].replace(b"\n", b"\n\ndata: ") + b"\n\n"
+
+
+def _one_line(payload: bytes) -> bytes:
+    """A provider's JSON bytes on one line: a newline (pretty-printed JSON) would end the event."""
+    if b"\n" not in payload and b"\r" not in payload:
+        return payload
+    try:
+        return msgspec.json.format(payload, indent=-1)
+    except msgspec.DecodeError:
+        return payload.replace(b"\r", b"").replace(b"\n", b"")  # not JSON: at least one event
 
 
 class _Coalescer:

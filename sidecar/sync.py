@@ -25,7 +25,7 @@ from aiohttp import web
 from sidecar import keys
 from sidecar.config import ConfigError, resolve_env
 from sidecar.db import Database
-from sidecar.errors import SidecarError
+from sidecar.errors import ProviderError, SidecarError
 from sidecar.registry import Deployment, Registry, build_deployment, own_model_info
 
 log = logging.getLogger("sidecar")
@@ -64,20 +64,29 @@ async def load_stored_deployments(db: Database, registry: Registry, warn: bool =
 
 
 async def refresh(app: web.Application) -> bool:
-    """Reload from the database if another process committed since the last look; True if so."""
-    state = app[keys.STATE]
-    db = app.get(keys.DATABASE)
-    if db is None:
+    """Reload from the database if another process committed since the last look; True if so.
+    A caller that is cancelled (its client left) does not cut a reload short."""
+    if app.get(keys.DATABASE) is None:
         return False
+    return await asyncio.shield(_refresh(app))
+
+
+async def _refresh(app: web.Application) -> bool:
+    state = app[keys.STATE]
+    db = app[keys.DATABASE]
     async with state["sync_lock"]:
         version = await db.data_version()
         if version == state.get("data_version"):
             return False
-        state["data_version"] = version
         await load_stored_deployments(db, app[keys.REGISTRY], warn=False)
-        synced = app[keys.SYNCED_MODELS]
-        synced.clear()
-        synced.update(await db.synced_models())
+        synced = await db.synced_models()
+        current = app[keys.SYNCED_MODELS]
+        if synced != current:
+            current.clear()
+            current.update(synced)
+            for dep in app[keys.REGISTRY]:
+                dep.info_cache.clear()  # (keyed by the dict's identity, which stays the same)
+        state["data_version"] = version  # only once the reload is done: a failed one is retried
         return True
 
 
@@ -106,10 +115,16 @@ async def fresh_registry(request: web.Request, handler):
     worker did not know yet (the request is then served as if it had known it)."""
     if request.method == "GET":
         await refresh(request.app)
+    registry = request.app[keys.REGISTRY]
+    seen = registry.version
     try:
         return await handler(request)
     except SidecarError as err:
-        if err.code != "model_not_found" or not await refresh(request.app):
+        # only the registry's own 404 (an upstream's is a ProviderError: never sent twice)
+        if err.code != "model_not_found" or isinstance(err, ProviderError):
+            raise
+        await refresh(request.app)
+        if registry.version == seen:  # (a reload the poll finished meanwhile counts too)
             raise
     return await handler(request)
 

@@ -172,8 +172,8 @@ async def iter_sse_batches(resp: aiohttp.ClientResponse, provider: str) -> Async
                 if failed[0]:
                     yield payloads[:failed[0]]  # the chunks before the error still reach the client
                 raise failed[1]
-            if not finished:
-                finished = _FINISHED in data or _FINISHED_SPACED in data
+            if not finished:  # (complete events only: a cut last line proves nothing)
+                finished = any(_FINISHED in p or _FINISHED_SPACED in p for p in payloads)
             if payloads:
                 yield payloads
             if done:

@@ -1,6 +1,6 @@
 """``sidecar serve --workers N``: N processes answering on one listening socket.
 
-The parent binds one socket per worker on the same port (``SO_REUSEPORT``: the kernel spreads
+The parent binds sockets per worker on the same port (``SO_REUSEPORT``: the kernel spreads
 new connections evenly over them, where one shared socket would let the fastest worker take
 them all), brings the database schema up to date, builds the app (so a config error is reported
 once, before anything starts), then forks the workers, which inherit them.
@@ -30,22 +30,28 @@ log = logging.getLogger("sidecar")
 STARTUP_FAILURE_SECONDS = 3.0
 
 
-def bind(host: str, port: int, count: int) -> list[socket.socket]:
-    """``count`` listening sockets on one port, one per worker slot. A slot's socket outlives
-    its worker: connections that arrive while a worker is being replaced wait for the next."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socks: list[socket.socket] = []
+def bind(host: str, port: int, count: int) -> list[list[socket.socket]]:
+    """For each of ``count`` worker slots, a listening socket per address ``host`` names (as
+    aiohttp binds them: ``localhost`` is 127.0.0.1 and ::1), all on one port. A slot's sockets
+    outlive its worker: connections that arrive while a worker is replaced wait for the next."""
+    addresses = list(dict.fromkeys((info[0], info[4][0]) for info in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)))
+    slots: list[list[socket.socket]] = []
     try:
         for _ in range(count):
-            sock = socket.create_server((host, port), family=family, backlog=1024, reuse_port=True)
-            sock.set_inheritable(True)
-            socks.append(sock)
-            port = sock.getsockname()[1]  # (port 0: the others join the port the first was given)
+            socks = []
+            slots.append(socks)
+            for family, address in addresses:
+                sock = socket.create_server((address, port), family=family, backlog=1024, reuse_port=True,
+                                            dualstack_ipv6=False)
+                sock.set_inheritable(True)
+                socks.append(sock)
+                port = sock.getsockname()[1]  # (port 0: the others join the port the first was given)
     except OSError:
-        for sock in socks:
+        for sock in (s for socks in slots for s in socks):
             sock.close()
         raise
-    return socks
+    return slots
 
 
 def prepare_database(path: str) -> None:
@@ -63,32 +69,27 @@ def prepare_database(path: str) -> None:
         raise ConfigError(f"cannot open the database {path}: {exc}") from None
 
 
-def supervise(socks: list[socket.socket], run_worker: Callable[[socket.socket], int]) -> int:
-    """Fork a worker per socket, running ``run_worker(sock)``, and keep them running until a signal."""
+def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socket.socket]], int]) -> int:
+    """Fork a worker per slot, running ``run_worker(its sockets)``, and keep them running until
+    a signal; the exit code is that of a worker that failed while starting, else 0."""
+    parent = os.getpid()
     children: dict[int, tuple[int, float]] = {}  # pid -> (slot, start time)
     stopping = False
-    failed = False
+    failed = 0
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
 
     def start(slot: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent only: it stops us once
-                _die_with_parent()
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                for i, sock in enumerate(socks):
-                    if i != slot:
-                        sock.close()
-                code = run_worker(socks[slot])
-            except BaseException:
-                log.exception("worker %d failed", os.getpid())
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        children[pid] = (slot, time.monotonic())
+        if stopping:
+            return
+        # a stop signal arriving during the fork waits until the child is in `children`
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _worker(parent, slot, slots, run_worker, stop_signals)
+            children[pid] = (slot, time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
@@ -98,7 +99,7 @@ def supervise(socks: list[socket.socket], run_worker: Callable[[socket.socket], 
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for slot in range(len(socks)):
+    for slot in range(len(slots)):
         start(slot)
     while children:
         try:
@@ -112,12 +113,37 @@ def supervise(socks: list[socket.socket], run_worker: Callable[[socket.socket], 
         code = os.waitstatus_to_exitcode(status)
         if time.monotonic() - started < STARTUP_FAILURE_SECONDS:
             log.error("worker %d exited (%s) while starting; stopping the server", pid, code)
-            failed = True
+            failed = code if code > 0 else 1
             stop(signal.SIGTERM, None)
             continue
         log.warning("worker %d exited (%s); starting another", pid, code)
         start(slot)
-    return 1 if failed else 0
+    return failed
+
+
+def _worker(parent: int, slot: int, slots: list[list[socket.socket]],
+            run_worker: Callable[[list[socket.socket]], int], stop_signals: set[int]) -> None:
+    """The forked child: serve on its slot's sockets, then exit (never returns)."""
+    code = 1
+    try:
+        for signum in stop_signals:  # the parent's handlers are not ours; the server installs its own
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent only: it stops us once
+        _die_with_parent()
+        if os.getppid() != parent:  # the parent died before we asked to follow it
+            os._exit(0)
+        for i, socks in enumerate(slots):
+            if i != slot:
+                for sock in socks:
+                    sock.close()
+        code = run_worker(slots[slot])
+    except BaseException:
+        log.exception("worker %d failed", os.getpid())
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -17,6 +17,7 @@ picks a behaviour, so one fake serves every scenario:
 - ``slow``: sleeps ``SLOW_SECONDS`` before answering (longer than the tests' ``timeout``);
 - ``stall``: a stream that sends two chunks, then sleeps ``SLOW_SECONDS``;
 - ``no-done`` / ``no-done-early``: a cleanly ended stream without ``[DONE]``, after / before the finish;
+  ``no-done-cut``: one whose body ends inside its last event, just after ``"finish_reason":"st``;
 - ``silent``: one chunk, then only SSE comments, noting in ``stream_abandoned`` a reader that left;
 - ``drip``: a long stream (a chunk every 20 ms), noting in ``stream_abandoned`` a reader that left;
 - ``odd-framing``: a stream in legal SSE framing other than OpenAI's (CRLF, comments, split writes);
@@ -187,7 +188,7 @@ class FakeUpstream:
 
     @staticmethod
     async def sse(request: web.Request, events: list[Any], done: bool = True,
-                  pause_after: int | None = None) -> web.StreamResponse:
+                  pause_after: int | None = None, tail: bytes = b"") -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await resp.prepare(request)
         for i, event in enumerate(events):
@@ -196,7 +197,7 @@ class FakeUpstream:
             await resp.write(b"data: " + (event if isinstance(event, bytes) else _encode(event)) + b"\n\n")
         if done:
             await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
+        await resp.write_eof(tail)
         return resp
 
     async def silent(self, request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
@@ -394,6 +395,9 @@ class FakeUpstream:
             return await self.sse(request, events, done=False)
         if model == "no-done-early":  # a clean end of the body before any finish_reason
             return await self.sse(request, events[:2], done=False)
+        if model == "no-done-cut":  # a clean end of the body inside the last event, after `"finish_reason":"st`
+            last = b"data: " + _encode(events[-1])
+            return await self.sse(request, events[:-1], done=False, tail=last[:last.index(b'"finish_reason":"') + 19])
         if model == "odd-framing":
             return await self.odd_framing(request, events)
         if model == "error-mid-stream":

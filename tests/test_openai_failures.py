@@ -241,3 +241,12 @@ async def test_a_clean_end_before_any_finish_is_still_an_error(make_client, open
     client = await make_client({"model_list": [dep("gpt", "openai/no-done-early", openai_fake.base_url)]})
     _, events = await stream(client, {"model": "gpt", "messages": user("hi"), "stream": True})  # ends in [DONE]
     assert events[-1]["error"]["code"] == "upstream_disconnected"
+
+
+async def test_a_clean_end_inside_the_last_event_is_still_an_error(make_client, openai_fake):
+    # the cut event names its finish_reason, but an event counts only once its line is complete
+    client = await make_client({"model_list": [dep("gpt", "openai/no-done-cut", openai_fake.base_url)]})
+    _, events = await stream(client, {"model": "gpt", "messages": user("one two")})
+    *chunks, last = events
+    assert chunks and all(c["choices"][0]["finish_reason"] is None for c in chunks)
+    assert assert_envelope(last)["code"] == "upstream_disconnected"

@@ -37,7 +37,7 @@ def chunk(model: str, content: str) -> ChatCompletionChunk:
 
 class BatchProvider(BurstProvider):
     """Yields lists, as a provider handing over the chunks of one upstream read does: Structs and
-    already-encoded bytes mixed, and an empty list (nothing to send)."""
+    already-encoded bytes mixed (some pretty-printed, over several lines), and an empty list."""
 
     name = "batch"
 
@@ -45,8 +45,8 @@ class BatchProvider(BurstProvider):
         async def batches():
             yield [chunk(call.model, "a"), msgspec.json.encode(chunk(call.model, "b"))]
             yield []
-            yield [chunk(call.model, "c")]
-            yield msgspec.json.encode(chunk(call.model, "d"))
+            yield [chunk(call.model, "c"), msgspec.json.format(msgspec.json.encode(chunk(call.model, "d")), indent=2)]
+            yield msgspec.json.format(msgspec.json.encode(chunk(call.model, "e")), indent=2) + b"\n"
 
         return batches()
 
@@ -113,7 +113,7 @@ async def test_a_provider_may_yield_batches_of_chunks_and_bytes(make_client):
     resp = await post_stream(client)
     events = await read_events(resp)
     assert events[-1] == b"data: [DONE]"
-    assert [msgspec.json.decode(e[6:])["choices"][0]["delta"]["content"] for e in events[:-1]] == list("abcd")
+    assert [msgspec.json.decode(e[6:])["choices"][0]["delta"]["content"] for e in events[:-1]] == list("abcde")
 
 
 async def test_a_stream_with_no_chunk_is_just_done(make_client):

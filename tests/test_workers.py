@@ -11,17 +11,23 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import openai_helpers
+import pytest
 from conftest import MOCK_MODELS
 from gateway_helpers import Server, assert_error, run_sidecar, write_config
 
-from sidecar import sync
+from sidecar import keys, sync
 from sidecar.app import create_app
+from sidecar.db import Database
 
 KEY = "sk-workers"
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -74,7 +80,7 @@ async def test_a_worker_picks_up_changes_in_the_background(aiohttp_client, make_
     monkeypatch.setattr(sync, "POLL_SECONDS", 0.05)
     a, b = await two_workers(aiohttp_client, make_config)
     added = (await (await a.post("/model/new", json=NEW)).json())["model_info"]["id"]
-    registry = b.app[sync.keys.REGISTRY]
+    registry = b.app[keys.REGISTRY]
     for _ in range(100):
         if registry.get(added) is not None:
             break
@@ -86,6 +92,89 @@ async def test_a_worker_picks_up_changes_in_the_background(aiohttp_client, make_
             break
         await asyncio.sleep(0.02)
     assert registry.get(added) is None
+
+
+async def info_of(client, name: str = "mock-gpt") -> dict:
+    rows = (await (await client.get("/model/info")).json())["data"]
+    return next(r for r in rows if r["model_name"] == name)["model_info"]
+
+
+async def test_synced_models_another_process_stored_reach_the_info_answers(aiohttp_client, make_config):
+    a, b = await two_workers(aiohttp_client, make_config)
+    assert (await info_of(b)).get("max_input_tokens") != 4242  # (its info is now cached)
+    db = await Database.open(b.app[keys.CONFIG].database_path)  # as `sidecar sync --models` does
+    await db.replace_synced_models("mock", {"mock-gpt": {"input_cost_per_token": 1e-6, "max_input_tokens": 4242}})
+    await db.close()
+    assert (await info_of(b))["max_input_tokens"] == 4242
+
+
+async def test_a_reload_that_failed_is_tried_again(aiohttp_client, make_config, monkeypatch):
+    a, b = await two_workers(aiohttp_client, make_config)
+    assert (await a.post("/model/new", json=NEW)).status == 200
+    real, calls = sync.load_stored_deployments, []
+
+    async def locked_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(sync, "load_stored_deployments", locked_once)
+    with pytest.raises(sqlite3.OperationalError):
+        await sync.refresh(b.app)  # (the poll logs it and tries again a second later)
+    assert await sync.refresh(b.app) is True
+    assert (await b.post("/v1/chat/completions", json={"model": "added", **CHAT})).status == 200
+
+
+async def test_a_client_leaving_does_not_cut_a_reload_short(aiohttp_client, make_config, monkeypatch):
+    a, b = await two_workers(aiohttp_client, make_config)
+    db = b.app[keys.DATABASE]
+    real = db.list_deployments
+
+    async def slow():
+        await asyncio.sleep(0.2)
+        return await real()
+
+    monkeypatch.setattr(db, "list_deployments", slow)
+    assert (await a.post("/model/new", json=NEW)).status == 200
+    left = asyncio.ensure_future(sync.refresh(b.app))  # the refresh of a GET whose client leaves
+    await asyncio.sleep(0.05)
+    left.cancel()
+    await asyncio.sleep(0.3)
+    monkeypatch.setattr(db, "list_deployments", real)
+    assert (await b.post("/v1/chat/completions", json={"model": "added", **CHAT})).status == 200
+
+
+async def test_an_unknown_name_is_served_when_a_reload_in_progress_brings_it(aiohttp_client, make_config,
+                                                                             monkeypatch):
+    a, b = await two_workers(aiohttp_client, make_config)
+    db = b.app[keys.DATABASE]
+    real = db.list_deployments
+
+    async def slow():
+        await asyncio.sleep(0.2)
+        return await real()
+
+    monkeypatch.setattr(db, "list_deployments", slow)
+    assert (await a.post("/model/new", json=NEW)).status == 200
+    poll = asyncio.ensure_future(sync.refresh(b.app))  # the background poll, mid-reload
+    await asyncio.sleep(0.05)
+    resp = await b.post("/v1/chat/completions", json={"model": "added", **CHAT})
+    await poll
+    assert resp.status == 200, await resp.text()
+
+
+async def test_an_upstream_404_is_not_sent_twice(aiohttp_client, make_config, openai_fake):
+    config = make_config({"model_list": [
+        {"model_name": "up/*", "litellm_params": {"model": "openai/*", "api_base": openai_fake.base_url,
+                                                   "api_key": openai_helpers.KEY}}]})
+    a = await aiohttp_client(create_app(config, workers=2))
+    b = await aiohttp_client(create_app(config, workers=2))
+    assert (await b.post("/model/new", json=NEW)).status == 200  # a has a change to load
+    before = len(openai_fake.received)
+    resp = await a.post("/v1/chat/completions", json={"model": "up/error-404", **CHAT})
+    assert resp.status == 404
+    assert len(openai_fake.received) - before == 1
 
 
 async def test_a_single_worker_does_not_look_at_the_database_per_request(make_client):
@@ -172,6 +261,33 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(tmp_path):
         for pid in replaced:
             assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
         assert "starting another" in server.output()
+
+
+SIGNAL_WHILE_STARTING = """
+import os, signal, sys, time
+from sidecar import workers
+slots = workers.bind("127.0.0.1", 0, 3)
+real_fork, forks = os.fork, []
+def fork():
+    forks.append(1)
+    if len(forks) == 2:  # SIGTERM lands while the parent is still starting workers
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real_fork()
+os.fork = fork
+def run_worker(socks):
+    time.sleep(30)  # stands for the server: runs until SIGTERM
+    return 0
+started = time.monotonic()
+code = workers.supervise(slots, run_worker)
+print(code, len(forks), round(time.monotonic() - started, 1))
+"""
+
+
+def test_a_stop_signal_while_workers_start_stops_them_all():
+    out = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_STARTING], capture_output=True, text=True, timeout=25)
+    code, forks, seconds = out.stdout.split()
+    assert (code, forks) == ("0", "2"), out.stderr  # the third worker is not started
+    assert float(seconds) < 10, out.stderr
 
 
 def test_workers_need_a_database_file(tmp_path):
