@@ -44,7 +44,9 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDict
 
-SLOW_SECONDS = 5.0
+import fake_wire
+from fake_wire import SLOW_SECONDS
+
 HUGE_REPLY = "x" * 1_200_000  # one word: one SSE event over aiohttp's line limit (2 x read_bufsize)
 CREATED = 1730000000
 _encode = msgspec.json.Encoder().encode
@@ -186,20 +188,6 @@ class FakeUpstream:
                                     "type": "invalid_request_error", "param": None, "code": "invalid_api_key"})
         return self.error(status, OPENAI_ERRORS[status])
 
-    @staticmethod
-    async def sse(request: web.Request, events: list[Any], done: bool = True,
-                  pause_after: int | None = None, tail: bytes = b"") -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
-        await resp.prepare(request)
-        for i, event in enumerate(events):
-            if i == pause_after:
-                await asyncio.sleep(SLOW_SECONDS)
-            await resp.write(b"data: " + (event if isinstance(event, bytes) else _encode(event)) + b"\n\n")
-        if done:
-            await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof(tail)
-        return resp
-
     async def silent(self, request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
         """One chunk, then no content (a model thinking), only SSE comments every 20 ms as
         OpenRouter sends them; ``stream_abandoned`` is set once the reader has gone (a write
@@ -233,43 +221,6 @@ class FakeUpstream:
             self.stream_abandoned.set()
             raise
         self.stream_finished.set()
-        return resp
-
-    @staticmethod
-    async def odd_framing(request: web.Request, events: list[Any]) -> web.StreamResponse:
-        """Legal SSE that is not OpenAI's exact framing: CRLF line ends, ``: ping`` comments,
-        ``event:``/``id:`` lines, ``data:`` without a space, events split across writes mid-JSON,
-        and a last ``data: [DONE]`` without its newline."""
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        await resp.write(b": ping\r\n\r\n")
-        for i, event in enumerate(events):
-            raw = (b"event: message\r\nid: %d\r\ndata:" % i) + _encode(event) + b"\r\n\r\n"
-            half = len(raw) // 2
-            await resp.write(raw[:half])
-            await resp.write(raw[half:])
-        await resp.write(b"data: [DONE]")
-        await resp.write_eof()
-        return resp
-
-    @staticmethod
-    async def cut_sse(request: web.Request, events: list[Any]) -> web.StreamResponse:
-        """Send the first events, then drop the connection: no ``[DONE]``, no chunked trailer."""
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
-        await resp.prepare(request)
-        for event in events[:2]:
-            await resp.write(b"data: " + _encode(event) + b"\n\n")
-        request.transport.close()
-        return resp
-
-    @staticmethod
-    async def cut_json(request: web.Request, body: bytes) -> web.StreamResponse:
-        """Promise the whole body in Content-Length, send half, drop the connection."""
-        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-        resp.content_length = len(body)
-        await resp.prepare(request)
-        await resp.write(body[: len(body) // 2])
-        request.transport.close()
         return resp
 
     # ------------------------------------------------------------ chat
@@ -380,37 +331,37 @@ class FakeUpstream:
         if not body.get("stream"):
             answer = self.completion(model, body)
             if model == "cut":
-                return await self.cut_json(request, _encode(answer))
+                return await fake_wire.cut_json(request, _encode(answer))
             return web.Response(body=_encode(answer), content_type="application/json")
         events = self.stream_events(model, body)
         if model == "cut":
-            return await self.cut_sse(request, events)
+            return await fake_wire.cut_sse(request, events)
         if model == "stall":
-            return await self.sse(request, events, pause_after=2)
+            return await fake_wire.sse(request, events, pause_after=2)
         if model == "drip":
             return await self.drip(request, model, body)
         if model == "silent":
             return await self.silent(request, model, body)
         if model == "no-done":  # every chunk, a clean end of the body, but no [DONE] (older servers)
-            return await self.sse(request, events, done=False)
+            return await fake_wire.sse(request, events, done=False)
         if model == "no-done-early":  # a clean end of the body before any finish_reason
-            return await self.sse(request, events[:2], done=False)
+            return await fake_wire.sse(request, events[:2], done=False)
         if model == "no-done-cut":  # a clean end of the body inside the last event, after `"finish_reason":"st`
             last = b"data: " + _encode(events[-1])
-            return await self.sse(request, events[:-1], done=False, tail=last[:last.index(b'"finish_reason":"') + 19])
+            return await fake_wire.sse(request, events[:-1], done=False, tail=last[:last.index(b'"finish_reason":"') + 19])
         if model == "odd-framing":
-            return await self.odd_framing(request, events)
+            return await fake_wire.odd_framing(request, events)
         if model == "error-mid-stream":
-            return await self.sse(request, [*events[:2], {"error": MID_STREAM_ERROR}], done=False)
+            return await fake_wire.sse(request, [*events[:2], {"error": MID_STREAM_ERROR}], done=False)
         if model == "error-first":
-            return await self.sse(request, [{"error": MID_STREAM_ERROR}], done=False)
+            return await fake_wire.sse(request, [{"error": MID_STREAM_ERROR}], done=False)
         if model == "bad-chunk":
-            return await self.sse(request, [*events[:2], b'{"id": "x", not json'], done=False)
+            return await fake_wire.sse(request, [*events[:2], b'{"id": "x", not json'], done=False)
         if model == "error-in-chunk":  # OpenRouter's way: a chunk with an error and finish_reason "error"
             failed = self.chunk(model, body, [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}])
             failed["error"] = {"code": 502, "message": "Provider disconnected unexpectedly"}
-            return await self.sse(request, [*events[:2], failed])
-        return await self.sse(request, events)
+            return await fake_wire.sse(request, [*events[:2], failed])
+        return await fake_wire.sse(request, events)
 
     # ------------------------------------------------------------ embeddings, moderations, models
 
