@@ -126,9 +126,9 @@ async def test_a_reload_that_failed_is_tried_again(aiohttp_client, make_config, 
     assert (await b.post("/v1/chat/completions", json={"model": "added", **CHAT})).status == 200
 
 
-async def test_a_client_leaving_does_not_cut_a_reload_short(aiohttp_client, make_config, monkeypatch):
-    a, b = await two_workers(aiohttp_client, make_config)
-    db = b.app[keys.DATABASE]
+def slow_reload(monkeypatch, client):
+    """Make ``client``'s reloads take 0.2 s; returns the real ``list_deployments``."""
+    db = client.app[keys.DATABASE]
     real = db.list_deployments
 
     async def slow():
@@ -136,26 +136,25 @@ async def test_a_client_leaving_does_not_cut_a_reload_short(aiohttp_client, make
         return await real()
 
     monkeypatch.setattr(db, "list_deployments", slow)
+    return real
+
+
+async def test_a_client_leaving_does_not_cut_a_reload_short(aiohttp_client, make_config, monkeypatch):
+    a, b = await two_workers(aiohttp_client, make_config)
+    real = slow_reload(monkeypatch, b)
     assert (await a.post("/model/new", json=NEW)).status == 200
     left = asyncio.ensure_future(sync.refresh(b.app))  # the refresh of a GET whose client leaves
     await asyncio.sleep(0.05)
     left.cancel()
     await asyncio.sleep(0.3)
-    monkeypatch.setattr(db, "list_deployments", real)
+    monkeypatch.setattr(b.app[keys.DATABASE], "list_deployments", real)
     assert (await b.post("/v1/chat/completions", json={"model": "added", **CHAT})).status == 200
 
 
 async def test_an_unknown_name_is_served_when_a_reload_in_progress_brings_it(aiohttp_client, make_config,
                                                                              monkeypatch):
     a, b = await two_workers(aiohttp_client, make_config)
-    db = b.app[keys.DATABASE]
-    real = db.list_deployments
-
-    async def slow():
-        await asyncio.sleep(0.2)
-        return await real()
-
-    monkeypatch.setattr(db, "list_deployments", slow)
+    slow_reload(monkeypatch, b)
     assert (await a.post("/model/new", json=NEW)).status == 200
     poll = asyncio.ensure_future(sync.refresh(b.app))  # the background poll, mid-reload
     await asyncio.sleep(0.05)
