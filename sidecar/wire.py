@@ -14,6 +14,7 @@ builds the Struct and when an upstream's JSON is decoded into it.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, Literal
 
 import msgspec
@@ -152,12 +153,14 @@ class FunctionCall(Struct, omit_defaults=True):
 class ToolCall(Struct, omit_defaults=True):
     """A function tool call, or OpenAI's custom tool call (``type: "custom"``, ``custom: {name, input}``)."""
 
-    id: str
+    id: str = ""
     function: FunctionCall | None = None
     type: str | UnsetType = UNSET
     custom: Json | None = None
 
     def __post_init__(self) -> None:
+        if not self.id:  # some servers (Ollama, older vLLM) send none; the spec requires one, as
+            self.id = f"call_{uuid.uuid4()}"  # clients need it to answer the call: LiteLLM makes one too
         if self.type is UNSET:
             self.type = "custom" if self.function is None and self.custom is not None else "function"
 

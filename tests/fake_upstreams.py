@@ -22,6 +22,7 @@ picks a behaviour, so one fake serves every scenario:
 - ``drip``: a long stream (a chunk every 20 ms), noting in ``stream_abandoned`` a reader that left;
 - ``odd-framing``: a stream in legal SSE framing other than OpenAI's (CRLF, comments, split writes);
 - ``huge``: answers ``HUGE_REPLY``, a single 1.2 MB word (so a single 1.2 MB SSE event);
+- ``no-tool-id``: a tool call answered without its ``id``;
 - ``quirky`` (vLLM fake only): ``finish_reason`` null in JSON, ``""`` and ``"eos_token"`` in streams;
 - anything else: a normal answer. With ``tools`` (and ``tool_choice`` not ``"none"``) the answer
   is a tool call; otherwise ``"<greeting> <last user text>"``, streamed a word at a time.
@@ -262,6 +263,8 @@ class FakeUpstream:
         message = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
         if call:
             message["tool_calls"] = [call]
+            if model == "no-tool-id":  # (Ollama's and older vLLM's answers)
+                del call["id"]
         choices = [{"index": i, "message": message,
                     "logprobs": self.logprobs(text) if body.get("logprobs") and text else None,
                     "finish_reason": "tool_calls" if call else "stop"} for i in range(n)]

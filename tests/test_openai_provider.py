@@ -286,6 +286,18 @@ async def test_null_ish_finish_reasons_are_normalised(make_client, vllm_fake):
     assert [c["choices"][0]["finish_reason"] for c in chunks] == [None] * (len(chunks) - 1) + ["stop"]
 
 
+async def test_a_tool_call_without_an_id_gets_one(make_client, vllm_fake):
+    client = await make_client({"model_list": [
+        {"model_name": "m", "litellm_params": {"model": "hosted_vllm/no-tool-id", "api_base": vllm_fake.base_url}}]})
+    status, answer, _ = await post(client, "/v1/chat/completions",
+                                   {"model": "m", "messages": user("Weather in Paris?"), "tools": [WEATHER_TOOL]})
+    assert status == 200, answer
+    assert_valid(answer, "CreateChatCompletionResponse")
+    call = answer["choices"][0]["message"]["tool_calls"][0]
+    assert call["id"].startswith("call_") and len(call["id"]) > 20
+    assert call["function"]["name"] == WEATHER_TOOL["function"]["name"]
+
+
 async def test_vllm_embeddings(make_client, vllm_fake):
     client = await make_client({"model_list": [
         {"model_name": "bge", "litellm_params": {"model": "hosted_vllm/BAAI/bge-m3", "api_base": vllm_fake.base_url}}]})
