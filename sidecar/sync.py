@@ -66,12 +66,13 @@ async def load_stored_deployments(db: Database, registry: Registry, warn: bool =
 async def refresh(app: web.Application) -> bool:
     """Reload from the database if another process committed since the last look; True if so.
     A caller that is cancelled (its client left) does not cut a reload short."""
-    if app.get(keys.DATABASE) is None:
-        return False
-    return await asyncio.shield(_refresh(app))
+    db = app.get(keys.DATABASE)
+    if db is None or await db.data_version() == app[keys.STATE].get("data_version"):
+        return False  # (the common case: no task for the shield)
+    return await asyncio.shield(_reload(app))
 
 
-async def _refresh(app: web.Application) -> bool:
+async def _reload(app: web.Application) -> bool:
     state = app[keys.STATE]
     db = app[keys.DATABASE]
     async with state["sync_lock"]:

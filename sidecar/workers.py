@@ -34,16 +34,16 @@ def bind(host: str, port: int, count: int) -> list[list[socket.socket]]:
     """For each of ``count`` worker slots, a listening socket per address ``host`` names (as
     aiohttp binds them: ``localhost`` is 127.0.0.1 and ::1), all on one port. A slot's sockets
     outlive its worker: connections that arrive while a worker is replaced wait for the next."""
-    addresses = list(dict.fromkeys((info[0], info[4][0]) for info in socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)))
+    addresses = list(dict.fromkeys((info[0], info[4]) for info in socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)))  # ("": every address)
     slots: list[list[socket.socket]] = []
     try:
         for _ in range(count):
             socks = []
             slots.append(socks)
-            for family, address in addresses:
-                sock = socket.create_server((address, port), family=family, backlog=1024, reuse_port=True,
-                                            dualstack_ipv6=False)
+            for family, address in addresses:  # (an IPv6 address keeps its flow info and scope)
+                sock = socket.create_server((address[0], port, *address[2:]), family=family, backlog=1024,
+                                            reuse_port=True, dualstack_ipv6=False)
                 sock.set_inheritable(True)
                 socks.append(sock)
                 port = sock.getsockname()[1]  # (port 0: the others join the port the first was given)
@@ -79,11 +79,11 @@ def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socke
     stop_signals = {signal.SIGTERM, signal.SIGINT}
 
     def start(slot: int) -> None:
-        if stopping:
-            return
-        # a stop signal arriving during the fork waits until the child is in `children`
+        # a stop signal arriving from here to the fork waits until the child is in `children`
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         try:
+            if stopping:
+                return
             pid = os.fork()
             if pid == 0:
                 _worker(parent, slot, slots, run_worker, stop_signals)
