@@ -93,6 +93,9 @@ def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socke
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
+        if not stopping:  # our copies of the sockets would keep them listening: new connections
+            for sock in (sock for socks in slots for sock in socks):  # must be refused, as
+                sock.close()  # with one process, not queued until the exit
         stopping = True
         for pid in list(children):
             _signal(pid, signal.SIGTERM)

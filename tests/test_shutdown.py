@@ -34,7 +34,7 @@ async def refused_while_alive(server: Server, timeout: float = 10) -> bool:
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", server.port), 2)
         except (ConnectionRefusedError, OSError):
-            return alive
+            return alive and server.proc.poll() is None  # (refused because it exited meanwhile: no)
         writer.close()
         await asyncio.sleep(0.01)
     return False
@@ -44,9 +44,10 @@ async def wait_exit(server: Server, timeout: float) -> int:
     return await asyncio.wait_for(asyncio.to_thread(server.proc.wait), timeout)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["1 worker", "2 workers"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-async def test_stream_in_progress_completes(tmp_path, signum):
-    with Server(slow_config(tmp_path), tmp_path) as server:
+async def test_stream_in_progress_completes(tmp_path, signum, workers):
+    with Server(slow_config(tmp_path), tmp_path, extra_args=("--workers", workers)) as server:
         await asyncio.to_thread(server.wait_ready)
         timeout = aiohttp.ClientTimeout(total=60)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -57,7 +58,8 @@ async def test_stream_in_progress_completes(tmp_path, signum):
                 first = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 30)
                 assert first.startswith(b"data: {")
                 server.proc.send_signal(signum)
-                assert await refused_while_alive(server), "a new connection was accepted after the signal"
+                # within half a second, while the stream has about a second to go
+                assert await refused_while_alive(server, timeout=0.5), "a new connection was accepted after the signal"
                 rest = await asyncio.wait_for(resp.content.read(), 30)
         chunks, done = parse_sse(first + rest)
         assert done, "the stream did not end with [DONE]"

@@ -301,7 +301,8 @@ def test_a_stop_signal_while_workers_start_stops_them_all(where):
     assert float(seconds) < 10, out.stderr  # no worker was left running, unsignalled
 
 
-@pytest.mark.parametrize(("host", "expected"), [("", "0.0.0.0"), ("localhost", "127.0.0.1"), ("127.0.0.1", "127.0.0.1")])
+@pytest.mark.parametrize(("host", "expected"),
+                         [("", "0.0.0.0"), ("localhost", "127.0.0.1"), ("127.0.0.1", "127.0.0.1")])
 def test_each_worker_listens_on_every_address_the_host_names_on_one_port(host, expected):
     slots = workers.bind(host, 0, 2)
     try:
