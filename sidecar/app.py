@@ -103,6 +103,8 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open the database {path}: {exc}") from None
     app[keys.DATABASE] = db
+    # read before loading: another process's commit during the load is then seen as a change
+    app[keys.STATE]["data_version"] = await db.data_version()
     await sync.load_stored_deployments(db, app[keys.REGISTRY])
     app[keys.SYNCED_MODELS].update(await db.synced_models())
     app[keys.STATE]["ready"] = True

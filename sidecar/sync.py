@@ -93,7 +93,6 @@ async def _reload(app: web.Application) -> bool:
 
 async def poll_ctx(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx`` (after the database's) of a worker: look for others' changes every second."""
-    app[keys.STATE]["data_version"] = await app[keys.DATABASE].data_version()
 
     async def poll() -> None:
         while True:
