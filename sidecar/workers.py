@@ -48,8 +48,7 @@ def bind(host: str, port: int, count: int) -> list[list[socket.socket]]:
                 socks.append(sock)
                 port = sock.getsockname()[1]  # (port 0: the others join the port the first was given)
     except OSError:
-        for sock in (s for socks in slots for s in socks):
-            sock.close()
+        _close(slots)
         raise
     return slots
 
@@ -94,8 +93,7 @@ def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socke
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         if not stopping:  # our copies of the sockets would keep them listening: new connections
-            for sock in (sock for socks in slots for sock in socks):  # must be refused, as
-                sock.close()  # with one process, not queued until the exit
+            _close(slots)  # must be refused, as with one process, not queued until the exit
         stopping = True
         for pid in list(children):
             _signal(pid, signal.SIGTERM)
@@ -136,10 +134,7 @@ def _worker(parent: int, slot: int, slots: list[list[socket.socket]],
         _die_with_parent()
         if os.getppid() != parent:  # the parent died before we asked to follow it
             os._exit(0)
-        for i, socks in enumerate(slots):
-            if i != slot:
-                for sock in socks:
-                    sock.close()
+        _close([socks for i, socks in enumerate(slots) if i != slot])
         code = run_worker(slots[slot])
     except BaseException:
         log.exception("worker %d failed", os.getpid())
@@ -147,6 +142,12 @@ def _worker(parent: int, slot: int, slots: list[list[socket.socket]],
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _close(slots: list[list[socket.socket]]) -> None:
+    for socks in slots:
+        for sock in socks:
+            sock.close()
 
 
 def _signal(pid: int, signum: int) -> None:
