@@ -4,9 +4,11 @@ that must never leak, and params a provider does not support."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 from fake_upstreams import (
     MID_STREAM_ERROR,
@@ -250,3 +252,20 @@ async def test_a_clean_end_inside_the_last_event_is_still_an_error(make_client, 
     *chunks, last = events
     assert chunks and all(c["choices"][0]["finish_reason"] is None for c in chunks)
     assert assert_envelope(last)["code"] == "upstream_disconnected"
+
+
+async def test_iter_sse_data_gives_a_plugin_the_payloads_one_at_a_time(openai_fake):
+    # the helper docs/plugins.md offers next to iter_sse_batches, used by third-party plugins
+    from sidecar.upstream import iter_sse_data, open_stream, timeout_for
+
+    body = {"model": "odd-framing", "messages": user("one two"), "stream": True}
+    async with aiohttp.ClientSession() as session:
+        resp = await open_stream(session, f"{openai_fake.base_url}/chat/completions",
+                                 json.dumps(body).encode(), {"Authorization": f"Bearer {KEY}",
+                                                              "Content-Type": "application/json"},
+                                 timeout_for({}, True), "openai")
+        payloads = [p async for p in iter_sse_data(resp, "openai")]
+    chunks = [json.loads(p) for p in payloads]
+    assert len(chunks) > 2 and all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Hello from OpenAI. one two"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"

@@ -323,6 +323,16 @@ def test_workers_need_a_database_file(tmp_path):
     assert "database file" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_workers_also_come_from_litellms_flag_and_the_environment(monkeypatch):
+    from sidecar.cli import build_parser
+
+    assert build_parser().parse_args(["serve"]).workers == 1
+    assert build_parser().parse_args(["serve", "--num_workers", "3"]).workers == 3
+    monkeypatch.setenv("SIDECAR_WORKERS", "4")
+    assert build_parser().parse_args(["serve"]).workers == 4
+    assert build_parser().parse_args(["serve", "--workers", "2"]).workers == 2
+
+
 def test_workers_must_be_a_positive_number():
     out = run_sidecar("serve", "--workers", "0")
     assert out.returncode == 2 and "at least 1" in out.stderr
