@@ -4,10 +4,14 @@ silent (a model thinking), as ``sidecar serve`` runs it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 from fake_upstreams import OpenAIFake, start
 from gateway_helpers import Server, write_config
+
+from sidecar.app import create_app
+from sidecar.handlers import management
 
 
 async def test_leaving_a_silent_stream_closes_the_upstream_call(tmp_path, aiohttp_server):
@@ -33,27 +37,75 @@ async def test_leaving_a_silent_stream_closes_the_upstream_call(tmp_path, aiohtt
         server.stop()
 
 
-async def test_a_management_write_completes_when_its_client_leaves(tmp_path):
-    config = write_config(tmp_path / "c.yaml", {
-        "general_settings": {"database_url": f"sqlite:///{tmp_path}/sidecar.db", "master_key": "sk-m"}})
-    server = Server(config, tmp_path)
-    try:
-        await asyncio.to_thread(server.wait_ready)
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        body = b'{"model_name": "kept", "litellm_params": {"model": "mock/x"}, "model_info": {"id": "k1"}}'
-        writer.write(b"POST /model/new HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-m\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        writer.close()  # gone before any answer
-        async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-m"}) as session:
-            for _ in range(100):
-                async with session.get(server.url + "/model/info?litellm_model_id=k1") as resp:
-                    if resp.status == 200:
-                        break
-                await asyncio.sleep(0.05)
-            assert resp.status == 200
-            async with session.post(server.url + "/v1/chat/completions", json={
-                    "model": "kept", "messages": [{"role": "user", "content": "hi"}]}) as chat:
-                assert chat.status == 200
-    finally:
-        server.stop()
+def _raw_post(path: str, body: bytes, *, sent: int | None = None) -> bytes:
+    """An HTTP/1.1 POST as bytes; ``sent`` cuts the body short of its Content-Length."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-m\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    return head + body[:sent]
+
+
+async def _served(aiohttp_server, make_config):
+    """The app served as ``sidecar serve`` serves it: a leaving client cancels its handler."""
+    app = create_app(make_config({"general_settings": {"master_key": "sk-m"}}))
+    return await aiohttp_server(app)  # (aiohttp's TestServer cancels handlers, as serve does)
+
+
+async def _wait_disconnected(server) -> None:
+    for _ in range(200):
+        if not server.runner.server.connections:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server still holds the client's connection")
+
+
+async def test_a_management_write_completes_when_its_client_leaves(aiohttp_server, make_config, monkeypatch):
+    """Once the handler has the request, the write finishes even though the client left
+    (and aiohttp cancelled the handler) before the answer."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    real_changing = management.changing
+
+    @contextlib.asynccontextmanager
+    async def held(app):
+        entered.set()
+        await release.wait()
+        async with real_changing(app):
+            yield
+
+    monkeypatch.setattr(management, "changing", held)
+    server = await _served(aiohttp_server, make_config)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    body = b'{"model_name": "kept", "litellm_params": {"model": "mock/x"}, "model_info": {"id": "k1"}}'
+    writer.write(_raw_post("/model/new", body))
+    await asyncio.wait_for(entered.wait(), 5)
+    writer.close()  # gone before any answer
+    await _wait_disconnected(server)
+    release.set()
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-m"}) as session:
+        for _ in range(100):
+            async with session.get(server.make_url("/model/info?litellm_model_id=k1")) as resp:
+                if resp.status == 200:
+                    break
+            await asyncio.sleep(0.02)
+        assert resp.status == 200
+        async with session.post(server.make_url("/v1/chat/completions"), json={
+                "model": "kept", "messages": [{"role": "user", "content": "hi"}]}) as chat:
+            assert chat.status == 200
+
+
+async def test_a_client_leaving_mid_body_changes_nothing(aiohttp_server, make_config, caplog):
+    """A request whose body never fully arrived was never acknowledged: nothing is stored,
+    nothing is logged as an error, and the server goes on serving."""
+    server = await _served(aiohttp_server, make_config)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    body = b'{"model_name": "half", "litellm_params": {"model": "mock/x"}, "model_info": {"id": "h1"}}'
+    writer.write(_raw_post("/model/new", body, sent=20))
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the handler is reading the body
+    writer.close()
+    await _wait_disconnected(server)
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-m"}) as session:
+        async with session.get(server.make_url("/model/info?litellm_model_id=h1")) as resp:
+            assert resp.status == 404
+        async with session.get(server.make_url("/health/readiness")) as ready:
+            assert ready.status == 200
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
