@@ -14,7 +14,9 @@ def config(tmp_path):
         "general_settings": {"database_url": f"sqlite:///{tmp_path}/sidecar.db"}})
 
 
-async def serve_and_ask(tmp_path, *args: str) -> str:
+async def serve_and_ask(tmp_path, *args: str, expect: str | None = None) -> str:
+    """The server's output after one chat request; waits (up to 10 s) for ``expect`` when given,
+    else 0.2 s for anything the request would log."""
     server = Server(config(tmp_path), tmp_path, extra_args=args)
     try:
         await asyncio.to_thread(server.wait_ready)
@@ -22,7 +24,10 @@ async def serve_and_ask(tmp_path, *args: str) -> str:
             async with session.post(server.url + "/v1/chat/completions", json={
                     "model": "m", "messages": [{"role": "user", "content": "hi"}]}) as resp:
                 assert resp.status == 200
-        await asyncio.sleep(0.2)
+        for _ in range(50 if expect else 1):
+            await asyncio.sleep(0.2)
+            if expect is None or expect in server.output():
+                break
         return server.output()
     finally:
         server.stop()
@@ -31,7 +36,7 @@ async def serve_and_ask(tmp_path, *args: str) -> str:
 async def test_access_log_is_off_by_default_and_on_when_asked(tmp_path):
     quiet = await serve_and_ask(tmp_path)
     assert "POST /v1/chat/completions" not in quiet
-    loud = await serve_and_ask(tmp_path, "--access-log")
+    loud = await serve_and_ask(tmp_path, "--access-log", expect="POST /v1/chat/completions")
     assert "POST /v1/chat/completions" in loud
 
 
