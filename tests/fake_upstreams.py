@@ -46,7 +46,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 import fake_wire
-from fake_wire import SLOW_SECONDS
+from fake_wire import LONG_SECONDS, SLOW_SECONDS
 
 HUGE_REPLY = "x" * 1_200_000  # one word: one SSE event over aiohttp's line limit (2 x read_bufsize)
 CREATED = 1730000000
@@ -199,7 +199,7 @@ class FakeUpstream:
                                           "finish_reason": None}])
         try:
             await resp.write(b"data: " + _encode(chunk) + b"\n\n")
-            for _ in range(int(SLOW_SECONDS / 0.02)):
+            for _ in range(int(LONG_SECONDS / 0.02)):
                 await asyncio.sleep(0.02)
                 await resp.write(b": still thinking\n\n")
         except (asyncio.CancelledError, ConnectionError):
@@ -212,7 +212,7 @@ class FakeUpstream:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await resp.prepare(request)
         try:
-            for _ in range(int(SLOW_SECONDS / 0.02)):
+            for _ in range(int(LONG_SECONDS / 0.02)):
                 chunk = self.chunk(model, body, [{"index": 0, "delta": {"content": "tick "}, "logprobs": None,
                                                   "finish_reason": None}])
                 await resp.write(b"data: " + _encode(chunk) + b"\n\n")

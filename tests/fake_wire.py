@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 SLOW_SECONDS = 5.0
+LONG_SECONDS = 30.0  # a stream that outlasts any wait on it: only a client leaving ends it early
 """How long a slow or stalling fake waits: longer than the tests' ``timeout``."""
 
 _encode = msgspec.json.Encoder().encode

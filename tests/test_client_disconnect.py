@@ -30,7 +30,7 @@ async def test_leaving_a_silent_stream_closes_the_upstream_call(tmp_path, aiohtt
             first = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 10)
             assert b"thinking" in first
             resp.close()  # the client gives up while the upstream says nothing
-        await asyncio.wait_for(fake.stream_abandoned.wait(), 5)
+        await asyncio.wait_for(fake.stream_abandoned.wait(), 15)
         assert server.proc.poll() is None
         assert "Traceback" not in server.output()
     finally:
@@ -92,15 +92,23 @@ async def test_a_management_write_completes_when_its_client_leaves(aiohttp_serve
             assert chat.status == 200
 
 
-async def test_a_client_leaving_mid_body_changes_nothing(aiohttp_server, make_config, caplog):
+async def test_a_client_leaving_mid_body_changes_nothing(aiohttp_server, make_config, caplog, monkeypatch):
     """A request whose body never fully arrived was never acknowledged: nothing is stored,
     nothing is logged as an error, and the server goes on serving."""
+    reading = asyncio.Event()
+    real_read = management.read_json_object
+
+    async def read(request):
+        reading.set()
+        return await real_read(request)
+
+    monkeypatch.setattr(management, "read_json_object", read)
     server = await _served(aiohttp_server, make_config)
     reader, writer = await asyncio.open_connection(server.host, server.port)
     body = b'{"model_name": "half", "litellm_params": {"model": "mock/x"}, "model_info": {"id": "h1"}}'
     writer.write(_raw_post("/model/new", body, sent=20))
     await writer.drain()
-    await asyncio.sleep(0.05)  # the handler is reading the body
+    await asyncio.wait_for(reading.wait(), 5)  # the handler waits for the rest of the body
     writer.close()
     await _wait_disconnected(server)
     async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-m"}) as session:

@@ -110,7 +110,7 @@ async def test_a_chunk_that_is_not_json_ends_the_stream_after_the_good_ones(make
 
 
 async def test_stream_stalling_mid_way_ends_with_timeout_event(make_client, openai_fake):
-    client = await make_client({"model_list": [dep("m", "openai/stall", openai_fake.base_url, timeout=0.3)]})
+    client = await make_client({"model_list": [dep("m", "openai/stall", openai_fake.base_url, timeout=1.5)]})
     _, events = await stream(client, {"model": "m", "messages": user("one two three four")})
     *chunks, last = events
     assert len(chunks) == 2

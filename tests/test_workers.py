@@ -81,17 +81,18 @@ async def test_a_worker_picks_up_changes_in_the_background(aiohttp_client, make_
     a, b = await two_workers(aiohttp_client, make_config)
     added = (await (await a.post("/model/new", json=NEW)).json())["model_info"]["id"]
     registry = b.app[keys.REGISTRY]
-    for _ in range(100):
-        if registry.get(added) is not None:
-            break
-        await asyncio.sleep(0.02)
-    assert registry.get(added) is not None and registry.get(added).model_name == "added"
+    await until(lambda: registry.get(added) is not None)
+    assert registry.get(added).model_name == "added"
     await a.post("/model/delete", json={"id": added})
-    for _ in range(100):
-        if registry.get(added) is None:
-            break
+    await until(lambda: registry.get(added) is None)
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    """Wait (on the clock, not on a count of loop turns) until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
-    assert registry.get(added) is None
 
 
 async def info_of(client, name: str = "mock-gpt") -> dict:
@@ -126,38 +127,41 @@ async def test_a_reload_that_failed_is_tried_again(aiohttp_client, make_config, 
     assert (await b.post("/v1/chat/completions", json={"model": "added", **CHAT})).status == 200
 
 
-def slow_reload(monkeypatch, client):
-    """Make ``client``'s reloads take 0.2 s; returns the real ``list_deployments``."""
+def slow_reload(monkeypatch, client) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold ``client``'s reloads at their read of the database: returns (entered, release)."""
     db = client.app[keys.DATABASE]
     real = db.list_deployments
+    entered, release = asyncio.Event(), asyncio.Event()
 
     async def slow():
-        await asyncio.sleep(0.2)
+        entered.set()
+        await release.wait()
         return await real()
 
     monkeypatch.setattr(db, "list_deployments", slow)
-    return real
+    return entered, release
 
 
 async def test_a_client_leaving_does_not_cut_a_reload_short(aiohttp_client, make_config, monkeypatch):
     a, b = await two_workers(aiohttp_client, make_config)
-    real = slow_reload(monkeypatch, b)
+    entered, release = slow_reload(monkeypatch, b)
     assert (await a.post("/model/new", json=NEW)).status == 200
     left = asyncio.ensure_future(sync.refresh(b.app))  # the refresh of a GET whose client leaves
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(entered.wait(), 5)
     left.cancel()
-    await asyncio.sleep(0.3)
-    monkeypatch.setattr(b.app[keys.DATABASE], "list_deployments", real)
+    release.set()
+    await until(lambda: bool(b.app[keys.REGISTRY].group("added")))  # the reload went on without its client
     assert (await b.post("/v1/chat/completions", json={"model": "added", **CHAT})).status == 200
 
 
 async def test_an_unknown_name_is_served_when_a_reload_in_progress_brings_it(aiohttp_client, make_config,
                                                                              monkeypatch):
     a, b = await two_workers(aiohttp_client, make_config)
-    slow_reload(monkeypatch, b)
+    entered, release = slow_reload(monkeypatch, b)
     assert (await a.post("/model/new", json=NEW)).status == 200
     poll = asyncio.ensure_future(sync.refresh(b.app))  # the background poll, mid-reload
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(entered.wait(), 5)
+    asyncio.get_running_loop().call_later(0.2, release.set)  # (the request below waits for this reload)
     resp = await b.post("/v1/chat/completions", json={"model": "added", **CHAT})
     await poll
     assert resp.status == 200, await resp.text()
@@ -208,6 +212,11 @@ def workers_of(server: Server) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def both_workers(server: Server) -> list[int]:
+    """The two workers' pids, once both are forked (readiness means one answered)."""
+    return wait_for(lambda: len(w := workers_of(server)) == 2 and w)
+
+
 def wait_for(predicate, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -220,8 +229,8 @@ def wait_for(predicate, timeout: float = 10.0):
 
 def test_two_workers_serve_one_port_and_share_changes(tmp_path):
     with Server(config(tmp_path), tmp_path, extra_args=("--workers", "2")) as server:
-        server.wait_ready()
-        assert len(workers_of(server)) == 2
+        server.wait_ready()  # (one worker answering; the other may still be starting)
+        both_workers(server)
         assert "2 workers" in server.output()
         status, row = call(server, "POST", "/model/new", NEW)
         assert status == 200, row
@@ -248,8 +257,9 @@ def test_concurrent_edits_through_different_workers_lose_nothing(tmp_path):
 def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(tmp_path):
     with Server(config(tmp_path), tmp_path, extra_args=("--workers", "2")) as server:
         server.wait_ready()
-        first, second = workers_of(server)
-        time.sleep(3.2)  # past the start-up window, in which a dying worker stops the server
+        first, second = both_workers(server)
+        # past the start-up window, in which a dying worker stops the server
+        time.sleep(workers.STARTUP_FAILURE_SECONDS + 1)
         os.kill(first, signal.SIGKILL)
         replaced = wait_for(lambda: (w := workers_of(server)) and len(w) == 2 and first not in w and w)
         assert second in replaced
