@@ -10,8 +10,9 @@ import msgspec
 from aiohttp import web
 
 SLOW_SECONDS = 5.0
-LONG_SECONDS = 30.0  # a stream that outlasts any wait on it: only a client leaving ends it early
 """How long a slow or stalling fake waits: longer than the tests' ``timeout``."""
+LONG_SECONDS = 30.0
+"""How long a long stream lasts: longer than any wait on it, so only a client leaving ends it early."""
 
 _encode = msgspec.json.Encoder().encode
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -11,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from openai_spec import assert_valid
 
@@ -88,6 +89,14 @@ def run_sidecar(*args: str, env: dict[str, str] | None = None, cwd: str | Path |
     """Run ``sidecar ARGS`` to completion (bounded by ``timeout``)."""
     return subprocess.run([SIDECAR, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+async def until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> None:
+    """Wait (on the clock, not on a count of loop turns) until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:

@@ -8,8 +8,9 @@ import contextlib
 
 import aiohttp
 from fake_upstreams import OpenAIFake, start
-from gateway_helpers import Server, write_config
+from gateway_helpers import Server, until, write_config
 
+from sidecar import keys
 from sidecar.app import create_app
 from sidecar.handlers import management
 
@@ -51,11 +52,7 @@ async def _served(aiohttp_server, make_config):
 
 
 async def _wait_disconnected(server) -> None:
-    for _ in range(200):
-        if not server.runner.server.connections:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the server still holds the client's connection")
+    await until(lambda: not server.runner.server.connections, what="the server to drop the client's connection")
 
 
 async def test_a_management_write_completes_when_its_client_leaves(aiohttp_server, make_config, monkeypatch):
@@ -80,13 +77,10 @@ async def test_a_management_write_completes_when_its_client_leaves(aiohttp_serve
     writer.close()  # gone before any answer
     await _wait_disconnected(server)
     release.set()
+    await until(lambda: server.app[keys.REGISTRY].get("k1") is not None, what="the write to finish")
     async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-m"}) as session:
-        for _ in range(100):
-            async with session.get(server.make_url("/model/info?litellm_model_id=k1")) as resp:
-                if resp.status == 200:
-                    break
-            await asyncio.sleep(0.02)
-        assert resp.status == 200
+        async with session.get(server.make_url("/model/info?litellm_model_id=k1")) as resp:
+            assert resp.status == 200
         async with session.post(server.make_url("/v1/chat/completions"), json={
                 "model": "kept", "messages": [{"role": "user", "content": "hi"}]}) as chat:
             assert chat.status == 200

@@ -23,7 +23,7 @@ from pathlib import Path
 import openai_helpers
 import pytest
 from conftest import MOCK_MODELS
-from gateway_helpers import Server, assert_error, run_sidecar, write_config
+from gateway_helpers import Server, assert_error, run_sidecar, until, write_config
 
 from sidecar import keys, sync, workers
 from sidecar.app import create_app
@@ -85,14 +85,6 @@ async def test_a_worker_picks_up_changes_in_the_background(aiohttp_client, make_
     assert registry.get(added).model_name == "added"
     await a.post("/model/delete", json={"id": added})
     await until(lambda: registry.get(added) is None)
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    """Wait (on the clock, not on a count of loop turns) until ``predicate()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def info_of(client, name: str = "mock-gpt") -> dict:
