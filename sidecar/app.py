@@ -21,6 +21,10 @@ from sidecar.errors import SidecarError
 from sidecar.info import InfoCache
 from sidecar.registry import Deployment, Registry, build_deployment, config_deployment_id
 from sidecar.routes import add_routes
+from sidecar.routing.policy import RouterPolicy
+from sidecar.routing.router import Router
+from sidecar.routing.state import RouterState, SharedCounters
+from sidecar.routing.user_config import UserRouters
 from sidecar.sse import end_streams_before_deadline
 
 log = logging.getLogger("sidecar")
@@ -51,12 +55,24 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
     app[keys.REGISTRY] = registry
     app[keys.INFO_CACHE] = InfoCache(registry)
     app[keys.SYNCED_MODELS] = {}
+    app[keys.ROUTER] = build_router(config, registry, app[keys.SYNCED_MODELS], workers)
+    app[keys.USER_ROUTERS] = UserRouters()
     app.cleanup_ctx.extend([client_session_ctx, database_ctx])
     if workers > 1:
         app.cleanup_ctx.append(sync.poll_ctx)
     app.on_shutdown.append(end_streams_before_deadline)
     add_routes(app)
     return app
+
+
+def build_router(config: Config, registry: Registry, synced: dict, workers: int) -> Router:
+    """The router of ``router_settings``; with workers, its limit counters in shared memory."""
+    try:
+        policy = RouterPolicy.from_settings(config.router)
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: {exc}") from None
+    shared = SharedCounters(rows=workers * 2) if workers > 1 else None
+    return Router(registry, policy, RouterState(shared, samples=policy.samples), synced)
 
 
 def config_deployments(config: Config, registry: Registry) -> list[Deployment]:

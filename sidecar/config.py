@@ -11,9 +11,14 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 
 ENV_PREFIX = "os.environ/"
 
@@ -37,36 +42,61 @@ class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     max_request_size_mb: float = 32.0
     graceful_shutdown_seconds: float = 10.0
     allow_client_side_credentials: bool = False
+    allowed_api_base_hosts: list[str] | None = None
+    """Host patterns (``*.openai.azure.com``, ``127.0.0.1:8000``) a client-sent ``api_base`` must
+    match, in the body or in ``user_config``; unset: any host (when client credentials are allowed)."""
+
+
+ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing",
+                      "usage-based-routing-v2", "cost-based-routing")
 
 
 class RouterSettings(msgspec.Struct, forbid_unknown_fields=True):
-    """LiteLLM's router settings; the router issue gives most of them their effect."""
+    """LiteLLM's router settings (:mod:`sidecar.routing` acts on them; see :data:`UNUSED_ROUTER_KEYS`)."""
 
-    routing_strategy: str | None = None
+    routing_strategy: Literal[ROUTING_STRATEGIES] | None = None  # type: ignore[valid-type]
     routing_strategy_args: dict[str, Any] | None = None
-    num_retries: int | None = None
-    timeout: float | None = None
-    stream_timeout: float | None = None
-    fallbacks: list[dict[str, Any]] | None = None
-    context_window_fallbacks: list[dict[str, Any]] | None = None
-    content_policy_fallbacks: list[dict[str, Any]] | None = None
+    num_retries: NonNegativeInt | None = None
+    timeout: PositiveFloat | None = None
+    stream_timeout: PositiveFloat | None = None
+    fallbacks: list[dict[str, list[str] | str]] | None = None
+    context_window_fallbacks: list[dict[str, list[str] | str]] | None = None
+    content_policy_fallbacks: list[dict[str, list[str] | str]] | None = None
     default_fallbacks: list[str] | None = None
-    allowed_fails: int | None = None
-    allowed_fails_policy: dict[str, Any] | None = None
-    cooldown_time: float | None = None
-    retry_after: float | None = None
-    retry_policy: dict[str, Any] | None = None
-    model_group_alias: dict[str, Any] | None = None
+    max_fallbacks: NonNegativeInt | None = None
+    allowed_fails: NonNegativeInt | None = None
+    allowed_fails_policy: dict[str, NonNegativeInt] | None = None
+    cooldown_time: NonNegativeFloat | None = None
+    disable_cooldowns: bool | None = None
+    retry_after: NonNegativeFloat | None = None
+    retry_policy: dict[str, NonNegativeInt] | None = None
+    model_group_alias: dict[str, str | dict[str, Any]] | None = None
     enable_pre_call_checks: bool | None = None
     optional_pre_call_checks: list[str] | None = None
     enable_tag_filtering: bool | None = None
-    default_max_parallel_requests: int | None = None
+    default_max_parallel_requests: PositiveInt | None = None
     default_litellm_params: dict[str, Any] | None = None
     drop_params: bool | None = None
     cache_responses: bool | None = None
     redis_host: str | None = None
     redis_port: int | None = None
     redis_password: str | None = None
+
+
+UNUSED_ROUTER_KEYS = frozenset({
+    "optional_pre_call_checks", "enable_tag_filtering", "default_litellm_params", "cache_responses",
+    "redis_host", "redis_port", "redis_password",
+})
+"""Router settings accepted for LiteLLM compatibility but not acted on: each is a start-up warning."""
+
+LITELLM_ROUTER_KEYS = {
+    "num_retries": "num_retries", "fallbacks": "fallbacks", "context_window_fallbacks": "context_window_fallbacks",
+    "content_policy_fallbacks": "content_policy_fallbacks", "default_fallbacks": "default_fallbacks",
+    "request_timeout": "timeout", "allowed_fails": "allowed_fails", "cooldown_time": "cooldown_time",
+    "drop_params": "drop_params",
+}
+"""``litellm_settings`` keys that are router settings (as LiteLLM reads them), and their name in
+``router_settings``; ``router_settings`` wins where both set one."""
 
 
 class _KnownLitellmParams(msgspec.Struct):
@@ -76,13 +106,18 @@ class _KnownLitellmParams(msgspec.Struct):
     api_key: str | None = None
     api_base: str | None = None
     api_version: str | None = None
-    timeout: float | None = None
-    stream_timeout: float | None = None
+    timeout: PositiveFloat | None = None
+    stream_timeout: PositiveFloat | None = None
     max_retries: int | None = None
-    tpm: int | None = None
-    rpm: int | None = None
+    tpm: NonNegativeInt | None = None
+    rpm: NonNegativeInt | None = None
     drop_params: bool | None = None
     organization: str | None = None
+    weight: NonNegativeFloat | None = None
+    order: int | None = None
+    max_parallel_requests: PositiveInt | None = None
+    cooldown_time: NonNegativeFloat | None = None
+    num_retries: NonNegativeInt | None = None
 
 
 SUPPORTS_FLAGS = (
@@ -129,7 +164,7 @@ _LITELLM_GENERAL_UNUSED = frozenset({
     "use_redis_transaction_buffer", "forward_openai_org_id", "forward_client_headers_to_llm_api",
     "maximum_spend_logs_retention_period", "enable_jwt_auth", "litellm_jwtauth", "admin_only_routes",
 })
-_APPLIED_LITELLM_SECTIONS = frozenset({"environment_variables"})  # set in os.environ at load
+_APPLIED_LITELLM_SECTIONS = frozenset({"environment_variables", "litellm_settings"})  # applied at load
 _OWN_SECTIONS = ("model_list", "router_settings", "general_settings")
 _LITELLM_SECTIONS = frozenset({
     "litellm_settings", "environment_variables", "callback_settings", "guardrails",
@@ -261,14 +296,34 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
             sqlite_path(config.general.database_url)
         except ConfigError as exc:
             raise ConfigError(f"{source}: $.general_settings.{exc}") from None
-    config.router = _convert(resolve_env(data.get("router_settings") or {}, "$.router_settings", source),
-                             RouterSettings, "$.router_settings", source)
+    config.router = router_settings(data, source, config.warnings)
     model_list = data.get("model_list") or []
     if not isinstance(model_list, list):
         raise ConfigError(f"{source}: $.model_list: expected a list of deployments")
     for i, entry in enumerate(model_list):
         config.model_list.append(parse_deployment(entry, f"$.model_list[{i}]", source))
     return config
+
+
+def router_settings(data: dict[str, Any], source: str, warnings: list[str]) -> RouterSettings:
+    """``router_settings``, over the router keys of ``litellm_settings`` (LiteLLM reads both)."""
+    merged: dict[str, Any] = {}
+    litellm = data.get("litellm_settings")
+    if litellm is not None and not isinstance(litellm, dict):
+        raise ConfigError(f"{source}: $.litellm_settings: expected a mapping, got {type(litellm).__name__}")
+    types = {f.name: f.type for f in msgspec.structs.fields(RouterSettings)}
+    for key, value in (litellm or {}).items():
+        if key not in LITELLM_ROUTER_KEYS:
+            warnings.append(f"litellm_settings.{key} is a LiteLLM setting llm-sidecar does not act on")
+        elif value is not None:
+            where = f"$.litellm_settings.{key}"
+            merged[LITELLM_ROUTER_KEYS[key]] = _convert(resolve_env(value, where, source),
+                                                        types[LITELLM_ROUTER_KEYS[key]], where, source)
+    own = resolve_env(data.get("router_settings") or {}, "$.router_settings", source)
+    settings = _convert({**merged, **own}, RouterSettings, "$.router_settings", source)
+    for key in sorted(UNUSED_ROUTER_KEYS.intersection(own)):
+        warnings.append(f"router_settings.{key} is a LiteLLM setting llm-sidecar does not act on")
+    return settings
 
 
 def parse_deployment(entry: Any, where: str, source: str) -> DeploymentConfig:

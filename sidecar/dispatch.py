@@ -1,24 +1,23 @@
-"""From a decoded OpenAI request to a provider call: pick the deployment, check params and
-credentials, build the upstream body, and run the provider with its errors scrubbed."""
+"""From a decoded OpenAI request to a provider call for a chosen deployment: check params and
+credentials, build the upstream body; a provider's errors leave scrubbed of credentials."""
 
 from __future__ import annotations
 
+import fnmatch
 import logging
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from sidecar import keys
 from sidecar.errors import ProviderError, SidecarError
-from sidecar.info import info_for_model, response_cost
 from sidecar.provider import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall
 from sidecar.registry import Deployment
 from sidecar.secrets import is_secret_param, longest_first, scrub, secret_values
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 
-T = TypeVar("T")
 log = logging.getLogger("sidecar")
 
 @lru_cache(maxsize=4096)
@@ -38,24 +37,26 @@ def flatten_extra_body(body: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def prepare_call(
+def build_call(
     request: web.Request,
     body: dict[str, Any],
     typed: Any,
-    model: str,
+    dep: Deployment,
+    captured: str | None,
     capability: str,
     openai_params: frozenset[str],
-) -> tuple[Deployment, ProviderCall]:
-    """The deployment for ``model`` and the call to hand its provider."""
+    params: dict[str, Any],
+) -> ProviderCall:
+    """The call to hand ``dep``'s provider: capability, credentials and params checked, the
+    upstream body built. ``params`` are the deployment's ``litellm_params`` as the router set
+    them for this attempt (its timeouts)."""
     app = request.app
     config = app[keys.CONFIG]
-    dep, captured = app[keys.REGISTRY].pick(model)
     provider = dep.provider
     if capability not in provider.capabilities:
-        raise SidecarError(400, f"model {model!r} ({provider.name}) does not support {capability}; "
+        raise SidecarError(400, f"model {dep.model_name!r} ({provider.name}) does not support {capability}; "
                                 f"its provider offers: {', '.join(sorted(provider.capabilities))}",
                            param="model", code="unsupported_capability")
-    params = dep.litellm_params
     secrets = dep.secrets
     sent_credentials = CREDENTIAL_BODY_KEYS.intersection(body)
     if sent_credentials:
@@ -65,6 +66,7 @@ def prepare_call(
                                     "with general_settings.allow_client_side_credentials: true",
                                param=name, code="client_side_credentials_not_allowed")
         sent = {k: body[k] for k in sent_credentials}
+        check_api_base(sent, config.general.allowed_api_base_hosts)
         params = client_side_params(params, sent)
         secrets = longest_first((*dep.secrets, *secret_values(sent, sent)))
     upstream_model = dep.upstream_model(captured)
@@ -82,11 +84,39 @@ def prepare_call(
                 param=unsupported[0], code="unsupported_params")
         for k in unsupported:
             del out[k]
-    call = ProviderCall(
+    return ProviderCall(
         model=upstream_model, body=out, request=typed, params=params,
         session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")), secrets=secrets,
     )
-    return dep, call
+
+
+def check_api_base(sent: dict[str, Any], allowed: list[str] | None) -> None:
+    """A client-sent ``api_base`` (or ``base_url``) must name a host that
+    ``general_settings.allowed_api_base_hosts`` allows, when that is set, so the sidecar cannot
+    be pointed at addresses the operator did not mean (its own network, a metadata service)."""
+    if allowed is None:
+        return
+    for name in ("api_base", "base_url"):
+        value = sent.get(name)
+        if value is None:
+            continue
+        host = host_of(str(value))
+        if not host or not any(fnmatch.fnmatchcase(host, p.lower()) or fnmatch.fnmatchcase(host.split(":")[0], p.lower())
+                               for p in allowed):
+            raise SidecarError(400, f"the {name!r} sent names a host general_settings.allowed_api_base_hosts "
+                                    "does not allow", param=name, code="api_base_not_allowed")
+
+
+def host_of(url: str) -> str:
+    """``https://Host:443/v1`` -> ``host:443``; '' for what is not an http(s) URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    return f"{parts.hostname.lower()}:{port}" if port else parts.hostname.lower()
 
 
 def client_side_params(params: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
@@ -107,37 +137,15 @@ def _first_set(*values: Any) -> bool:
     return False
 
 
-async def run_provider(dep: Deployment, coro_fn: Callable[[ProviderCall], Awaitable[T]], call: ProviderCall) -> T:
-    """Await the provider; its errors leave with the deployment's credentials masked."""
-    try:
-        return await coro_fn(call)
-    except SidecarError as err:
-        err.message = scrub(err.message, call.secrets)
-        if isinstance(err, ProviderError):
-            log_upstream_failure(dep, err)
-        raise
-    except NotImplementedError:
-        raise SidecarError(400, f"provider {dep.provider.name!r} does not implement this endpoint",
-                           param="model", code="unsupported_capability") from None
+def scrubbed(err: SidecarError, dep: Deployment, call: ProviderCall, call_id: str = "") -> SidecarError:
+    """``err`` with the call's credentials masked; an upstream failure is logged once."""
+    err.message = scrub(err.message, call.secrets)
+    if isinstance(err, ProviderError):
+        log_upstream_failure(dep, err, call_id)
+    return err
 
 
-def log_upstream_failure(dep: Deployment, err: SidecarError) -> None:
+def log_upstream_failure(dep: Deployment, err: SidecarError, call_id: str = "") -> None:
     """One line for the operator; ``err.message`` is already scrubbed of the deployment's secrets."""
-    log.warning("deployment %s (%s, %s) failed: %s %s", dep.id, dep.model_name, dep.provider.name,
-                getattr(err, "upstream_status", err.status), err.message)
-
-
-def model_id_headers(dep: Deployment) -> dict[str, str]:
-    return {"x-litellm-model-id": dep.id}
-
-
-def response_headers(request: web.Request, dep: Deployment, call: ProviderCall, usage: Any) -> dict[str, str]:
-    """``x-litellm-model-id``, and ``x-litellm-response-cost`` (USD, from the deployment's
-    per-token prices) when the answer reports usage."""
-    headers = model_id_headers(dep)
-    if usage is not None:
-        info = info_for_model(dep, call.model, request.app[keys.SYNCED_MODELS])
-        prompt = getattr(usage, "prompt_tokens", 0) or 0
-        completion = getattr(usage, "completion_tokens", 0) or 0
-        headers["x-litellm-response-cost"] = repr(response_cost(info, prompt, completion))
-    return headers
+    log.warning("deployment %s (%s, %s) failed: %s %s%s", dep.id, dep.model_name, dep.provider.name,
+                getattr(err, "upstream_status", err.status), err.message, f" [call {call_id}]" if call_id else "")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +37,8 @@ class Deployment:
     stored_params: dict[str, Any] = field(default_factory=dict, repr=False)
     """``litellm_params`` as written (``os.environ/`` references kept): what the database holds."""
     info_cache: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
+    route: Any = field(default=None, repr=False)
+    """What the router reads of this deployment (limits, weight, order...), worked out on first use."""
 
     @property
     def is_wildcard(self) -> bool:
@@ -103,11 +104,16 @@ def build_deployment(
     return Deployment(
         id=id, model_name=model_name, litellm_params=litellm_params, model_info=info,
         provider=provider, db_model=db_model,
-        tpm=tpm if tpm is not None else litellm_params.get("tpm"),
-        rpm=rpm if rpm is not None else litellm_params.get("rpm"),
+        tpm=_first_given(tpm, litellm_params.get("tpm"), info.get("tpm")),
+        rpm=_first_given(rpm, litellm_params.get("rpm"), info.get("rpm")),
         secrets=secret_values(litellm_params, provider.secret_params(), provider.ambient_credentials(litellm_params)),
         stored_params=stored_params if stored_params is not None else litellm_params,
     )
+
+
+def _first_given(*values: Any) -> Any:
+    """LiteLLM reads rpm/tpm at the entry's top level, in litellm_params and in model_info."""
+    return next((v for v in values if v is not None), None)
 
 
 class Registry:
@@ -120,7 +126,6 @@ class Registry:
         self._exact: dict[str, list[Deployment]] = {}
         self._patterns: list[tuple[str, str, list[Deployment]]] = []
         self._names: list[str] = []
-        self._turns: dict[str, itertools.count[int]] = {}
         self.write_lock = asyncio.Lock()
         """Held by the management endpoints from reading a deployment to applying its change,
         so concurrent changes (two PATCHes, a delete and an update) never lose one another."""
@@ -185,16 +190,10 @@ class Registry:
                 return deps, captured
         return [], None
 
-    def pick(self, name: str) -> tuple[Deployment, str | None]:
-        """One deployment for ``name`` (round-robin within its group), or a 404."""
-        deps, captured = self.resolve(name)
-        if not deps:
-            raise SidecarError(404, f"model {name!r} not found; available models: {self._some_names()}",
-                               param="model", code="model_not_found")
-        if len(deps) == 1:
-            return deps[0], captured
-        turn = self._turns.setdefault(deps[0].model_name, itertools.count())  # per group, not per name asked
-        return deps[next(turn) % len(deps)], captured
+    def not_found(self, name: str) -> SidecarError:
+        """The 404 for a model name nothing serves, naming some that are served."""
+        return SidecarError(404, f"model {name!r} not found; available models: {self._some_names()}",
+                            param="model", code="model_not_found")
 
     def _some_names(self, limit: int = 20) -> str:
         """The first ``limit`` group names, for a 404 that stays small with 10,000 groups."""

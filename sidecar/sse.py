@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from sidecar import keys
-from sidecar.dispatch import log_upstream_failure, model_id_headers
+from sidecar.dispatch import log_upstream_failure
 from sidecar.errors import SidecarError
 from sidecar.http import encoder
 from sidecar.provider import ProviderCall
@@ -34,9 +34,12 @@ class _EventStream(web.StreamResponse):
     _send_headers_immediately = False  # aiohttp then sends the headers with the first body write
 
 
-async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks) -> web.StreamResponse:
-    """Relay ``chunks`` as SSE. The answer starts with the first chunk: a failure before it is a
-    plain error answer with its status (as LiteLLM's proxy does), one after it an error event."""
+async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks,
+                     headers: dict[str, str]) -> web.StreamResponse:
+    """Relay ``chunks`` as SSE with ``headers``. The answer starts with the first chunk: a failure
+    before it is a plain error answer with its status (as LiteLLM's proxy does), one after it
+    an error event. (The router has already waited for the first chunk, retrying and falling
+    back until one came.)"""
     streams = request.app[keys.STATE]["streams"]
     task = asyncio.current_task()
     streams.add(task)
@@ -48,7 +51,7 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
             if not data:
                 continue
             if out is None:
-                out = _Coalescer(await _start(request, dep))
+                out = _Coalescer(await _start(request, headers))
             if out.add(data):
                 await out.flush()  # backpressure: a slow client slows the upstream read too
     except SidecarError as err:
@@ -72,7 +75,7 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
     if out is None:
         if last is not None:
             raise last  # nothing was sent yet: the client gets the status
-        out = _Coalescer(await _start(request, dep))  # an empty stream: just [DONE]
+        out = _Coalescer(await _start(request, headers))  # an empty stream: just [DONE]
     try:
         await out.finish((b"data: " + encoder.encode(last.body()) + b"\n\n" + DONE) if last else DONE)
     except ConnectionError:
@@ -80,12 +83,12 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
     return out.resp
 
 
-async def _start(request: web.Request, dep: Deployment) -> _EventStream:
+async def _start(request: web.Request, headers: dict[str, str]) -> _EventStream:
     resp = _EventStream(headers={
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
-        **model_id_headers(dep),
+        **headers,
     })
     await resp.prepare(request)
     return resp

@@ -111,7 +111,12 @@ class ModerationRequest(Struct):
             raise ValueError("`input` must not be empty - at `$.input`")
 
 
-GATEWAY_KEYS = frozenset({"metadata", "drop_params", "mock_response", "user_config"})
+GATEWAY_KEYS = frozenset({
+    "metadata", "drop_params", "mock_response", "user_config",
+    # the router's (sidecar.routing.policy.ROUTER_BODY_KEYS)
+    "num_retries", "timeout", "request_timeout", "fallbacks", "disable_fallbacks", "fastest_response",
+    "mock_testing_fallbacks", "mock_testing_context_window_fallbacks", "mock_testing_content_policy_fallbacks",
+})
 """Body keys the gateway consumes; they never go upstream."""
 
 CREDENTIAL_BODY_KEYS = frozenset(

@@ -28,8 +28,11 @@ WEATHER_TOOL = {
 
 
 def dep(name: str, model: str, api_base: str, **params: Any) -> dict[str, Any]:
-    """A model_list entry with a fixed deployment id ``dep-<name>``."""
-    return {"model_name": name, "litellm_params": {"model": model, "api_base": api_base, "api_key": KEY, **params},
+    """A model_list entry with a fixed deployment id ``dep-<name>``. It has ``num_retries: 0``
+    (unless given): the plugin tests see each upstream failure once, as the client gets it;
+    the router's retries have tests of their own (test_router_*.py)."""
+    return {"model_name": name, "litellm_params": {"model": model, "api_base": api_base, "api_key": KEY,
+                                                   "num_retries": 0, **params},
             "model_info": {"id": f"dep-{name}"}}
 
 

@@ -119,7 +119,8 @@ def test_litellm_sections_are_accepted_with_a_warning(monkeypatch):
         "general_settings": {"store_model_in_db": True, "master_key": "sk-x"},
     })
     warned = "\n".join(config.warnings)
-    assert "'litellm_settings'" in warned and "'callback_settings'" in warned
+    assert "litellm_settings.callbacks" in warned and "'callback_settings'" in warned
+    assert "drop_params" not in warned and config.router.drop_params is True  # a router key: acted on
     assert "general_settings.store_model_in_db" in warned
     # environment_variables is applied (LiteLLM sets them), so it is not "unused"
     assert "environment_variables" not in warned
@@ -238,7 +239,7 @@ def test_serve_uses_sidecar_config_and_database_url_env(tmp_path):
     config = write_config(tmp_path / "good.yaml", {
         "model_list": [{"model_name": "from-env-config", "litellm_params": {"model": "mock/x"}}],
         "general_settings": {"database_url": f"sqlite:///{tmp_path}/config.db"},
-        "litellm_settings": {"drop_params": True},
+        "litellm_settings": {"drop_params": True, "telemetry": False},
     })
     env_db = tmp_path / "env" / "env.db"
     with Server(None, tmp_path, env={"SIDECAR_CONFIG": str(config),
@@ -249,7 +250,7 @@ def test_serve_uses_sidecar_config_and_database_url_env(tmp_path):
         assert [m["id"] for m in models["data"]] == ["from-env-config"]
         assert env_db.exists()
         assert not (tmp_path / "config.db").exists()
-        assert any("WARNING" in line and "'litellm_settings'" in line for line in server.output().splitlines())
+        assert any("WARNING" in line and "litellm_settings.telemetry" in line for line in server.output().splitlines())
 
 
 def test_help():

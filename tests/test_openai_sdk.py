@@ -33,9 +33,9 @@ CHAT_MODELS = [
 
 
 def config(fake: OpenAIFake) -> dict[str, Any]:
-    def upstream(name: str, model: str) -> dict[str, Any]:
+    def upstream(name: str, model: str, **params: Any) -> dict[str, Any]:
         return {"model_name": name, "model_info": {"id": f"dep-{name}"},
-                "litellm_params": {"model": model, "api_base": fake.base_url, "api_key": UPSTREAM_KEY}}
+                "litellm_params": {"model": model, "api_base": fake.base_url, "api_key": UPSTREAM_KEY, **params}}
 
     return {
         "model_list": [
@@ -46,9 +46,10 @@ def config(fake: OpenAIFake) -> dict[str, Any]:
             upstream("gpt-4o-mini", "openai/gpt-4o-mini"),
             upstream("text-embedding-3-small", "openai/text-embedding-3-small"),
             upstream("omni-moderation-latest", "openai/omni-moderation-latest"),
-            upstream("rate-limited", "openai/error-429"),
-            upstream("broken", "openai/error-500"),
-            upstream("cut", "openai/cut"),
+            # failing upstreams answer at once: the router's retries have tests of their own
+            upstream("rate-limited", "openai/error-429", num_retries=0),
+            upstream("broken", "openai/error-500", num_retries=0),
+            upstream("cut", "openai/cut", num_retries=0),
         ],
         "general_settings": {"master_key": MASTER},
     }

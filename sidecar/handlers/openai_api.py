@@ -7,17 +7,12 @@ import logging
 from aiohttp import web
 
 from sidecar import keys
-from sidecar.dispatch import (
-    flatten_extra_body,
-    model_id_headers,
-    prepare_call,
-    response_headers,
-    run_provider,
-)
+from sidecar.dispatch import flatten_extra_body
 from sidecar.errors import SidecarError, bad_request
-from sidecar.http import convert, json_response, read_json_object
+from sidecar.http import convert, read_json_object
 from sidecar.info import deployment_info
-from sidecar.sse import stream_sse
+from sidecar.routing.batch import batch_completions, is_batch
+from sidecar.routing.serve import answer, new_call, router_for
 from sidecar.wire import (
     OPENAI_CHAT_PARAMS,
     OPENAI_EMBEDDING_PARAMS,
@@ -36,28 +31,25 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     typed = convert(body, ChatCompletionRequest)
     if not typed.messages:
         raise bad_request("`messages` must contain at least one message", param="messages")
-    dep, call = prepare_call(request, body, typed, typed.model, "chat", OPENAI_CHAT_PARAMS)
-    result = await run_provider(dep, dep.provider.chat, call)
-    if not call.stream:
-        return json_response(result, headers=response_headers(request, dep, call, result.usage))
-    return await stream_sse(request, dep, call, result)
+    router = router_for(request, body)
+    if is_batch(router, typed.model):
+        return await batch_completions(request, router, body, typed)
+    return await answer(request, router, new_call(request, body, typed, typed.model, "chat", "chat", OPENAI_CHAT_PARAMS))
 
 
-async def embeddings(request: web.Request) -> web.Response:
+async def embeddings(request: web.Request) -> web.StreamResponse:
     body = flatten_extra_body(await read_json_object(request))
     typed = convert(body, EmbeddingRequest)
-    dep, call = prepare_call(request, body, typed, typed.model, "embedding", OPENAI_EMBEDDING_PARAMS)
-    result = await run_provider(dep, dep.provider.embeddings, call)
-    return json_response(result, headers=response_headers(request, dep, call, result.usage))
+    call = new_call(request, body, typed, typed.model, "embeddings", "embedding", OPENAI_EMBEDDING_PARAMS)
+    return await answer(request, router_for(request, body), call)
 
 
-async def moderations(request: web.Request) -> web.Response:
+async def moderations(request: web.Request) -> web.StreamResponse:
     body = flatten_extra_body(await read_json_object(request))
     typed = convert(body, ModerationRequest)
     model = typed.model if isinstance(typed.model, str) else _default_moderation_model(request)
-    dep, call = prepare_call(request, body, typed, model, "moderation", _NO_PARAMS)
-    result = await run_provider(dep, dep.provider.moderations, call)
-    return json_response(result, headers=model_id_headers(dep))
+    call = new_call(request, body, typed, model, "moderations", "moderation", _NO_PARAMS)
+    return await answer(request, router_for(request, body), call)
 
 
 def _default_moderation_model(request: web.Request) -> str:

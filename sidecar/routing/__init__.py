@@ -1,0 +1,1 @@
+"""The router: retries, fallbacks, cooldowns, limits and routing strategies (LiteLLM's keys)."""

@@ -1,0 +1,452 @@
+"""The router: one call's whole life, from choosing a deployment to its end.
+
+:meth:`Router.run` chooses, attempts, classifies, retries and falls back; a stream counts as
+served once its first chunk arrived. :meth:`Router.finish` is the one place a call ends (plain
+or streamed, served or failed): limits are released there, latency and tokens recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.dispatch import build_call, scrubbed
+from sidecar.errors import ProviderError, SidecarError
+from sidecar.info import info_for_model, response_cost
+from sidecar.provider import ProviderCall
+from sidecar.registry import Deployment, Registry
+from sidecar.routing.choose import candidates, estimate_input_tokens, pick
+from sidecar.routing.policy import RequestOptions, RouteInfo, RouterPolicy, route_info
+from sidecar.routing.state import RouterState
+
+log = logging.getLogger("sidecar")
+
+COOLABLE = frozenset({"rate_limit", "auth", "timeout", "not_found", "server"})
+"""Kinds that may cool a deployment down (LiteLLM's 429, 401, 408, 404 and 5xx)."""
+NO_FALLBACK = frozenset({"bad_request"})
+"""Kinds no fallback is tried for: the request itself is wrong, and would be everywhere."""
+MAX_RETRY_AFTER = 60.0
+BACKOFF_START, BACKOFF_MAX = 0.5, 8.0
+
+
+class _MockFailure(ProviderError):
+    """``mock_testing_fallbacks``: a failure made up for testing a config (no cooldown, no retry)."""
+
+
+@dataclass(slots=True)
+class RoutedCall:
+    """One client request as the router carries it."""
+
+    group: str
+    method: str
+    capability: str
+    body: dict[str, Any]
+    typed: Any
+    openai_params: frozenset[str]
+    opts: RequestOptions
+    stream: bool = False
+    id: str = field(default_factory=lambda: os.urandom(16).hex())
+    started: float = field(default_factory=time.monotonic)
+    deadline: float | None = None
+    estimate: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    max_retries: int = 0
+    attempts: dict[str, int] = field(default_factory=dict)
+    dep: Deployment | None = None
+    route: RouteInfo | None = None
+    served_group: str = ""
+    provider_call: ProviderCall | None = None
+    timeout: float | None = None
+    upstream_seconds: float = 0.0
+    finished: bool = False
+
+
+class Router:
+    def __init__(self, registry: Registry, policy: RouterPolicy, state: RouterState,
+                 synced: dict[str, Any] | None = None) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.state = state
+        self.synced = synced if synced is not None else {}
+        self._needs_estimate = policy.pre_call_checks or policy.strategy.startswith("usage-based")
+        self._live_version = -1
+
+    # ---------------------------------------------------------------- names
+
+    def resolve(self, name: str) -> tuple[list[Deployment], str | None]:
+        """The deployments serving ``name``: a group, a wildcard, an alias, or a ``model_info.id``."""
+        deps, captured = self.registry.resolve(name)
+        if deps:
+            return deps, captured
+        target = self.policy.aliases.get(name)
+        if target is not None:
+            return self.registry.resolve(target)
+        dep = self.registry.get(name)
+        return ([dep], None) if dep is not None else ([], None)
+
+    def check_names(self, call: RoutedCall) -> None:
+        """A 404 for an unknown model, a 400 for an unknown group in the body's ``fallbacks``."""
+        if self.registry.version != self._live_version:  # forget the stats of deleted deployments
+            self._live_version = self.registry.version
+            self.state.forget({dep.id for dep in self.registry})
+        if not self.resolve(call.group)[0]:
+            raise self.registry.not_found(call.group)
+        for name in call.opts.fallbacks or ():
+            if not self.resolve(name)[0]:
+                raise SidecarError(400, f"`fallbacks` names {name!r}, which is not a model group here",
+                                   param="fallbacks", code="unknown_fallback")
+
+    # ---------------------------------------------------------------- a call's life
+
+    async def run(self, request: web.Request, call: RoutedCall) -> Any:
+        """The provider's answer (a stream: primed with its first chunk) from the first
+        deployment that serves the call, through retries and fallbacks; else the last error."""
+        if call.opts.timeout is not None:
+            call.deadline = call.started + call.opts.timeout
+            call.timeout = call.opts.timeout
+        if self._needs_estimate:
+            call.estimate = estimate_input_tokens(call.body)
+        self.check_names(call)
+        try:
+            return await self._run_group(request, call, call.group, original=True)
+        except ProviderError as err:
+            first = err
+        last = first
+        for target in self._fallbacks(call, first.kind)[:self.policy.max_fallbacks]:
+            if self._past_deadline(call):
+                break
+            call.fallbacks += 1
+            try:
+                return await self._run_group(request, call, target, original=False)
+            except ProviderError as err:
+                last = err
+        raise self._final(call, last)
+
+    def finish(self, call: RoutedCall, usage: Any = None, failed: bool = False) -> None:
+        """The call's end (once): limits released, tokens and latency recorded."""
+        if call.finished or call.dep is None or call.route is None:
+            return
+        call.finished = True
+        now = time.monotonic()
+        self.state.end(call.dep.id, call.route.limits, getattr(usage, "total_tokens", None) or call.estimate, now)
+        if not call.stream and not failed:
+            self._sample(call.dep.id, now, call.upstream_seconds)
+
+    def headers(self, call: RoutedCall, usage: Any = None) -> dict[str, str]:
+        """The answer's headers: LiteLLM's ``x-litellm-*`` (and ``x-ratelimit-*`` where the
+        deployment has limits); with ``usage``, the cost."""
+        dep, route = call.dep, call.route
+        assert dep is not None and route is not None
+        total_ms = (time.monotonic() - call.started) * 1000
+        headers = {
+            "x-litellm-call-id": call.id,
+            "x-litellm-model-id": dep.id,
+            "x-litellm-model-group": call.served_group,
+            "x-litellm-attempted-retries": str(call.retries),
+            "x-litellm-max-retries": str(call.max_retries),
+            "x-litellm-attempted-fallbacks": str(call.fallbacks),
+            "x-litellm-response-duration-ms": f"{total_ms:.3f}",
+            "x-litellm-overhead-duration-ms": f"{max(total_ms - call.upstream_seconds * 1000, 0.0):.3f}",
+        }
+        if call.timeout is not None:
+            headers["x-litellm-timeout"] = f"{call.timeout:g}"
+        limits = route.limits
+        if limits.rpm is not None or limits.tpm is not None:
+            requests, tokens, _, _ = self.state.usage(dep.id, time.monotonic())
+            if limits.rpm is not None:
+                headers["x-ratelimit-limit-requests"] = str(limits.rpm)
+                headers["x-ratelimit-remaining-requests"] = str(max(limits.rpm - requests, 0))
+            if limits.tpm is not None:
+                headers["x-ratelimit-limit-tokens"] = str(limits.tpm)
+                headers["x-ratelimit-remaining-tokens"] = str(max(limits.tpm - tokens, 0))
+        if usage is not None and call.provider_call is not None:
+            info = info_for_model(dep, call.provider_call.model, self.synced)
+            prompt = getattr(usage, "prompt_tokens", 0) or 0
+            completion = getattr(usage, "completion_tokens", 0) or 0
+            headers["x-litellm-response-cost"] = repr(response_cost(info, prompt, completion))
+        return headers
+
+    def error_headers(self, call: RoutedCall) -> dict[str, str]:
+        """The ``x-litellm-*`` headers an error answer carries."""
+        return {
+            "x-litellm-call-id": call.id,
+            "x-litellm-model-group": call.group,
+            "x-litellm-attempted-retries": str(call.retries),
+            "x-litellm-max-retries": str(call.max_retries),
+            "x-litellm-attempted-fallbacks": str(call.fallbacks),
+        }
+
+    # ---------------------------------------------------------------- one group
+
+    async def _run_group(self, request: web.Request, call: RoutedCall, group: str, original: bool) -> Any:
+        deps, captured = self.resolve(group)
+        if not deps:
+            log.warning("fallback group %r is not configured; skipped [call %s]", group, call.id)
+            raise ProviderError(404, f"fallback model group {group!r} is not configured", code="model_not_found")
+        routes = [route_info(d, self.policy, self._price(d)) for d in deps]
+        if not call.estimate and any(r.limits.tpm is not None for r in routes):
+            call.estimate = estimate_input_tokens(call.body)
+        excluded: set[str] = set()
+        tries = 0
+        last: ProviderError | None = None
+        while True:
+            now = time.monotonic()
+            found = candidates(deps, routes, self.state, self.policy, call.estimate, now, excluded)
+            if not found.free:
+                if last is not None:
+                    raise last
+                raise self._none_free(group, found.wait, found.too_small, len(deps), call)
+            dep, route = pick(found.free, self.state, self.policy, now)
+            if original and not call.max_retries:
+                call.max_retries = self._max_retries(route, call)
+            try:
+                return await self._attempt(request, call, group, dep, route, captured, original)
+            except _Busy:
+                excluded.add(dep.id)
+                continue
+            except ProviderError as err:
+                last = err
+                if not isinstance(err, _MockFailure):
+                    self._failed(dep, route, err, len(deps), call)
+                    allowed = self.policy.retries_for(err.kind, route.num_retries, call.opts.num_retries)
+                else:
+                    allowed = 0
+                if tries >= allowed or self._past_deadline(call):
+                    raise
+                tries += 1
+                call.retries += 1
+                excluded.add(dep.id)
+                now = time.monotonic()
+                if candidates(deps, routes, self.state, self.policy, call.estimate, now, excluded).free:
+                    continue  # another deployment is free: retry there at once
+                wait = self._retry_wait(err, tries)
+                if call.deadline is not None and now + wait >= call.deadline:
+                    raise
+                await asyncio.sleep(wait)
+                excluded.clear()
+
+    async def _attempt(self, request: web.Request, call: RoutedCall, group: str, dep: Deployment,
+                       route: RouteInfo, captured: str | None, original: bool) -> Any:
+        now = time.monotonic()
+        if self.state.begin(dep.id, route.limits, call.estimate, now):
+            raise _Busy()
+        call.attempts[group] = call.attempts.get(group, 0) + 1
+        try:
+            if original and call.opts.mock_failure is not None:
+                raise _MockFailure(500 if call.opts.mock_failure == "server" else 400,
+                                   f"mock_testing_fallbacks: a {call.opts.mock_failure} failure made up for "
+                                   f"model group {group!r}", kind=call.opts.mock_failure, code="mock_failure")
+            params = self._params(call, route, dep)
+            pcall = build_call(request, call.body, call.typed, dep, captured, call.capability,
+                               call.openai_params, params)
+            started = time.monotonic()
+            result = await self._call_provider(call, dep, pcall)
+            call.upstream_seconds = time.monotonic() - started
+        except BaseException:
+            self.state.end(dep.id, route.limits, 0, time.monotonic())
+            raise
+        call.dep, call.route, call.provider_call, call.served_group = dep, route, pcall, group
+        if call.stream:
+            self._sample(dep.id, time.monotonic(), call.upstream_seconds)  # time to first token
+        return result
+
+    async def _call_provider(self, call: RoutedCall, dep: Deployment, pcall: ProviderCall) -> Any:
+        """The provider's answer, a stream primed with its first chunk, within the call's deadline."""
+        fn = getattr(dep.provider, call.method)
+        try:
+            if call.deadline is None:
+                result = await fn(pcall)
+                return await _prime(result) if call.stream else result
+            async with asyncio.timeout(max(call.deadline - time.monotonic(), 0.0)):
+                result = await fn(pcall)
+                return await _prime(result) if call.stream else result
+        except SidecarError as err:
+            raise scrubbed(err, dep, pcall, call.id) from None
+        except TimeoutError:
+            raise scrubbed(ProviderError(504, f"{dep.provider.name} upstream did not answer within the "
+                                              f"request's timeout of {call.opts.timeout:g} s", code="timeout"),
+                           dep, pcall, call.id) from None
+        except NotImplementedError:
+            raise SidecarError(400, f"provider {dep.provider.name!r} does not implement this endpoint",
+                               param="model", code="unsupported_capability") from None
+
+    def _params(self, call: RoutedCall, route: RouteInfo, dep: Deployment) -> dict[str, Any]:
+        """The deployment's params with this attempt's timeouts: the request's (what is left of
+        it), else the deployment's, else the router's."""
+        params = dep.litellm_params
+        if call.deadline is not None:
+            left = max(call.deadline - time.monotonic(), 0.001)
+            return {**params, "timeout": left, "stream_timeout": call.opts.timeout}
+        policy = self.policy
+        timeout = route.timeout
+        stream_timeout = route.stream_timeout
+        if (timeout is None and policy.timeout is not None) or (stream_timeout is None and policy.stream_timeout is not None):
+            params = {**params}
+            if timeout is None and policy.timeout is not None:
+                params["timeout"] = timeout = policy.timeout
+            if stream_timeout is None and policy.stream_timeout is not None:
+                params["stream_timeout"] = stream_timeout = policy.stream_timeout
+        call.timeout = (stream_timeout or timeout) if call.stream else timeout
+        return params
+
+    # ---------------------------------------------------------------- failures
+
+    def _failed(self, dep: Deployment, route: RouteInfo, err: ProviderError, group_size: int, call: RoutedCall) -> None:
+        """Count a failure, and cool the deployment down when the rules say so."""
+        now = time.monotonic()
+        stats = self.state.of(dep.id)
+        stats.roll(now)
+        kind = err.kind
+        stats.fails += 1
+        stats.fails_by_kind[kind] = stats.fails_by_kind.get(kind, 0) + 1
+        stats.last_error, stats.last_error_at = kind, time.time()
+        if kind == "timeout":
+            self._sample(dep.id, now, 1000.0)  # a timed-out deployment is not the fastest
+        policy = self.policy
+        if policy.disable_cooldowns or group_size < 2 or kind not in COOLABLE:
+            return
+        if kind == "rate_limit":
+            cool = True
+        elif kind in policy.allowed_fails_by_kind:
+            cool = stats.fails_by_kind[kind] > policy.allowed_fails_by_kind[kind]
+        elif policy.allowed_fails is not None:
+            cool = stats.fails > policy.allowed_fails
+        else:  # LiteLLM's default: not-retryable kinds at once, others past half of this minute's requests
+            cool = kind in ("auth", "not_found") or stats.fails * 2 > max(stats.requests, 1)
+        if not cool:
+            return
+        seconds = route.cooldown_time
+        if seconds is None:
+            seconds = retry_after(err)
+        if seconds is None:
+            seconds = policy.cooldown_time
+        if self.state.cool(dep.id, now + seconds):
+            log.warning("deployment %s (%s) cooling down for %.3g s after a %s failure [call %s]",
+                        dep.id, dep.model_name, seconds, kind, call.id)
+
+    def _retry_wait(self, err: ProviderError, tries: int) -> float:
+        """The upstream's ``Retry-After`` (at most 60 s), else backoff with jitter (0.5 s doubling, at most 8 s)."""
+        wait = retry_after(err)
+        if wait is None or not 0 < wait <= MAX_RETRY_AFTER:
+            wait = min(BACKOFF_START * 2 ** (tries - 1), BACKOFF_MAX) * (0.75 + random.random() / 4)
+        return max(wait, self.policy.retry_after)
+
+    def _fallbacks(self, call: RoutedCall, kind: str) -> list[str]:
+        if call.opts.disable_fallbacks or kind in NO_FALLBACK:
+            return []
+        policy, group = self.policy, call.group
+        if kind == "context_window":
+            return policy.context_window_fallbacks.get(group) or policy.context_window_fallbacks.get("*") or []
+        if kind == "content_policy":
+            return policy.content_policy_fallbacks.get(group) or policy.content_policy_fallbacks.get("*") or []
+        if call.opts.fallbacks is not None:
+            return call.opts.fallbacks
+        return policy.fallbacks.get(group) or policy.fallbacks.get("*") or policy.default_fallbacks
+
+    def _none_free(self, group: str, wait: float, too_small: int, size: int, call: RoutedCall) -> ProviderError:
+        if too_small and too_small == size:
+            return ProviderError(400, f"the request's ~{call.estimate} input tokens exceed the context window "
+                                      f"(max_input_tokens) of every deployment of model group {group!r}",
+                                 kind="context_window", code="context_length_exceeded", param="messages")
+        seconds = max(int(wait + 0.999), 1)
+        return ProviderError(429, f"no deployment of model group {group!r} is free now (cooling down or at its "
+                                  f"rpm/tpm/max_parallel_requests limit); try again in {seconds} s",
+                             kind="rate_limit", code="no_deployments_available",
+                             headers={"Retry-After": str(seconds)})
+
+    def _final(self, call: RoutedCall, err: ProviderError) -> SidecarError:
+        """The error the client gets: the last one, saying how many attempts were made where."""
+        total = sum(call.attempts.values())
+        if total > 1 or call.fallbacks:
+            where = ", ".join(f"{g} x{n}" for g, n in call.attempts.items()) or "none"
+            err.message = f"{err.message} (after {total} attempts: {where})"
+        if err.kind == "timeout" and call.opts.timeout is not None:
+            err.status, err.type = 408, "timeout_error"
+        return err
+
+    def _past_deadline(self, call: RoutedCall) -> bool:
+        return call.deadline is not None and time.monotonic() >= call.deadline
+
+    # ---------------------------------------------------------------- small things
+
+    def _max_retries(self, route: RouteInfo, call: RoutedCall) -> int:
+        for value in (call.opts.num_retries, route.num_retries):
+            if value is not None:
+                return value
+        return self.policy.num_retries
+
+    def _sample(self, dep_id: str, now: float, seconds: float) -> None:
+        if self.policy.strategy == "latency-based-routing":
+            self.state.of(dep_id).latencies.append((now, seconds))
+
+    def _price(self, dep: Deployment) -> float:
+        if self.policy.strategy != "cost-based-routing":
+            return 0.0
+        info = info_for_model(dep, dep.upstream_model(), self.synced)
+        cost = (info.get("input_cost_per_token") or 0.0) + (info.get("output_cost_per_token") or 0.0)
+        return cost if cost else 1.0  # (LiteLLM prices an unknown model at $1 a token)
+
+
+class _Busy(Exception):
+    """The chosen deployment reached a limit between choosing and starting (another worker)."""
+
+
+def retry_after(err: SidecarError) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if sent."""
+    headers = err.headers
+    if not headers:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lowered:
+            return float(lowered["retry-after-ms"]) / 1000
+        value = lowered.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (ValueError, TypeError):
+        return None
+
+
+async def _prime(result: Any) -> AsyncIterator[Any]:
+    """A stream whose first chunk has arrived (a failure before it is the attempt's failure)."""
+    it = result.__aiter__()
+    try:
+        first = await it.__anext__()
+    except StopAsyncIteration:
+        return _empty()
+    except BaseException:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        raise
+    return _primed(first, it)
+
+
+async def _primed(first: Any, it: Any) -> AsyncIterator[Any]:
+    try:
+        yield first
+        async for item in it:
+            yield item
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _empty() -> AsyncIterator[Any]:
+    return
+    yield  # noqa: unreachable - makes this an async generator

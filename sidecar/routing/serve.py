@@ -1,0 +1,48 @@
+"""From a handler to the router and back: one routed request answered, plain or streamed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from sidecar import keys
+from sidecar.errors import SidecarError
+from sidecar.http import json_response
+from sidecar.routing.policy import request_options
+from sidecar.routing.router import RoutedCall, Router
+from sidecar.sse import stream_sse
+
+
+def new_call(request: web.Request, body: dict[str, Any], typed: Any, group: str, method: str, capability: str,
+             openai_params: frozenset[str]) -> RoutedCall:
+    """The router's record of this request (its router keys checked: a 400 names a bad one)."""
+    return RoutedCall(group=group, method=method, capability=capability, body=body, typed=typed,
+                      openai_params=openai_params, opts=request_options(body, request.headers.get("x-litellm-timeout")),
+                      stream=bool(body.get("stream")))
+
+
+def router_for(request: web.Request, body: dict[str, Any]) -> Router:
+    """The app's router, or one built from the body's ``user_config`` (when the operator allows it)."""
+    if "user_config" in body:
+        from sidecar.routing.user_config import user_router
+
+        return user_router(request, body["user_config"])
+    return request.app[keys.ROUTER]
+
+
+async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.StreamResponse:
+    """Run ``call`` through ``router`` and answer it; the call ends (``router.finish``) when the
+    answer has been written, a stream when it ends."""
+    try:
+        result = await router.run(request, call)
+    except SidecarError as err:
+        err.headers = {**router.error_headers(call), **(err.headers or {})}
+        raise
+    try:
+        if not call.stream:
+            usage = getattr(result, "usage", None)
+            return json_response(result, headers=router.headers(call, usage))
+        return await stream_sse(request, call.dep, call.provider_call, result, router.headers(call))
+    finally:
+        router.finish(call)
