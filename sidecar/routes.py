@@ -5,12 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar.handlers import health, info, management, openai_api
+from sidecar.routing import health as router_health
 
 # (method, path, handler, also under /v1)
 ROUTES = [
     ("GET", "/health/liveliness", health.liveliness, False),
     ("GET", "/health/liveness", health.liveliness, False),
     ("GET", "/health/readiness", health.readiness, False),
+    ("GET", "/health", router_health.health, False),  # master key: the router's view of each deployment
     ("POST", "/chat/completions", openai_api.chat_completions, True),
     ("POST", "/embeddings", openai_api.embeddings, True),
     ("POST", "/moderations", openai_api.moderations, True),

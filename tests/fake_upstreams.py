@@ -8,6 +8,7 @@ The upstream model name (``litellm_params.model`` without its prefix, or the Azu
 picks a behaviour, so one fake serves every scenario:
 
 - ``error-<status>``: OpenAI's error envelope with that status (429 also sends rate-limit headers);
+  ``error-context`` / ``error-policy``: OpenAI's 400 for a context too long / a content-policy block;
 - ``cut``: a stream (or a JSON body) cut mid-way: the transport is closed without ``[DONE]``;
 - ``error-mid-stream``: a few chunks, then an SSE ``{"error": ...}`` event;
 - ``error-first``: a 200 stream whose first event is an SSE ``{"error": ...}``;
@@ -76,6 +77,13 @@ OPENAI_ERRORS: dict[int, dict[str, Any]] = {
     503: {"message": "The engine is currently overloaded, please try again later",
           "type": "server_error", "param": None, "code": None},
 }
+NAMED_ERRORS: dict[str, dict[str, Any]] = {
+    "error-context": {"message": "This model's maximum context length is 8192 tokens. However, your messages "
+                                 "resulted in 9000 tokens. Please reduce the length of the messages.",
+                      "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"},
+    "error-policy": {"message": "Your request was rejected as a result of our safety system.",
+                     "type": "invalid_request_error", "param": None, "code": "content_policy_violation"},
+}
 MID_STREAM_ERROR = {"message": "The model produced invalid content mid-stream.", "type": "server_error",
                     "param": None, "code": None}
 
@@ -122,6 +130,12 @@ class FakeUpstream:
         self.server: Any = None
         self.stream_abandoned = asyncio.Event()
         self.stream_finished = asyncio.Event()
+        self.script: dict[str, list[Any]] = {}
+        """Per upstream model, what its next requests get, in order (the last step repeats): a
+        behaviour name (``"ok"``, ``"error-500"``, ``"slow"``, ``"error-first"``...), or
+        ``{"status": 429, "headers": {...}}``; ``"hold"`` (or ``"hold": True`` in a dict) waits for
+        ``gates[model]`` first."""
+        self.gates: dict[str, asyncio.Event] = {}
         self.app = web.Application()
         self.add_routes(self.app.router)
 
@@ -171,15 +185,16 @@ class FakeUpstream:
         return self.error(401, {"message": message, "type": "invalid_request_error", "param": None,
                                 "code": "invalid_api_key"})
 
-    def error(self, status: int, inner: dict[str, Any]) -> web.Response:
-        headers = {}
-        if status == 429:
+    def error(self, status: int, inner: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+        if headers is None and status == 429:
             headers = {"retry-after": "20", "x-ratelimit-limit-requests": "3",
                        "x-ratelimit-remaining-requests": "0"}
         return web.Response(status=status, body=_encode({"error": inner}), headers=headers,
                             content_type="application/json")
 
     def scripted_error(self, model: str, request: web.Request) -> web.Response | None:
+        if model in NAMED_ERRORS:
+            return self.error(400, NAMED_ERRORS[model])
         if not (model.startswith("error-") and model[len("error-"):].isdigit()):
             return None
         status = int(model.removeprefix("error-"))
@@ -325,7 +340,22 @@ class FakeUpstream:
             events.append(last)
         return events
 
+    def hits(self, model: str) -> int:
+        """How many requests for the upstream ``model`` arrived."""
+        return sum(1 for r in self.received if isinstance(r.body, dict) and r.body.get("model") == model)
+
     async def answer_chat(self, request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
+        script = self.script.get(model)
+        if script:
+            step = script.pop(0) if len(script) > 1 else script[0]
+            if isinstance(step, dict):
+                if step.get("hold"):
+                    await self.gates[model].wait()
+                return self.error(step["status"], OPENAI_ERRORS[step["status"]], step.get("headers"))
+            if step == "hold":
+                await self.gates[model].wait()
+            elif step != "ok":
+                model = step
         failed = self.scripted_error(model, request)
         if failed is not None:
             return failed
