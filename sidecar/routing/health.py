@@ -50,7 +50,7 @@ def _from_state(router: Router, dep: Deployment) -> dict[str, Any]:
     now = time.monotonic()
     state = router.state
     stats = state.stats.get(dep.id)
-    route = route_info(dep, router.policy, 0.0)
+    route = route_info(dep, router.policy, router.price)
     requests, tokens, in_flight, _ = state.usage(dep.id, now)
     cooling = stats is not None and stats.cooldown_until > now
     entry = _public(dep)

@@ -3,6 +3,7 @@ per-deployment settings from ``litellm_params``, and the router keys a request b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,8 +156,9 @@ class RouteInfo:
     price: float
 
 
-def route_info(dep: Any, policy: RouterPolicy, price: float) -> RouteInfo:
-    """``dep.route``, worked out on first use (a changed deployment is a new object)."""
+def route_info(dep: Any, policy: RouterPolicy, price: Callable[[Any], float]) -> RouteInfo:
+    """``dep.route``, worked out on first use (a changed deployment is a new object);
+    ``price(dep)`` gives what cost-based routing compares."""
     info = dep.route
     if info is None:
         p, mi = dep.litellm_params, dep.model_info
@@ -168,7 +170,7 @@ def route_info(dep: Any, policy: RouterPolicy, price: float) -> RouteInfo:
             cooldown_time=_number(p.get("cooldown_time")), num_retries=p.get("num_retries"),
             timeout=_number(p.get("timeout")), stream_timeout=_number(p.get("stream_timeout")),
             max_input_tokens=int(max_input) if isinstance(max_input, int | float) else None,
-            price=price,
+            price=price(dep),
         )
     return info
 

@@ -130,6 +130,8 @@ class Router:
                 return await self._run_group(request, call, target, original=False)
             except ProviderError as err:
                 last = err
+            except SidecarError as err:  # the fallback's deployment cannot take this request (a param...)
+                log.warning("fallback %r cannot serve the request: %s [call %s]", target, err.message, call.id)
         raise self._final(call, last)
 
     def finish(self, call: RoutedCall, usage: Any = None, failed: bool = False) -> None:
@@ -193,7 +195,7 @@ class Router:
         if not deps:
             log.warning("fallback group %r is not configured; skipped [call %s]", group, call.id)
             raise ProviderError(404, f"fallback model group {group!r} is not configured", code="model_not_found")
-        routes = [route_info(d, self.policy, self._price(d)) for d in deps]
+        routes = [route_info(d, self.policy, self.price) for d in deps]
         if not call.estimate and any(r.limits.tpm is not None for r in routes):
             call.estimate = estimate_input_tokens(call.body)
         excluded: set[str] = set()
@@ -389,7 +391,8 @@ class Router:
         if self.policy.strategy == "latency-based-routing":
             self.state.of(dep_id).latencies.append((now, seconds))
 
-    def _price(self, dep: Deployment) -> float:
+    def price(self, dep: Deployment) -> float:
+        """What cost-based routing compares: input+output USD per token (0 for other strategies)."""
         if self.policy.strategy != "cost-based-routing":
             return 0.0
         info = info_for_model(dep, dep.upstream_model(), self.synced)

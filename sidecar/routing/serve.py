@@ -39,10 +39,11 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
     except SidecarError as err:
         err.headers = {**router.error_headers(call), **(err.headers or {})}
         raise
+    usage = None
     try:
         if not call.stream:
             usage = getattr(result, "usage", None)
             return json_response(result, headers=router.headers(call, usage))
         return await stream_sse(request, call.dep, call.provider_call, result, router.headers(call))
     finally:
-        router.finish(call)
+        router.finish(call, usage)
