@@ -83,6 +83,7 @@ class RouterSettings(msgspec.Struct, forbid_unknown_fields=True):
     redis_password: str | None = None
 
 
+ROUTING_STRATEGY_ARGS = frozenset({"ttl", "lowest_latency_buffer", "max_latency_list_size"})
 UNUSED_ROUTER_KEYS = frozenset({
     "optional_pre_call_checks", "enable_tag_filtering", "default_litellm_params", "cache_responses",
     "redis_host", "redis_port", "redis_password",
@@ -323,6 +324,9 @@ def router_settings(data: dict[str, Any], source: str, warnings: list[str]) -> R
     settings = _convert({**merged, **own}, RouterSettings, "$.router_settings", source)
     for key in sorted(UNUSED_ROUTER_KEYS.intersection(own)):
         warnings.append(f"router_settings.{key} is a LiteLLM setting llm-sidecar does not act on")
+    for key in sorted(set(settings.routing_strategy_args or {}) - ROUTING_STRATEGY_ARGS):
+        warnings.append(f"router_settings.routing_strategy_args.{key} is not acted on; llm-sidecar reads "
+                        f"{', '.join(sorted(ROUTING_STRATEGY_ARGS))}")
     return settings
 
 

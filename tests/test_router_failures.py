@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ async def chat(client, model: str, **extra: Any) -> tuple[int, Any, Any]:
 
 
 def assert_router_headers(headers: Any, *, group: str, retries: int, fallbacks: int = 0) -> None:
-    assert len(headers["x-litellm-call-id"]) == 32
+    assert uuid.UUID(headers["x-litellm-call-id"]).version == 4
     assert headers["x-litellm-model-group"] == group
     assert headers["x-litellm-attempted-retries"] == str(retries)
     assert headers["x-litellm-attempted-fallbacks"] == str(fallbacks)
@@ -309,7 +310,7 @@ async def test_a_stream_failing_before_its_first_chunk_is_retried_elsewhere(make
     resp, events = await stream(client, {"model": "g", "messages": user("one two")})
     assert resp.headers["x-litellm-model-id"] == "dep-good"
     assert resp.headers["x-litellm-attempted-retries"] == "1"
-    assert len(resp.headers["x-litellm-call-id"]) == 32
+    assert uuid.UUID(resp.headers["x-litellm-call-id"]).version == 4
     for event in events:
         assert_valid(event, "CreateChatCompletionStreamResponse")
 

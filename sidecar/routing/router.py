@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -54,7 +54,7 @@ class RoutedCall:
     openai_params: frozenset[str]
     opts: RequestOptions
     stream: bool = False
-    id: str = field(default_factory=lambda: os.urandom(16).hex())
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.monotonic)
     deadline: float | None = None
     estimate: int = 0
@@ -169,6 +169,8 @@ class Router:
                 headers["x-ratelimit-limit-requests"] = str(limits.rpm)
                 headers["x-ratelimit-remaining-requests"] = str(max(limits.rpm - requests, 0))
             if limits.tpm is not None:
+                if not call.finished:  # this answer's tokens are counted when it ends, just after
+                    tokens += getattr(usage, "total_tokens", None) or 0
                 headers["x-ratelimit-limit-tokens"] = str(limits.tpm)
                 headers["x-ratelimit-remaining-tokens"] = str(max(limits.tpm - tokens, 0))
         if usage is not None and call.provider_call is not None:
@@ -258,6 +260,9 @@ class Router:
             self.state.end(dep.id, route.limits, 0, time.monotonic())
             raise
         call.dep, call.route, call.provider_call, call.served_group = dep, route, pcall, group
+        alias_of = self.policy.aliases.get(group)
+        if alias_of is not None and not self.registry.resolve(group)[0]:
+            call.served_group = alias_of  # (x-litellm-model-group names the group, not the alias)
         if call.stream:
             self._sample(dep.id, time.monotonic(), call.upstream_seconds)  # time to first token
         return result
