@@ -21,6 +21,7 @@ from sidecar.errors import SidecarError
 from sidecar.info import InfoCache
 from sidecar.registry import Deployment, Registry, build_deployment, config_deployment_id
 from sidecar.routes import add_routes
+from sidecar.secrets import KNOWN_SECRETS
 from sidecar.sse import end_streams_before_deadline
 
 log = logging.getLogger("sidecar")
@@ -34,6 +35,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
     mw = [middlewares.errors]
     if config.general.master_key:
         mw.append(middlewares.auth(config.general.master_key))
+        KNOWN_SECRETS.add([config.general.master_key])  # masked in every log line
     if workers > 1:
         mw.append(sync.fresh_registry)
     app = web.Application(
