@@ -109,6 +109,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.STATE]["data_version"] = await db.data_version()
     await sync.load_stored_deployments(db, app[keys.REGISTRY])
     app[keys.SYNCED_MODELS].update(await db.synced_models())
+    if not len(app[keys.REGISTRY]):
+        log.warning("no deployments in the config or the database: every model request gets a 404 until "
+                    "one is added with POST /model/new")
     app[keys.STATE]["ready"] = True
     yield
     app[keys.STATE]["ready"] = False

@@ -11,7 +11,7 @@ import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -31,12 +31,24 @@ class ConfigError(Exception):
         self.text = text
 
 
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+"""A duration or size: zero or less is a start-up error naming its path."""
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+
 class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     master_key: str | None = None
     database_url: str | None = None
-    max_request_size_mb: float = 32.0
-    graceful_shutdown_seconds: float = 10.0
+    max_request_size_mb: Positive = 32.0
+    graceful_shutdown_seconds: Positive = 10.0
     allow_client_side_credentials: bool = False
+    request_head_timeout: Positive = 10.0
+    """Seconds a new connection has to send a complete request head, else it is closed."""
+    keepalive_timeout: Positive = 75.0
+    """Seconds an idle keep-alive connection is kept (aiohttp's default)."""
+    max_upstream_connections: PositiveInt = 1000
+    """Upstream connections open at once, in total; more requests wait for one within their timeout."""
+    max_upstream_connections_per_host: PositiveInt = 500
 
 
 class RouterSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,8 +88,8 @@ class _KnownLitellmParams(msgspec.Struct):
     api_key: str | None = None
     api_base: str | None = None
     api_version: str | None = None
-    timeout: float | None = None
-    stream_timeout: float | None = None
+    timeout: Positive | None = None
+    stream_timeout: Positive | None = None
     max_retries: int | None = None
     tpm: int | None = None
     rpm: int | None = None
@@ -182,7 +194,11 @@ def load_config(path: str | Path) -> Config:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    return parse_config(read_yaml(raw, str(path)) or {}, source=str(path))
+    data = read_yaml(raw, str(path))
+    if data is None:  # an empty file, or only comments: a missing or truncated config, not "no models"
+        raise ConfigError(f"{path}: the file holds no YAML document (is it empty?); "
+                          "a config without models says so: model_list: []")
+    return parse_config(data, source=str(path))
 
 
 BIG_CONFIG_BYTES = 256 * 1024
