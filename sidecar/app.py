@@ -26,6 +26,9 @@ from sidecar.sse import end_streams_before_deadline
 
 log = logging.getLogger("sidecar")
 
+UPSTREAM_IDLE_SECONDS = 15.0
+"""An idle upstream connection is closed after this (a burst leaves no thousand sockets open)."""
+
 
 def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: int = 1) -> web.Application:
     """The aiohttp application for ``config``; ``pm`` defaults to installed plugins. With
@@ -87,8 +90,14 @@ def config_deployments(config: Config, registry: Registry) -> list[Deployment]:
 
 
 async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One ClientSession for every upstream call: connections are reused (keep-alive)."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    """One ClientSession for every upstream call: connections are reused (keep-alive), at most
+    ``max_upstream_connections`` at once (``..._per_host`` to one provider); a request beyond
+    waits for a free one within its own timeout, and an idle one closes after a while."""
+    general = app[keys.CONFIG].general
+    connector = aiohttp.TCPConnector(limit=general.max_upstream_connections,
+                                     limit_per_host=general.max_upstream_connections_per_host,
+                                     keepalive_timeout=UPSTREAM_IDLE_SECONDS, ttl_dns_cache=300,
+                                     enable_cleanup_closed=True)
     # No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls.
     session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
                                     cookie_jar=aiohttp.DummyCookieJar())
