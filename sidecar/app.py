@@ -25,9 +25,13 @@ from sidecar.routing.policy import RouterPolicy
 from sidecar.routing.router import Router
 from sidecar.routing.state import RouterState, SharedCounters
 from sidecar.routing.user_config import UserRouters
+from sidecar.secrets import KNOWN_SECRETS
 from sidecar.sse import end_streams_before_deadline
 
 log = logging.getLogger("sidecar")
+
+UPSTREAM_IDLE_SECONDS = 15.0
+"""An idle upstream connection is closed after this (a burst leaves no thousand sockets open)."""
 
 
 def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: int = 1) -> web.Application:
@@ -38,6 +42,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
     mw = [middlewares.errors]
     if config.general.master_key:
         mw.append(middlewares.auth(config.general.master_key))
+        KNOWN_SECRETS.add([config.general.master_key])  # masked in every log line
     if workers > 1:
         mw.append(sync.fresh_registry)
     app = web.Application(
@@ -101,8 +106,14 @@ def config_deployments(config: Config, registry: Registry) -> list[Deployment]:
 
 
 async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One ClientSession for every upstream call: connections are reused (keep-alive)."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    """One ClientSession for every upstream call: connections are reused (keep-alive), at most
+    ``max_upstream_connections`` at once (``..._per_host`` to one provider); a request beyond
+    waits for a free one within its own timeout, and an idle one closes after a while."""
+    general = app[keys.CONFIG].general
+    connector = aiohttp.TCPConnector(limit=general.max_upstream_connections,
+                                     limit_per_host=general.max_upstream_connections_per_host,
+                                     keepalive_timeout=UPSTREAM_IDLE_SECONDS, ttl_dns_cache=300,
+                                     enable_cleanup_closed=True)
     # No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls.
     session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
                                     cookie_jar=aiohttp.DummyCookieJar())
@@ -123,6 +134,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.STATE]["data_version"] = await db.data_version()
     await sync.load_stored_deployments(db, app[keys.REGISTRY])
     app[keys.SYNCED_MODELS].update(await db.synced_models())
+    if not len(app[keys.REGISTRY]):
+        log.warning("no deployments in the config or the database: every model request gets a 404 until "
+                    "one is added with POST /model/new")
     app[keys.STATE]["ready"] = True
     yield
     app[keys.STATE]["ready"] = False

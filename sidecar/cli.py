@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -35,8 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="N", help="worker processes sharing the port and the database, e.g. one per core "
                                          "(default 1, or $SIDECAR_WORKERS)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs)")
-    serve.add_argument("--log-level", default=os.environ.get("SIDECAR_LOG_LEVEL", "INFO"),
-                       help="logging level (default INFO, or $SIDECAR_LOG_LEVEL)")
+    serve.add_argument("--log-level", default=os.environ.get("SIDECAR_LOG_LEVEL", "INFO"), type=_level,
+                       help="the sidecar's logging level (default INFO, or $SIDECAR_LOG_LEVEL)")
+    serve.add_argument("--library-log-level", default=os.environ.get("SIDECAR_LIBRARY_LOG_LEVEL", "WARNING"),
+                       type=_level, help="libraries' logging level (aiosqlite, asyncio, aiohttp...; default "
+                                         "WARNING, or $SIDECAR_LIBRARY_LOG_LEVEL); credentials are masked at any level")
     serve.set_defaults(func=cmd_serve)
 
     plugins = sub.add_parser("plugins", help="list installed plugins, their versions, hooks and providers",
@@ -72,6 +74,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def _level(text: str) -> str:
+    from sidecar.logs import check_level
+
+    return check_level(text)
+
+
 def _config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help=f"config file (default: $SIDECAR_CONFIG, then {DEFAULT_CONFIG})")
@@ -82,9 +90,10 @@ def config_path(args: argparse.Namespace) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from sidecar.logs import configure
     from sidecar.serve import serve
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(args.log_level, args.library_log_level)
     return serve(config_path(args), args.host, args.port, access_log=args.access_log, workers=args.workers)
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+"""A duration or size: zero or less is a start-up error naming its path."""
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -39,12 +40,20 @@ class ConfigError(Exception):
 class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     master_key: str | None = None
     database_url: str | None = None
-    max_request_size_mb: float = 32.0
-    graceful_shutdown_seconds: float = 10.0
+    max_request_size_mb: PositiveFloat = 32.0
+    graceful_shutdown_seconds: PositiveFloat = 10.0
     allow_client_side_credentials: bool = False
     allowed_api_base_hosts: list[str] | None = None
     """Host patterns (``*.openai.azure.com``, ``127.0.0.1:8000``) a client-sent ``api_base`` must
     match, in the body or in ``user_config``; unset: any host (when client credentials are allowed)."""
+    request_head_timeout: PositiveFloat = 10.0
+    """Seconds a new connection has to send a complete request head, else it is closed."""
+    keepalive_timeout: PositiveFloat = 75.0
+    """Seconds an idle keep-alive connection is kept (aiohttp's default)."""
+    max_upstream_connections: PositiveInt = 1000
+    """Upstream connections open at once, in total; more requests wait for one within their timeout."""
+    max_upstream_connections_per_host: PositiveInt = 500
+    """Of those, to one host (a burst cannot open thousands of sockets to one provider)."""
 
 
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing",
@@ -218,7 +227,11 @@ def load_config(path: str | Path) -> Config:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    return parse_config(read_yaml(raw, str(path)) or {}, source=str(path))
+    data = read_yaml(raw, str(path))
+    if data is None:  # an empty file, or only comments: a missing or truncated config, not "no models"
+        raise ConfigError(f"{path}: the file holds no YAML document (is it empty?); "
+                          "a config without models says so: model_list: []")
+    return parse_config(data, source=str(path))
 
 
 BIG_CONFIG_BYTES = 256 * 1024

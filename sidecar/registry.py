@@ -18,7 +18,7 @@ import msgspec
 
 from sidecar.errors import SidecarError
 from sidecar.provider import Provider
-from sidecar.secrets import secret_values
+from sidecar.secrets import KNOWN_SECRETS, secret_values
 
 _canonical = msgspec.json.Encoder(order="sorted")
 
@@ -101,13 +101,14 @@ def build_deployment(
     provider, _ = split_model(litellm_params["model"], providers)
     info = dict(model_info or {})
     info["id"] = id
+    secrets = secret_values(litellm_params, provider.secret_params(), provider.ambient_credentials(litellm_params))
+    KNOWN_SECRETS.add(secrets)  # before the deployment is stored or logged anywhere
     return Deployment(
         id=id, model_name=model_name, litellm_params=litellm_params, model_info=info,
         provider=provider, db_model=db_model,
         tpm=_first_given(tpm, litellm_params.get("tpm"), info.get("tpm")),
         rpm=_first_given(rpm, litellm_params.get("rpm"), info.get("rpm")),
-        secrets=secret_values(litellm_params, provider.secret_params(), provider.ambient_credentials(litellm_params)),
-        stored_params=stored_params if stored_params is not None else litellm_params,
+        secrets=secrets, stored_params=stored_params if stored_params is not None else litellm_params,
     )
 
 

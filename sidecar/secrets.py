@@ -51,6 +51,34 @@ def _leaves(value: Any) -> list[str]:
     return [str(value)]
 
 
+class KnownSecrets:
+    """Every credential a deployment of this process has held, for the log filter to mask.
+
+    Deployments change at runtime, so the set grows as they are built (before a change reaches
+    the database, whose driver may log it) and is never scanned per deployment; a secret stays
+    masked after its deployment is gone. The masking order is computed once per change.
+    """
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._ordered: tuple[str, ...] = ()
+
+    def add(self, values: Iterable[str]) -> None:
+        new = set(values) - self._values
+        if new:
+            self._values |= new
+            self._ordered = longest_first(self._values)
+
+    def __iter__(self):
+        return iter(self._ordered)
+
+    def __len__(self) -> int:
+        return len(self._ordered)
+
+
+KNOWN_SECRETS = KnownSecrets()
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every known secret and anything shaped like an API key masked."""
     for value in secrets:

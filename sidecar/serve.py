@@ -1,7 +1,8 @@
-"""Running the app: config errors as one clear line, uvloop when installed, graceful stop."""
+"""Starting the sidecar: config errors as one clear line, uvloop when installed, one or N workers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -9,6 +10,7 @@ import sys
 from aiohttp import web
 
 from sidecar.config import ConfigError
+from sidecar.runner import raise_fd_limit, run
 
 log = logging.getLogger("sidecar")
 
@@ -30,18 +32,12 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
         log.warning("%s", warning)
     if not config.general.master_key:
         log.warning("no general_settings.master_key: every route is open to anyone who can reach %s:%s", host, port)
-    loop_factory = _uvloop_factory()
+    fd_limit = raise_fd_limit()
+    loop_factory = _uvloop_factory() or asyncio.new_event_loop
     log.info("llm-sidecar serving %d deployments on http://%s:%d (%s%s)", len(app[keys.REGISTRY]), host, port,
-             "uvloop" if loop_factory else "asyncio", f", {workers} workers" if workers > 1 else "")
-    options = dict(
-        print=None,
-        access_log=log if access_log else None,
-        shutdown_timeout=config.general.graceful_shutdown_seconds,
-        handle_signals=True,
-        # a client that leaves cancels its handler: the upstream call is dropped at once,
-        # not at its next chunk (a thinking model may be silent for minutes, and bills)
-        handler_cancellation=True,
-    )
+             "asyncio" if loop_factory is asyncio.new_event_loop else "uvloop",
+             f", {workers} workers" if workers > 1 else "")
+    options = dict(access_log=log if access_log else None, fd_limit=fd_limit)
     try:
         if workers > 1:
             from sidecar import workers as pool
@@ -51,7 +47,8 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
             if port == 0:
                 log.info("workers listen on port %d", slots[0][0].getsockname()[1])
             return pool.supervise(slots, lambda socks: _worker(app, loop_factory, socks, options))
-        return _run(app, loop_factory, host=host, port=port, **options)
+        run(app, loop_factory(), host=host, port=port, **options)
+        return 0
     except ConfigError as exc:  # found while starting: the database cannot be opened...
         sys.stderr.write(f"sidecar: {exc}\n")
         return 2
@@ -63,15 +60,11 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
 def _worker(app: web.Application, loop_factory, socks, options: dict) -> int:
     """One of ``--workers``: a failure to start is one clear line, as for a single process."""
     try:
-        return _run(app, loop_factory, sock=socks, **options)
+        run(app, loop_factory(), socks=socks, **options)
+        return 0
     except ConfigError as exc:
         sys.stderr.write(f"sidecar: worker {os.getpid()}: {exc}\n")
         return 2
-
-
-def _run(app: web.Application, loop_factory, **options) -> int:
-    web.run_app(app, **options, **({"loop": loop_factory()} if loop_factory else {}))
-    return 0
 
 
 def _uvloop_factory():

@@ -47,7 +47,8 @@ def _timeout(total: Any, read: Any, stream: bool) -> aiohttp.ClientTimeout:
     """ClientTimeout is immutable: one object per distinct setting, not one per request."""
     total = float(total) if total is not None else 600.0
     if stream:
-        return aiohttp.ClientTimeout(total=None, sock_connect=total, sock_read=float(read) if read else total)
+        # (connect: the wait for a free pooled connection plus connecting, bounded as a call is)
+        return aiohttp.ClientTimeout(total=None, connect=total, sock_read=float(read) if read else total)
     return aiohttp.ClientTimeout(total=total)
 
 

@@ -6,13 +6,14 @@ them all), brings the database schema up to date, builds the app (so a config er
 once, before anything starts), then forks the workers, which inherit them.
 Each worker is an ordinary single-process sidecar; :mod:`sidecar.sync` keeps their registries in
 step through the database. The parent only supervises: SIGTERM or SIGINT stops every worker
-gracefully, and a worker that dies is replaced (one that fails within seconds of starting stops
-the whole server instead: it would only fail again).
+gracefully, and a worker that dies is replaced with a back-off; only a crash loop (repeated
+deaths within a minute) stops the whole server, saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import signal
@@ -27,7 +28,11 @@ from sidecar.db import Database
 
 log = logging.getLogger("sidecar")
 
-STARTUP_FAILURE_SECONDS = 3.0
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+HEALTHY_SECONDS = 60.0
+CRASH_LOOP_DEATHS = 5
+CRASH_LOOP_SECONDS = 60.0
 
 
 def bind(host: str, port: int, count: int) -> list[list[socket.socket]]:
@@ -70,9 +75,15 @@ def prepare_database(path: str) -> None:
 
 def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socket.socket]], int]) -> int:
     """Fork a worker per slot, running ``run_worker(its sockets)``, and keep them running until
-    a signal; the exit code is that of a worker that failed while starting, else 0."""
+    a signal: a worker that dies is replaced after a back-off (doubling from
+    BACKOFF_FIRST_SECONDS up to BACKOFF_MAX_SECONDS per slot, reset once it ran
+    HEALTHY_SECONDS). Only a crash loop, CRASH_LOOP_DEATHS within CRASH_LOOP_SECONDS, stops
+    the server; the exit code is then the last dead worker's, else 0."""
     parent = os.getpid()
     children: dict[int, tuple[int, float]] = {}  # pid -> (slot, start time)
+    due: dict[int, float] = {}  # slot -> when its replacement starts
+    backoff: dict[int, float] = {}  # slot -> its next back-off
+    deaths: collections.deque[float] = collections.deque()
     stopping = False
     failed = 0
     stop_signals = {signal.SIGTERM, signal.SIGINT}
@@ -102,24 +113,52 @@ def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socke
     signal.signal(signal.SIGINT, stop)
     for slot in range(len(slots)):
         start(slot)
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
+    while children or (due and not stopping):
+        for slot, when in list(due.items()):
+            if stopping or when <= time.monotonic():
+                del due[slot]
+                start(slot)
+        pid, status = _wait_child(min(due.values()) if due and not stopping else None)
         child = children.pop(pid, None)
         if child is None or stopping:
             continue
         slot, started = child
         code = os.waitstatus_to_exitcode(status)
-        if time.monotonic() - started < STARTUP_FAILURE_SECONDS:
-            log.error("worker %d exited (%s) while starting; stopping the server", pid, code)
+        now = time.monotonic()
+        deaths.append(now)
+        while deaths[0] < now - CRASH_LOOP_SECONDS:
+            deaths.popleft()
+        if len(deaths) >= CRASH_LOOP_DEATHS:
+            log.error("worker %d exited (%s); %d workers died within %g s, a crash loop: stopping the server",
+                      pid, code, len(deaths), CRASH_LOOP_SECONDS)
             failed = code if code > 0 else 1
             stop(signal.SIGTERM, None)
             continue
-        log.warning("worker %d exited (%s); starting another", pid, code)
-        start(slot)
+        if now - started >= HEALTHY_SECONDS:
+            backoff.pop(slot, None)
+        delay = backoff.get(slot, BACKOFF_FIRST_SECONDS)
+        backoff[slot] = min(delay * 2, BACKOFF_MAX_SECONDS)
+        log.warning("worker %d exited (%s) after %.1f s; starting another in %g s", pid, code, now - started, delay)
+        due[slot] = now + delay
     return failed
+
+
+def _wait_child(until: float | None) -> tuple[int, int]:
+    """The next child to exit, as ``os.wait``; (0, 0) if none did by ``until`` (monotonic)."""
+    if until is None:
+        try:
+            return os.wait()
+        except ChildProcessError:
+            return 0, 0
+    while time.monotonic() < until:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = 0, 0
+        if pid:
+            return pid, status
+        time.sleep(min(0.05, max(0.0, until - time.monotonic())))
+    return 0, 0
 
 
 def _worker(parent: int, slot: int, slots: list[list[socket.socket]],

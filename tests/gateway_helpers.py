@@ -115,13 +115,14 @@ class Server:
     """``sidecar serve`` in a subprocess on a free port; its output goes to a file (no pipe to fill)."""
 
     def __init__(self, config: Path | None, tmp_path: Path, env: dict[str, str] | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), prefix: tuple[str, ...] = ()) -> None:
+        """``prefix`` runs before the command (``("prlimit", "--nofile=256")``)."""
         self.port = free_port()
         self.log_path = tmp_path / f"serve-{self.port}.log"
         self._log = self.log_path.open("w")
         config_args = ["--config", str(config)] if config is not None else []
         self.proc = subprocess.Popen(
-            [SIDECAR, "serve", *config_args, "--host", "127.0.0.1", "--port", str(self.port), *extra_args],
+            [*prefix, SIDECAR, "serve", *config_args, "--host", "127.0.0.1", "--port", str(self.port), *extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=tmp_path,
         )
 

@@ -8,6 +8,9 @@ from sidecar import __version__, keys
 from sidecar.http import json_response
 
 
+NO_DEPLOYMENTS = "no deployments: add them to model_list or with POST /model/new"
+
+
 async def liveliness(request: web.Request) -> web.Response:
     return json_response("I'm alive!")
 
@@ -15,11 +18,14 @@ async def liveliness(request: web.Request) -> web.Response:
 async def readiness(request: web.Request) -> web.Response:
     app = request.app
     ready = app[keys.STATE].get("ready", False)
+    deployments = len(app[keys.REGISTRY]) if keys.REGISTRY in app else 0
     body = {
         "status": "ready" if ready else "starting",
         "db": "connected" if ready else "not connected",
         "plugins": len(app[keys.PLUGIN_MANAGER].get_plugins()),
-        "deployments": len(app[keys.REGISTRY]) if keys.REGISTRY in app else 0,
+        "deployments": deployments,
         "version": __version__,
     }
+    if not deployments:  # still ready: a sidecar may be filled over the API
+        body["warning"] = NO_DEPLOYMENTS
     return json_response(body, status=200 if ready else 503)

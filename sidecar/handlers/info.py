@@ -79,8 +79,10 @@ def wildcard_names(dep: Deployment, synced: dict) -> list[tuple[str, str]]:
 
 
 def model_ids(registry: Registry, synced: dict, *, team_id: str | None, wildcard_routes: bool,
-              access_groups: bool) -> list[tuple[str, str]]:
-    """(id, owner) pairs for ``/v1/models``: groups, names wildcards cover, access groups."""
+              access_groups: bool, aliases: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(id, owner) pairs for ``/v1/models``: groups, names wildcards cover, access groups, and
+    ``aliases`` (``router_settings.model_group_alias`` without the hidden ones), each owned by its
+    group's provider; an alias of a group with no deployment (for this team) is not listed."""
     out: dict[str, str] = {}
     for dep in registry:
         if not _visible(dep, team_id):
@@ -96,7 +98,18 @@ def model_ids(registry: Registry, synced: dict, *, team_id: str | None, wildcard
         if access_groups:
             for group in dep.model_info.get("access_groups") or ():
                 out.setdefault(str(group), "access_group")
+    for alias, target in (aliases or {}).items():
+        if alias not in out and not registry.resolve(alias)[0]:  # a group's own name is the group
+            owner = next((d.provider.name for d in registry.resolve(target)[0] if _visible(d, team_id)), None)
+            if owner is not None:
+                out[alias] = owner
     return list(out.items())
+
+
+def listed_aliases(request: web.Request) -> dict[str, str]:
+    """The aliases ``/v1/models`` shows: ``model_group_alias`` entries not marked ``hidden``."""
+    policy = request.app[keys.ROUTER].policy
+    return {a: t for a, t in policy.aliases.items() if a not in policy.hidden_aliases}
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -111,7 +124,8 @@ async def list_models(request: web.Request) -> web.Response:
 
     def build() -> ModelList:
         ids = model_ids(app[keys.REGISTRY], app[keys.SYNCED_MODELS], team_id=team_id,
-                        wildcard_routes=wildcard_routes, access_groups=access_groups)
+                        wildcard_routes=wildcard_routes, access_groups=access_groups,
+                        aliases=listed_aliases(request))
         return ModelList(data=[ModelCard(id=i, created=created, owned_by=owner) for i, owner in ids])
 
     return _cached(request, ("models", team_id, wildcard_routes, access_groups), build)
@@ -119,9 +133,11 @@ async def list_models(request: web.Request) -> web.Response:
 
 async def retrieve_model(request: web.Request) -> web.Response:
     """``GET /v1/models/{id}`` (the SDK's ``models.retrieve``): a name the sidecar serves,
-    exact or through a wildcard, else 404."""
+    exact, through a wildcard or a listed alias, else 404."""
     name = request.match_info["model_id"]
     deps, _ = request.app[keys.REGISTRY].resolve(name)
+    if not deps and name in (aliases := listed_aliases(request)):
+        deps, _ = request.app[keys.REGISTRY].resolve(aliases[name])
     if not deps:
         raise SidecarError(404, f"model {name!r} not found", param="model", code="model_not_found")
     created = int(request.app[keys.STATE]["started_at"])

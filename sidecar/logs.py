@@ -1,0 +1,112 @@
+"""Logging for ``sidecar serve``: one handler that masks credentials and rate-limits repeats.
+
+The sidecar's own logger (``sidecar``) follows ``--log-level``; every other logger (aiosqlite,
+asyncio, aiohttp, plugins' libraries) follows ``--library-log-level``, WARNING by default, since
+libraries log SQL parameters and request details at DEBUG. Whatever reaches the handler, from any
+logger, passes :class:`SecretMask` first, so a credential that slips through is still masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable
+
+from sidecar.secrets import KNOWN_SECRETS, MASK, scrub
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+OWN_LOGGER = "sidecar"
+REPEAT_INTERVAL_SECONDS = 10.0
+
+# Credential-shaped text, for secrets not (yet) known to any deployment: a value after a
+# credential-named key (SQL parameters, JSON, query strings, headers) and bearer tokens.
+_NAMED_CREDENTIAL = re.compile(
+    r"""(?ix)
+    ( ["']?[a-z0-9_\-]*(?:api[_\-]?key|token|secret|password|passwd|credentials?|authorization|signature)["']?
+      \s*[:=]\s*["']? )
+    (?!\*\*\*)(?:bearer\s+|basic\s+)?[^\s"',;&}\]]{4,}""")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=\-]{8,}")
+
+
+def mask(text: str) -> str:
+    """``text`` with every known secret and anything credential-shaped masked."""
+    text = scrub(text, KNOWN_SECRETS)
+    text = _NAMED_CREDENTIAL.sub(lambda m: m.group(1) + MASK, text)
+    return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+
+
+class SecretMask(logging.Filter):
+    """Masks credentials in a record's message, its traceback and its stack (records of any logger)."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self._formatter = formatter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: logging reports it when emitting
+            return True
+        record.msg, record.args = mask(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask(record.stack_info)
+        return True
+
+
+class RepeatLimiter(logging.Filter):
+    """A warning or error repeated word for word (the same upstream timing out) is logged at most
+    once per ``interval``; the next one that passes says how many were suppressed meanwhile."""
+
+    def __init__(self, interval: float = REPEAT_INTERVAL_SECONDS, max_kept: int = 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval = interval
+        self._clock = clock
+        self._max_kept = max_kept
+        self._seen: dict[tuple[str, int, str], list[float | int]] = {}  # -> [last logged, suppressed]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg))  # (SecretMask formatted it already)
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.interval:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.msg = f"{record.msg} [{seen[1]} more like this suppressed in the last {now - seen[0]:.0f} s]"
+        self._seen[key] = [now, 0]
+        if len(self._seen) > self._max_kept:
+            del self._seen[next(iter(self._seen))]
+        return True
+
+
+def configure(level: str, library_level: str) -> logging.Handler:
+    """Log to stderr through one masking, rate-limiting handler; returns it."""
+    formatter = logging.Formatter(FORMAT)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    handler.addFilter(SecretMask(formatter))
+    handler.addFilter(RepeatLimiter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(library_level.upper())
+    logging.getLogger(OWN_LOGGER).setLevel(level.upper())
+    return handler
+
+
+def check_level(text: str) -> str:
+    """A logging level name (for argparse)."""
+    name = text.upper()
+    if not isinstance(logging.getLevelName(name), int):
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"unknown level {text!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return name

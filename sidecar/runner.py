@@ -1,0 +1,205 @@
+"""Serving the app on its sockets, with bounds on connections and a graceful, logged stop.
+
+What ``web.run_app`` does, plus what an operator needs before production:
+
+- a new connection that has not sent a complete request head within
+  ``general_settings.request_head_timeout`` is closed (slowloris, idle sockets), and an idle
+  keep-alive connection after ``keepalive_timeout`` (aiohttp also closes one whose next head is
+  not complete by then);
+- running out of file descriptors is one log line per interval, not a traceback per attempt;
+  accepting resumes by itself as connections close;
+- SIGTERM/SIGINT logs what is in flight, and the stop logs when the last request finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import resource
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from sidecar import keys
+
+log = logging.getLogger("sidecar")
+
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit (each connection is a descriptor); logs
+    and returns the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the file descriptor limit from %d to %d: %s", soft, hard, exc)
+    log.info("file descriptor limit: %s", "unlimited" if soft == resource.RLIM_INFINITY else soft)
+    return soft
+
+
+class HeadTimeout:
+    """The protocol factory for the listening sockets: aiohttp's handlers, each closed if no
+    complete request head arrived within ``timeout``. One sweep a fraction of a second apart
+    checks the connections made since, so no timer is held per connection."""
+
+    def __init__(self, server: web.Server, timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+        self._server = server
+        self._timeout = timeout
+        self._loop = loop
+        self._period = min(1.0, timeout / 4)
+        self._watched: list[tuple[float, RequestHandler]] = []
+        self._sweep: asyncio.TimerHandle | None = None
+        self.closed = 0
+
+    def __call__(self) -> RequestHandler:
+        handler = self._server()
+        self._watched.append((self._loop.time() + self._timeout, handler))
+        if self._sweep is None:
+            self._sweep = self._loop.call_later(self._period, self._check)
+        return handler
+
+    def _check(self) -> None:
+        now, waiting = self._loop.time(), []
+        for deadline, handler in self._watched:
+            # (_request_count: complete heads parsed; missing in some aiohttp means "never close")
+            if getattr(handler, "_request_count", 1):
+                continue  # it sent a request: keepalive_timeout bounds it from now on
+            if deadline > now:
+                waiting.append((deadline, handler))  # (its transport may not be made yet)
+            elif handler.transport is not None:  # (else it was closed meanwhile)
+                handler.force_close()
+                self.closed += 1
+        self._watched = waiting
+        self._sweep = self._loop.call_later(self._period, self._check) if waiting else None
+
+    def stop(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+
+def exception_handler(fd_limit: int) -> Callable[[asyncio.AbstractEventLoop, dict], None]:
+    """The loop's exception handler: an accept that fails for want of descriptors is one line
+    (the log handler's repeat limiter keeps it to one per interval), without a traceback;
+    asyncio retries accepting a second later, by itself."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS:
+            log.error("out of file descriptors (limit %s): new connections wait in the backlog until some "
+                      "close (%s)", fd_limit, exc.strerror or exc)
+            return
+        loop.default_exception_handler(context)
+
+    return handle
+
+
+def in_flight(server: web.Server | None) -> int:
+    """Requests being handled now (a stream counts until its last byte)."""
+    if server is None:
+        return 0
+    return sum(1 for handler in server.connections if getattr(handler, "_current_request", None) is not None)
+
+
+def run(app: web.Application, loop: asyncio.AbstractEventLoop, *, host: str | None = None, port: int | None = None,
+        socks: list[socket.socket] | None = None, access_log: logging.Logger | None = None,
+        fd_limit: int = 0) -> None:
+    """Serve ``app`` on ``host``:``port`` or on ``socks`` until SIGTERM or SIGINT."""
+    asyncio.set_event_loop(loop)
+    loop.set_exception_handler(exception_handler(fd_limit))
+    main = loop.create_task(_serve(app, host, port, socks, access_log))
+    try:
+        loop.run_until_complete(main)
+    finally:
+        try:
+            if not main.done():  # (KeyboardInterrupt before the signal handler was set)
+                main.cancel()
+                loop.run_until_complete(asyncio.gather(main, return_exceptions=True))
+            rest = asyncio.all_tasks(loop)
+            for task in rest:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _serve(app: web.Application, host: str | None, port: int | None, socks: list[socket.socket] | None,
+                 access_log: logging.Logger | None) -> None:
+    loop = asyncio.get_running_loop()
+    general = app[keys.CONFIG].general
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int) -> None:
+        if received:
+            return
+        received.append(signal.Signals(signum).name)
+        log.info("%s: stopping; %d requests in flight (%d streams), graceful_shutdown_seconds %g",
+                 received[0], in_flight(runner.server), len(app[keys.STATE].get("streams", ())),
+                 general.graceful_shutdown_seconds)
+        stop.set()
+
+    # a client that leaves cancels its handler: the upstream call is dropped at once,
+    # not at its next chunk (a thinking model may be silent for minutes, and bills)
+    runner = web.AppRunner(app, handle_signals=False, access_log=access_log,
+                           keepalive_timeout=general.keepalive_timeout,
+                           shutdown_timeout=general.graceful_shutdown_seconds, handler_cancellation=True)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await runner.setup()
+    factory = HeadTimeout(runner.server, general.request_head_timeout, loop)
+    servers: list[asyncio.AbstractServer] = []
+    try:
+        if socks is not None:
+            for sock in socks:
+                servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
+        else:
+            servers.append(await loop.create_server(factory, host or None, port, backlog=1024, reuse_address=True))
+            for sock in servers[0].sockets:
+                address = sock.getsockname()
+                log.info("listening on http://%s:%d", f"[{address[0]}]" if ":" in address[0] else address[0],
+                         address[1])
+        await stop.wait()
+    finally:
+        for server in servers:
+            server.close()
+        await _stop(runner, factory, received, general.graceful_shutdown_seconds)
+
+
+async def _stop(runner: web.AppRunner, factory: HeadTimeout, received: list[str], grace: float) -> None:
+    """Let requests finish (aiohttp waits up to the shutdown timeout), logging when the last did."""
+    started, last_seen = time.monotonic(), [0]
+    watcher = asyncio.ensure_future(_last_request(runner.server, started, last_seen)) if received else None
+    try:
+        await runner.cleanup()
+    finally:
+        factory.stop()
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+            elapsed = time.monotonic() - started
+            if elapsed < grace:  # the server's wait ended before the deadline: they all finished
+                log.info("the last request in flight finished after %.1f s", elapsed)
+            else:
+                log.warning("%d requests still in flight were cut off after %.1f s (graceful_shutdown_seconds)",
+                            last_seen[0], elapsed)
+        if watcher is not None:
+            log.info("stopped")
+
+
+async def _last_request(server: web.Server | None, started: float, last_seen: list[int]) -> None:
+    """Logs once the last request in flight has finished."""
+    while count := in_flight(server):
+        last_seen[0] = count
+        await asyncio.sleep(0.05)
+    log.info("the last request in flight finished after %.1f s", time.monotonic() - started)

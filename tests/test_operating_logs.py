@@ -1,0 +1,40 @@
+"""What `sidecar serve` tells an operator: the port actually bound, and a stop signal with what
+is in flight and when the last request finished."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+
+import aiohttp
+from gateway_helpers import Server, until, write_config
+
+
+def config(tmp_path):
+    return write_config(tmp_path / "ops.yaml", {
+        "model_list": [{"model_name": "slow", "litellm_params": {"model": "mock/slow", "mock_delay": 0.3}}],
+        "general_settings": {"database_url": f"sqlite:///{tmp_path}/sidecar.db", "graceful_shutdown_seconds": 20},
+    })
+
+
+async def test_port_0_logs_the_port_bound_and_a_stop_logs_what_was_in_flight(tmp_path):
+    with Server(config(tmp_path), tmp_path, extra_args=("--port", "0")) as server:  # (the last --port wins)
+        await until(lambda: "listening on" in server.output(), 30, "the listening line")
+        port = int(re.search(r"listening on http://127\.0\.0\.1:(\d+)", server.output()).group(1))
+        assert port != 0
+        body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "one two three four"}]}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            async with session.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as resp:
+                assert resp.status == 200
+                assert (await resp.content.readuntil(b"\n\n")).startswith(b"data: {")  # in flight now
+                server.proc.send_signal(signal.SIGTERM)
+                await until(lambda: "SIGTERM: stopping" in server.output(), 10, "the signal's line")
+                assert "SIGTERM: stopping; 1 requests in flight (1 streams)" in server.output()
+                rest = await resp.read()
+                assert rest.rstrip().endswith(b"data: [DONE]")
+        assert await asyncio.to_thread(server.proc.wait, 30) == 0
+        output = server.output()
+        assert re.search(r"the last request in flight finished after \d+\.\d s", output), output
+        assert output.index("SIGTERM: stopping") < output.index("the last request in flight finished")
+        assert output.rstrip().endswith("stopped")
