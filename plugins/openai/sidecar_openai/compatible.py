@@ -128,6 +128,7 @@ class Compatible:
     key_env: str | None
     capabilities: frozenset[str] = frozenset({"chat", "embedding"})
     full_params: bool = False
+    base_env: str | None = None  # the variable LiteLLM reads for the api_base (``CEREBRAS_API_BASE``...)
 
 
 COMPATIBLE = [
@@ -142,6 +143,12 @@ COMPATIBLE = [
     Compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY", frozenset({"chat"})),
     Compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", frozenset({"chat"})),
     Compatible("hosted_vllm", None, "HOSTED_VLLM_API_KEY", full_params=True),
+    Compatible("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", frozenset({"chat"}),
+               base_env="CEREBRAS_API_BASE"),
+    Compatible("deepinfra", "https://api.deepinfra.com/v1/openai", "DEEPINFRA_API_KEY", base_env="DEEPINFRA_API_BASE"),
+    Compatible("nvidia_nim", "https://integrate.api.nvidia.com/v1", "NVIDIA_NIM_API_KEY", base_env="NVIDIA_NIM_API_BASE"),
+    Compatible("lm_studio", None, "LM_STUDIO_API_KEY", base_env="LM_STUDIO_API_BASE"),
+    Compatible("sambanova", "https://api.sambanova.ai/v1", "SAMBANOVA_API_KEY", base_env="SAMBANOVA_API_BASE"),
 ]
 
 
@@ -251,11 +258,17 @@ class OpenAICompatibleProvider(Provider):
         return {**defaults, **call.body}
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str | yarl.URL, dict[str, str]]:
-        base = params.get("api_base") or params.get("base_url") or self.spec.api_base
+        base = params.get("api_base") or params.get("base_url") or self._env_base(params) or self.spec.api_base
         if not base:
-            raise ProviderError(400, f"{self.name} needs litellm_params.api_base", param="api_base",
+            where = f" (or ${self.spec.base_env})" if self.spec.base_env else ""
+            raise ProviderError(400, f"{self.name} needs litellm_params.api_base{where}", param="api_base",
                                 code="missing_api_base")
         return _url(str(base), path), self.headers(params)
+
+    def _env_base(self, params: Mapping[str, Any]) -> str | None:
+        if params.get(NO_AMBIENT_CREDENTIALS) or not self.spec.base_env:
+            return None
+        return os.environ.get(self.spec.base_env)
 
     def _env_key(self, params: Mapping[str, Any]) -> str | None:
         if params.get(NO_AMBIENT_CREDENTIALS) or not self.spec.key_env:
@@ -264,7 +277,8 @@ class OpenAICompatibleProvider(Provider):
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
         key = None if params.get("api_key") else self._env_key(params)
-        return [key] if key else []
+        base = None if params.get("api_base") or params.get("base_url") else self._env_base(params)
+        return [v for v in (key, base) if v]
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
