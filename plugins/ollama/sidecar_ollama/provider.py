@@ -1,0 +1,176 @@
+"""The ``ollama`` and ``ollama_chat`` providers: HTTP to an Ollama server, answers in OpenAI's format."""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+import aiohttp
+import msgspec
+import yarl
+
+from sidecar import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, ProviderError
+from sidecar.upstream import error_from_body, open_stream, post_json, timeout_for
+from sidecar.wire import ChatCompletion, ChatCompletionChunk, Embedding, EmbeddingResponse, EmbeddingUsage, raw_vector
+from sidecar_ollama.convert import (
+    CHAT_PARAMS,
+    TOOL_PARAMS,
+    OllamaEmbeddings,
+    OllamaLine,
+    StreamState,
+    chat_messages,
+    completion_of,
+    generate_prompt,
+    request_fields,
+)
+from sidecar_ollama.ndjson import iter_ndjson_batches
+
+DEFAULT_API_BASE = "http://localhost:11434"
+_ENDPOINTS = ("/api/chat", "/api/generate", "/api/embed")
+_line = msgspec.json.Decoder(OllamaLine)
+_lines = msgspec.json.Decoder(list[OllamaLine])
+_embeddings = msgspec.json.Decoder(OllamaEmbeddings)
+_encode = msgspec.json.Encoder().encode
+
+
+class OllamaProvider(Provider):
+    """``ollama/<model>`` (``/api/generate``) or ``ollama_chat/<model>`` (``/api/chat``)."""
+
+    capabilities = frozenset({"chat", "embedding"})
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.chat_api = name == "ollama_chat"
+        self.description = f"Ollama's {'/api/chat' if self.chat_api else '/api/generate'} and /api/embed"
+
+    def supported_openai_params(self, model: str) -> list[str]:
+        return CHAT_PARAMS + TOOL_PARAMS + ["dimensions", "encoding_format"] if self.chat_api else \
+            CHAT_PARAMS + ["dimensions", "encoding_format"]
+
+    # ---------------------------------------------------------------- connection
+
+    def url(self, params: Mapping[str, Any], path: str) -> yarl.URL:
+        base = params.get("api_base") or params.get("base_url")
+        if not base and not params.get(NO_AMBIENT_CREDENTIALS):
+            base = os.environ.get("OLLAMA_API_BASE")
+        base = str(base or DEFAULT_API_BASE).rstrip("/")
+        for known in _ENDPOINTS:  # an api_base naming the endpoint itself, as LiteLLM allows
+            base = base.removesuffix(known)
+        try:
+            url = yarl.URL(f"{base}{path}")
+            url.port  # noqa: B018 - a port out of range raises here
+        except ValueError:
+            raise ProviderError(400, "litellm_params.api_base is not a valid URL", param="api_base",
+                                code="invalid_api_base") from None
+        return url
+
+    def _key(self, params: Mapping[str, Any]) -> str | None:
+        if params.get("api_key"):
+            return str(params["api_key"])
+        return None if params.get(NO_AMBIENT_CREDENTIALS) else os.environ.get("OLLAMA_API_KEY") or None
+
+    def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
+        found = [] if params.get("api_key") else [self._key(params)]
+        if not params.get("api_base") and not params.get("base_url") and not params.get(NO_AMBIENT_CREDENTIALS):
+            found.append(os.environ.get("OLLAMA_API_BASE"))
+        return [v for v in found if v]
+
+    def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = self._key(params)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        extra = params.get("extra_headers")
+        if isinstance(extra, dict):
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        return headers
+
+    # ---------------------------------------------------------------- chat
+
+    def chat_body(self, call: ProviderCall) -> dict[str, Any]:
+        top, options = request_fields(call.body, call.params)
+        body: dict[str, Any] = {"model": call.model}
+        messages = call.body["messages"]
+        if self.chat_api:
+            body["messages"] = chat_messages(messages)
+            tools = call.body.get("tools")
+            if tools and call.body.get("tool_choice") != "none":
+                body["tools"] = tools  # (tool_choice itself is not Ollama's: LiteLLM drops it too)
+        else:
+            body["prompt"], images = generate_prompt(messages)
+            if images:
+                body["images"] = images
+        body.update(top)
+        if options:
+            body["options"] = options
+        body["stream"] = call.stream  # Ollama streams unless told not to
+        return body
+
+    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
+        url = self.url(call.params, "/api/chat" if self.chat_api else "/api/generate")
+        body = _encode(self.chat_body(call))
+        headers = self.headers(call.params)
+        if not call.stream:
+            line = await post_json(call.session, url, body, headers, timeout_for(call.params, False), _line, self.name)
+            if line.error:
+                raise ProviderError(502, f"{self.name} upstream answered an error: {line.error}")
+            return completion_of(line, call.model)
+        resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
+        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
+        return self._chunks(resp, StreamState(call.model, include_usage))
+
+    async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
+        async with aclosing(iter_ndjson_batches(resp, self.name)) as batches:
+            async for raw in batches:
+                try:
+                    lines = _lines.decode(b"[" + b",".join(raw) + b"]")
+                except (msgspec.DecodeError, RecursionError) as exc:
+                    raise ProviderError(502, f"{self.name} upstream sent a line that is not valid JSON: {exc}",
+                                        code="bad_upstream_response") from None
+                out: list[ChatCompletionChunk] = []
+                for i, line in enumerate(lines):
+                    if line.error:
+                        if out:
+                            yield out  # what came before the error still reaches the client
+                        raise error_from_body(500, raw[i], self.name)
+                    out += state.chunks(line)
+                    if line.done:
+                        break
+                if out:
+                    yield out
+                if state.done:
+                    return
+        raise ProviderError(502, f"{self.name} upstream ended the stream before done: true",
+                            code="upstream_disconnected")
+
+    # ---------------------------------------------------------------- embeddings
+
+    async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
+        inputs = call.body["input"]
+        if not isinstance(inputs, str) and inputs and not isinstance(inputs[0], str):
+            raise ProviderError(400, f"{self.name} embeds text only: send `input` as a string or a list of strings",
+                                param="input", code="invalid_input")
+        top, options = request_fields(call.body, call.params)
+        body: dict[str, Any] = {"model": call.model, "input": inputs}
+        body.update({k: v for k, v in top.items() if k in ("keep_alive", "truncate")})
+        if call.body.get("dimensions") is not None:
+            body["dimensions"] = call.body["dimensions"]
+        if options:
+            body["options"] = options
+        answer = await post_json(call.session, self.url(call.params, "/api/embed"), _encode(body),
+                                 self.headers(call.params), timeout_for(call.params, False), _embeddings, self.name)
+        b64 = call.body.get("encoding_format") == "base64"
+        data = [Embedding(index=i, embedding=raw_vector(_base64(v) if b64 else v))
+                for i, v in enumerate(answer.embeddings)]
+        tokens = answer.prompt_eval_count
+        return EmbeddingResponse(data=data, model=answer.model or call.model,
+                                 usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
+
+
+def _base64(vector: list[float]) -> str:
+    """OpenAI's base64 encoding: little-endian float32."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
