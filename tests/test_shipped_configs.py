@@ -29,3 +29,13 @@ def test_example_openai_config_builds_with_its_variables_set(monkeypatch):
     assert len(registry.group("gpt-4o-mini")) == 2  # OpenAI and Azure in one group
     assert registry.resolve("openai/gpt-4.1")[1] == "gpt-4.1"
     assert config.general.master_key == "value-of-sidecar_master_key"
+
+
+def test_example_more_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("OPENAI_API_KEY", "AZURE_AI_API_KEY", "VOYAGE_API_KEY", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    monkeypatch.setenv("AZURE_AI_API_BASE", "https://example-resource.services.ai.azure.com")
+    app = create_app(load_config(CONFIG_DIR / "example.more.yaml"))
+    providers = {d.provider.name for d in app[keys.REGISTRY]}
+    assert providers == {"ollama", "ollama_chat", "azure_ai", "voyage", "text-completion-openai", "cerebras",
+                         "deepinfra", "nvidia_nim", "sambanova", "lm_studio"}
