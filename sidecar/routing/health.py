@@ -14,11 +14,11 @@ from sidecar import keys
 from sidecar.dispatch import build_call
 from sidecar.errors import SidecarError
 from sidecar.http import json_response
-from sidecar.info import deployment_info
+from sidecar.info import deployment_info, public_params
 from sidecar.registry import Deployment
 from sidecar.routing.policy import route_info
 from sidecar.routing.router import Router
-from sidecar.secrets import is_secret_param, scrub
+from sidecar.secrets import scrub
 from sidecar.wire import ChatCompletionRequest, EmbeddingRequest
 
 PROBE_TIMEOUT = 10.0
@@ -41,9 +41,8 @@ async def health(request: web.Request) -> web.Response:
 
 def _public(dep: Deployment) -> dict[str, Any]:
     """What an entry shows of a deployment: its name, id and non-secret params."""
-    params = {k: v for k, v in dep.litellm_params.items() if not is_secret_param(k)}
     return {"model": dep.litellm_params["model"], "model_name": dep.model_name, "model_id": dep.id,
-            "litellm_params": params}
+            "litellm_params": public_params(dep)}  # (as /model/info: nested keys too, URL credentials)
 
 
 def _from_state(router: Router, dep: Deployment) -> dict[str, Any]:
