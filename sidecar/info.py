@@ -18,7 +18,7 @@ from typing import Any
 
 from sidecar import catalog
 from sidecar.config import SUPPORTS_FLAGS
-from sidecar.registry import Deployment, Registry, own_model_info
+from sidecar.registry import Deployment, Registry, capture, own_model_info
 from sidecar.secrets import is_secret_param, strip_url_credentials
 
 NUMERIC_FIELDS = (
@@ -130,8 +130,35 @@ def group_info(name: str, deps: Iterable[tuple[Deployment, str | None]], synced:
     }
 
 
+def wildcard_names(dep: Deployment, synced: SyncedModels | None) -> list[tuple[str, str]]:
+    """(name, captured) for each concrete name a pattern deployment serves, from the catalog
+    and synced model lists."""
+    prefix, _, suffix = dep.model_name.partition("*")
+    model = dep.litellm_params["model"].split("/", 1)[1]
+    m_prefix, star, m_suffix = model.partition("*")
+    if not star:
+        return []
+    known = set(catalog.models_for_provider(dep.provider.name)) | set((synced or {}).get(dep.provider.name, {}))
+    names = []
+    for name in sorted(known):
+        captured = capture(m_prefix, m_suffix, name)
+        if captured is not None:
+            names.append((prefix + captured + suffix, captured))
+    return names
+
+
 def all_groups(registry: Registry, synced: SyncedModels | None = None) -> list[dict[str, Any]]:
-    return [group_info(name, [(d, None) for d in registry.group(name)], synced) for name in registry.group_names()]
+    """Every group's row; a wildcard group is followed by a row per concrete model the catalog
+    (or ``sidecar sync``) knows for it, as LiteLLM expands ``anthropic/*``."""
+    rows = []
+    for name in registry.group_names():
+        deps = registry.group(name)
+        rows.append(group_info(name, [(d, None) for d in deps], synced))
+        if "*" in name:
+            for concrete, captured in wildcard_names(deps[0], synced):
+                if not registry.group(concrete):
+                    rows.append(group_info(concrete, [(d, captured) for d in deps], synced))
+    return rows
 
 
 def named_group(registry: Registry, name: str, synced: SyncedModels | None = None) -> list[dict[str, Any]]:

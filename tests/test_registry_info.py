@@ -316,6 +316,9 @@ async def test_models_team_id_and_access_groups(make_client, tmp_path):
     assert {c["id"]: c["owned_by"] for c in cards}["gamma"] == "access_group"
     assert sorted(await ids(team_id="team-a", include_model_access_groups="true")) == sorted(
         ["public", "team-a-model", "beta", "everyone"])
+    assert sorted(await ids(only_model_access_groups="true")) == ["beta", "everyone", "gamma"]
+    assert sorted(await ids(team_id="team-b", only_model_access_groups="true")) == ["beta", "everyone", "gamma"]
+    assert await ids(team_id="team-c", only_model_access_groups="true") == ["beta", "everyone"]
 
 
 # ---------------------------------------------------------------- /api/models (vLLora)
@@ -374,6 +377,20 @@ async def test_api_models_expands_wildcards_from_the_catalog(make_client, tmp_pa
     embeddings = await get_json(client, "/api/models", capability="embedding")
     assert "openai/text-embedding-3-small" in {m["id"] for m in embeddings["models"]}
     assert all(m["capabilities"] == ["embedding"] for m in embeddings["models"])
+
+
+async def test_model_group_info_expands_a_wildcard_group_into_its_models(make_client, tmp_path):
+    client = await make_client(cfg(tmp_path, dep("openai/*", "openai/*", api_base=DEAD_BASE),
+                                   dep("openai/gpt-4o", "openai/gpt-4o", api_base=DEAD_BASE, model_info={"rpm": 7})))
+    data = (await get_json(client, "/model_group/info"))["data"]
+    names = [r["model_group"] for r in data]
+    assert len(names) == len(set(names))  # one row a name
+    rows = {r["model_group"]: r for r in data}
+    assert "openai/*" in rows  # the route itself, as before
+    assert rows["openai/gpt-4o-mini"]["max_input_tokens"] == 128000
+    assert rows["openai/gpt-4o-mini"]["providers"] == ["openai"]
+    assert rows["openai/text-embedding-3-small"]["mode"] == "embedding"
+    assert rows["openai/gpt-4o"]["rpm"] == 7  # an exact group keeps its own row, not the pattern's
 
 
 # ---------------------------------------------------------------- the info cache

@@ -9,12 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar import catalog, keys
+from sidecar import keys
 from sidecar.errors import SidecarError
 from sidecar.http import bytes_response, encoder
-from sidecar.info import all_groups, deployment_info, model_info_row, named_group
+from sidecar.info import all_groups, deployment_info, model_info_row, named_group, wildcard_names
 from sidecar.provider import CAPABILITIES
-from sidecar.registry import Deployment, Registry, capture
+from sidecar.registry import Deployment, Registry
 from sidecar.wire import ModelCard, ModelList
 
 _TRUE = ("1", "true", "yes", "on")
@@ -61,31 +61,20 @@ def _visible(dep: Deployment, team_id: str | None) -> bool:
     return team_id is None or owner is None or owner == team_id
 
 
-def wildcard_names(dep: Deployment, synced: dict) -> list[tuple[str, str]]:
-    """(name, captured) for each concrete name a pattern deployment serves, from the catalog
-    and synced model lists."""
-    prefix, _, suffix = dep.model_name.partition("*")
-    model = dep.litellm_params["model"].split("/", 1)[1]
-    m_prefix, star, m_suffix = model.partition("*")
-    if not star:
-        return []
-    known = set(catalog.models_for_provider(dep.provider.name)) | set(synced.get(dep.provider.name, {}))
-    names = []
-    for name in sorted(known):
-        captured = capture(m_prefix, m_suffix, name)
-        if captured is not None:
-            names.append((prefix + captured + suffix, captured))
-    return names
-
-
 def model_ids(registry: Registry, synced: dict, *, team_id: str | None, wildcard_routes: bool,
-              access_groups: bool, aliases: dict[str, str] | None = None) -> list[tuple[str, str]]:
+              access_groups: bool, aliases: dict[str, str] | None = None,
+              only_access_groups: bool = False) -> list[tuple[str, str]]:
     """(id, owner) pairs for ``/v1/models``: groups, names wildcards cover, access groups, and
     ``aliases`` (``router_settings.model_group_alias`` without the hidden ones), each owned by its
-    group's provider; an alias of a group with no deployment (for this team) is not listed."""
+    group's provider; an alias of a group with no deployment (for this team) is not listed.
+    ``only_access_groups``: the access group names alone (LiteLLM's ``only_model_access_groups``)."""
     out: dict[str, str] = {}
     for dep in registry:
         if not _visible(dep, team_id):
+            continue
+        if only_access_groups:
+            for group in dep.model_info.get("access_groups") or ():
+                out.setdefault(str(group), "access_group")
             continue
         if dep.is_wildcard:
             for name, _ in wildcard_names(dep, synced):
@@ -98,7 +87,7 @@ def model_ids(registry: Registry, synced: dict, *, team_id: str | None, wildcard
         if access_groups:
             for group in dep.model_info.get("access_groups") or ():
                 out.setdefault(str(group), "access_group")
-    for alias, target in (aliases or {}).items():
+    for alias, target in () if only_access_groups else (aliases or {}).items():
         if alias not in out and not registry.resolve(alias)[0]:  # a group's own name is the group
             owner = next((d.provider.name for d in registry.resolve(target)[0] if _visible(d, team_id)), None)
             if owner is not None:
@@ -119,16 +108,17 @@ async def list_models(request: web.Request) -> web.Response:
     team_id = q.get("team_id") or None
     wildcard_routes = q.get("return_wildcard_routes", "").lower() in _TRUE
     access_groups = q.get("include_model_access_groups", "").lower() in _TRUE
+    only_groups = q.get("only_model_access_groups", "").lower() in _TRUE
     app = request.app
     created = int(app[keys.STATE]["started_at"])
 
     def build() -> ModelList:
         ids = model_ids(app[keys.REGISTRY], app[keys.SYNCED_MODELS], team_id=team_id,
                         wildcard_routes=wildcard_routes, access_groups=access_groups,
-                        aliases=listed_aliases(request))
+                        aliases=listed_aliases(request), only_access_groups=only_groups)
         return ModelList(data=[ModelCard(id=i, created=created, owned_by=owner) for i, owner in ids])
 
-    return _cached(request, ("models", team_id, wildcard_routes, access_groups), build)
+    return _cached(request, ("models", team_id, wildcard_routes, access_groups, only_groups), build)
 
 
 async def retrieve_model(request: web.Request) -> web.Response:
