@@ -34,8 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="N", help="worker processes sharing the port and the database, e.g. one per core "
                                          "(default 1, or $SIDECAR_WORKERS)")
     serve.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs)")
-    serve.add_argument("--log-level", default=os.environ.get("SIDECAR_LOG_LEVEL", "INFO"), type=_level,
-                       help="the sidecar's logging level (default INFO, or $SIDECAR_LOG_LEVEL)")
+    serve.add_argument("--log-level", default=os.environ.get("SIDECAR_LOG_LEVEL"), type=_level,
+                       help="the sidecar's logging level (default INFO, DEBUG with litellm_settings.set_verbose, "
+                            "or $SIDECAR_LOG_LEVEL)")
+    serve.add_argument("--log-format", default=os.environ.get("SIDECAR_LOG_FORMAT"), choices=("text", "json"),
+                       help="text lines, or one JSON object per line (time, level, logger, message); default "
+                            "text, json with litellm_settings.json_logs, or $SIDECAR_LOG_FORMAT")
     serve.add_argument("--library-log-level", default=os.environ.get("SIDECAR_LIBRARY_LOG_LEVEL", "WARNING"),
                        type=_level, help="libraries' logging level (aiosqlite, asyncio, aiohttp...; default "
                                          "WARNING, or $SIDECAR_LIBRARY_LOG_LEVEL); credentials are masked at any level")
@@ -93,8 +97,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sidecar.logs import configure
     from sidecar.serve import serve
 
-    configure(args.log_level, args.library_log_level)
-    return serve(config_path(args), args.host, args.port, access_log=args.access_log, workers=args.workers)
+    configure(args.log_level or "INFO", args.library_log_level, args.log_format or "text")
+    return serve(config_path(args), args.host, args.port, access_log=args.access_log, workers=args.workers,
+                 log_choices=(args.log_level is not None, args.log_format is not None))
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from sidecar.compat import DESCRIPTIVE_MODEL_INFO, Leniency, NearMiss
+
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 """A duration or size: zero or less is a start-up error naming its path."""
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
@@ -156,31 +158,18 @@ _KnownModelInfo = msgspec.defstruct(
 
 class _DeploymentEntry(msgspec.Struct, forbid_unknown_fields=True):
     model_name: str
-    litellm_params: dict[str, Any]
+    litellm_params: dict[str, Any] | None = None
     model_info: dict[str, Any] | None = None
     tpm: int | None = None
     rpm: int | None = None
 
 
-# LiteLLM general_settings the sidecar accepts but does not act on.
-_LITELLM_GENERAL_UNUSED = frozenset({
-    "store_model_in_db", "database_connection_pool_limit", "database_connection_timeout",
-    "alerting", "alerting_threshold", "alert_types", "proxy_batch_write_at", "disable_spend_logs",
-    "background_health_checks", "health_check_interval", "health_check_details",
-    "max_response_size_mb", "allowed_routes", "public_routes", "enforce_user_param",
-    "disable_master_key_return", "custom_auth", "ui_access_mode", "litellm_key_header_name",
-    "allow_requests_on_db_unavailable", "infer_model_from_keys", "user_header_name",
-    "disable_reset_budget", "pass_through_endpoints", "disable_retry_on_max_parallel_request_limit_error",
-    "use_redis_transaction_buffer", "forward_openai_org_id", "forward_client_headers_to_llm_api",
-    "maximum_spend_logs_retention_period", "enable_jwt_auth", "litellm_jwtauth", "admin_only_routes",
-})
-_APPLIED_LITELLM_SECTIONS = frozenset({"environment_variables", "litellm_settings"})  # applied at load
-_OWN_SECTIONS = ("model_list", "router_settings", "general_settings")
-_LITELLM_SECTIONS = frozenset({
-    "litellm_settings", "environment_variables", "callback_settings", "guardrails",
-    "credential_list", "vector_store_registry", "mcp_servers", "files_settings",
-    "finetune_settings", "assistant_settings", "search_tools", "include",
-})
+_OWN_SECTIONS = ("model_list", "router_settings", "general_settings", "litellm_settings", "environment_variables")
+"""Top-level sections the sidecar reads; any other (``guardrails``, ``sandbox_tools``...) is warned."""
+LITELLM_SETTINGS_KEYS = frozenset({*LITELLM_ROUTER_KEYS, "set_verbose", "json_logs"})
+"""``litellm_settings`` keys that take effect; every other one is warned (``callbacks``...)."""
+_ENTRY_KEYS = frozenset(_DeploymentEntry.__struct_fields__)
+_MODEL_INFO_KEYS = frozenset({*_KnownModelInfo.__struct_fields__, *DESCRIPTIVE_MODEL_INFO, "db_model"})
 
 
 @dataclass(slots=True)
@@ -202,6 +191,12 @@ class Config:
     router: RouterSettings = field(default_factory=RouterSettings)
     warnings: list[str] = field(default_factory=list)
     source: str = "<dict>"
+    set_verbose: bool = False
+    """``litellm_settings.set_verbose``: the sidecar's logger at DEBUG unless ``--log-level`` is given."""
+    json_logs: bool = False
+    """``litellm_settings.json_logs``: one JSON object per log line unless ``--log-format`` is given."""
+    ignored_keys: list[str] = field(default_factory=list)
+    """Every key accepted but not acted on, as ``section.key`` (the one start-up warning names them)."""
 
     @property
     def database_path(self) -> str:
@@ -217,7 +212,8 @@ def sqlite_path(url: str) -> str:
     """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
     if not url.startswith("sqlite:///"):
         scheme = url.split(":", 1)[0]
-        raise ConfigError(f"database_url: only sqlite:///PATH is supported, got a {scheme!r} URL")
+        raise ConfigError(f"database_url: only sqlite:///PATH is supported, got a {scheme!r} URL; "
+                          "set SIDECAR_DATABASE_URL=sqlite:///PATH to use SQLite with this config")
     return url[len("sqlite:///"):]
 
 
@@ -286,66 +282,94 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     config = Config(source=source)
-    for key in data:
-        if key in _LITELLM_SECTIONS:
-            if key not in _APPLIED_LITELLM_SECTIONS:
-                config.warnings.append(f"section {key!r} is LiteLLM's and is not used by llm-sidecar")
-        elif key not in _OWN_SECTIONS:
-            raise ConfigError(f"{source}: $.{key}: unknown section{_suggest(key, _OWN_SECTIONS + tuple(_LITELLM_SECTIONS))}; "
-                              f"expected one of {', '.join(_OWN_SECTIONS)}")
-    for key in ("general_settings", "router_settings", "environment_variables"):
+    lenient = Leniency()
+    data = _sorted(lenient, data, _OWN_SECTIONS, "", source)
+    for key in ("general_settings", "router_settings", "environment_variables", "litellm_settings"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise ConfigError(f"{source}: $.{key}: expected a mapping, got {type(data[key]).__name__}")
     for name, value in (data.get("environment_variables") or {}).items():
         os.environ[str(name)] = str(resolve_env(value, f"$.environment_variables.{name}", source))
 
-    general = dict(data.get("general_settings") or {})
-    for key in sorted(set(general) & _LITELLM_GENERAL_UNUSED):
-        config.warnings.append(f"general_settings.{key} is a LiteLLM setting llm-sidecar does not use")
-        del general[key]
+    general = _sorted(lenient, data.get("general_settings") or {}, GeneralSettings.__struct_fields__,
+                      "general_settings", source)
     config.general = _convert(resolve_env(general, "$.general_settings", source), GeneralSettings,
                               "$.general_settings", source)
-    if config.general.database_url is not None:
-        try:
+    if config.general.database_url is not None and not os.environ.get("SIDECAR_DATABASE_URL"):
+        try:  # (the variable, when set, wins: the file's URL is then never used)
             sqlite_path(config.general.database_url)
         except ConfigError as exc:
             raise ConfigError(f"{source}: $.general_settings.{exc}") from None
-    config.router = router_settings(data, source, config.warnings)
+    litellm = _sorted(lenient, data.get("litellm_settings") or {}, LITELLM_SETTINGS_KEYS, "litellm_settings", source)
+    for flag in ("set_verbose", "json_logs"):
+        if litellm.get(flag) is not None:
+            where = f"$.litellm_settings.{flag}"
+            setattr(config, flag, _convert(resolve_env(litellm[flag], where, source), bool, where, source))
+    config.router = router_settings(data, litellm, source, config.warnings, lenient)
     model_list = data.get("model_list") or []
     if not isinstance(model_list, list):
         raise ConfigError(f"{source}: $.model_list: expected a list of deployments")
     for i, entry in enumerate(model_list):
-        config.model_list.append(parse_deployment(entry, f"$.model_list[{i}]", source))
+        config.model_list.append(parse_deployment(entry, f"$.model_list[{i}]", source, lenient, config.warnings))
+    config.ignored_keys = lenient.ignored
+    warning = lenient.warning()
+    if warning:
+        config.warnings.insert(0, warning)
     return config
 
 
-def router_settings(data: dict[str, Any], source: str, warnings: list[str]) -> RouterSettings:
+def _sorted(lenient: Leniency, mapping: Any, acted_on: Any, where: str, source: str,
+            ignored: Any = (), path: str | None = None) -> dict[str, Any]:
+    """:meth:`Leniency.sort`, with a near-miss as a start-up error naming its YAML ``path``."""
+    if not isinstance(mapping, dict):
+        return mapping
+    try:
+        return lenient.sort(mapping, acted_on, where, ignored)
+    except NearMiss as miss:
+        path = path or (f"$.{where}" if where else f"$.{miss.key}")
+        noun = "key" if where else "section"
+        text = (f"unknown {noun} {miss.key!r} (did you mean {miss.suggestion!r}?); llm-sidecar reads "
+                f"{', '.join(sorted(acted_on))}; keys it does not read are accepted with a warning")
+        raise ConfigError(f"{source}: {path}: {text}", path=path, text=text) from None
+
+
+def router_settings(data: dict[str, Any], litellm: dict[str, Any], source: str, warnings: list[str],
+                    lenient: Leniency | None = None) -> RouterSettings:
     """``router_settings``, over the router keys of ``litellm_settings`` (LiteLLM reads both)."""
+    lenient = lenient or Leniency()
     merged: dict[str, Any] = {}
-    litellm = data.get("litellm_settings")
-    if litellm is not None and not isinstance(litellm, dict):
-        raise ConfigError(f"{source}: $.litellm_settings: expected a mapping, got {type(litellm).__name__}")
     types = {f.name: f.type for f in msgspec.structs.fields(RouterSettings)}
-    for key, value in (litellm or {}).items():
-        if key not in LITELLM_ROUTER_KEYS:
-            warnings.append(f"litellm_settings.{key} is a LiteLLM setting llm-sidecar does not act on")
-        elif value is not None:
+    for key, value in litellm.items():
+        if key in LITELLM_ROUTER_KEYS and value is not None:
             where = f"$.litellm_settings.{key}"
             merged[LITELLM_ROUTER_KEYS[key]] = _convert(resolve_env(value, where, source),
                                                         types[LITELLM_ROUTER_KEYS[key]], where, source)
-    own = resolve_env(data.get("router_settings") or {}, "$.router_settings", source)
+    acted = frozenset(RouterSettings.__struct_fields__) - UNUSED_ROUTER_KEYS
+    own = _sorted(lenient, data.get("router_settings") or {}, acted, "router_settings", source,
+                  ignored=UNUSED_ROUTER_KEYS)
+    own = resolve_env(own, "$.router_settings", source)
     settings = _convert({**merged, **own}, RouterSettings, "$.router_settings", source)
-    for key in sorted(UNUSED_ROUTER_KEYS.intersection(own)):
-        warnings.append(f"router_settings.{key} is a LiteLLM setting llm-sidecar does not act on")
     for key in sorted(set(settings.routing_strategy_args or {}) - ROUTING_STRATEGY_ARGS):
         warnings.append(f"router_settings.routing_strategy_args.{key} is not acted on; llm-sidecar reads "
                         f"{', '.join(sorted(ROUTING_STRATEGY_ARGS))}")
     return settings
 
 
-def parse_deployment(entry: Any, where: str, source: str) -> DeploymentConfig:
+def parse_deployment(entry: Any, where: str, source: str, lenient: Leniency | None = None,
+                     warnings: list[str] | None = None) -> DeploymentConfig:
+    """One ``model_list`` entry. Without ``litellm_params`` (LiteLLM's own examples have such
+    entries), ``model_name`` is the model, its provider inferred from the catalog."""
+    lenient = lenient or Leniency()
+    entry = _sorted(lenient, entry, _ENTRY_KEYS, "model_list[*]", source, path=where)
+    if isinstance(entry, dict) and isinstance(entry.get("model_info"), dict):
+        _sorted(lenient, entry["model_info"], _MODEL_INFO_KEYS, "model_list[*].model_info", source,
+                path=f"{where}.model_info")
     checked = _convert(entry, _DeploymentEntry, where, source)
     raw = checked.litellm_params
+    if raw is None:
+        raw = {"model": checked.model_name}
+        if warnings is not None:
+            warnings.append(f"{where} has no litellm_params: serving model_name {checked.model_name!r} "
+                            "as litellm_params.model")
     params = resolve_env(raw, f"{where}.litellm_params", source)
     model_info = check_deployment_fields(params, checked.model_info or {}, where, source)
     return DeploymentConfig(checked.model_name, params, raw, model_info, checked.tpm, checked.rpm)

@@ -134,7 +134,7 @@ def wildcard_names(dep: Deployment, synced: SyncedModels | None) -> list[tuple[s
     """(name, captured) for each concrete name a pattern deployment serves, from the catalog
     and synced model lists."""
     prefix, _, suffix = dep.model_name.partition("*")
-    model = dep.litellm_params["model"].split("/", 1)[1]
+    model = dep.upstream_model()
     m_prefix, star, m_suffix = model.partition("*")
     if not star:
         return []

@@ -88,9 +88,35 @@ class RepeatLimiter(logging.Filter):
         return True
 
 
-def configure(level: str, library_level: str) -> logging.Handler:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``,
+    and ``exception`` when there is a traceback (``--log-format json``, ``litellm_settings.json_logs``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import msgspec
+
+        self._encode = msgspec.json.Encoder().encode
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        line = {"time": stamp, "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return self._encode(line).decode()
+
+
+def formatter_for(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(FORMAT)
+
+
+def configure(level: str, library_level: str, log_format: str = "text") -> logging.Handler:
     """Log to stderr through one masking, rate-limiting handler; returns it."""
-    formatter = logging.Formatter(FORMAT)
+    formatter = formatter_for(log_format)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     handler.addFilter(SecretMask(formatter))
@@ -100,6 +126,16 @@ def configure(level: str, library_level: str) -> logging.Handler:
     root.setLevel(library_level.upper())
     logging.getLogger(OWN_LOGGER).setLevel(level.upper())
     return handler
+
+
+def follow_config(config, level_given: bool, format_given: bool) -> None:
+    """Apply ``litellm_settings.set_verbose`` (the sidecar's logger at DEBUG) and ``json_logs``
+    (JSON lines), each unless its command-line option (or variable) was given."""
+    if config.set_verbose and not level_given:
+        logging.getLogger(OWN_LOGGER).setLevel(logging.DEBUG)
+    if config.json_logs and not format_given:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 def check_level(text: str) -> str:

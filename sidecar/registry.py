@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from sidecar.errors import SidecarError
+from sidecar.infer import ProviderUnknown, infer_provider
 from sidecar.provider import Provider
 from sidecar.secrets import KNOWN_SECRETS, secret_values
 
@@ -39,6 +40,8 @@ class Deployment:
     info_cache: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
     route: Any = field(default=None, repr=False)
     """What the router reads of this deployment (limits, weight, order...), worked out on first use."""
+    upstream: str = ""
+    """``litellm_params.model`` without its provider prefix (all of it when the provider was inferred)."""
 
     @property
     def is_wildcard(self) -> bool:
@@ -46,7 +49,7 @@ class Deployment:
 
     def upstream_model(self, captured: str | None = None) -> str:
         """The model name sent upstream: ``litellm_params.model`` without the provider prefix."""
-        model = self.litellm_params["model"].split("/", 1)[1]
+        model = self.upstream
         return model.replace("*", captured, 1) if captured is not None and "*" in model else model
 
 
@@ -64,17 +67,13 @@ def own_model_info(model_info: dict[str, Any]) -> dict[str, Any]:
 
 
 def split_model(model: str, providers: Mapping[str, Provider]) -> tuple[Provider, str]:
-    """``openai/gpt-4o`` -> (the openai provider, ``gpt-4o``); a 400 naming what is installed."""
-    prefix, sep, rest = model.partition("/")
-    if not sep or not rest:
-        raise SidecarError(400, f"litellm_params.model {model!r} needs a provider prefix, as in "
-                                f"'openai/gpt-4o-mini'; installed providers: {', '.join(sorted(providers))}",
-                           param="litellm_params.model", code="invalid_model")
-    if prefix not in providers:
-        raise SidecarError(400, f"no installed plugin provides {prefix!r} (from litellm_params.model "
-                                f"{model!r}); installed providers: {', '.join(sorted(providers))}",
-                           param="litellm_params.model", code="unknown_provider")
-    return providers[prefix], rest
+    """``openai/gpt-4o`` -> (the openai provider, ``gpt-4o``); a bare ``gpt-4o`` -> (the catalog's
+    provider, ``gpt-4o``) (:mod:`sidecar.infer`); else a 400 naming what is installed."""
+    try:
+        name, upstream = infer_provider(model, providers)
+    except ProviderUnknown as exc:
+        raise SidecarError(400, str(exc), param="litellm_params.model", code=exc.code) from None
+    return providers[name], upstream
 
 
 def config_deployment_id(model_name: str, raw_params: Mapping[str, Any]) -> str:
@@ -98,7 +97,7 @@ def build_deployment(
     rpm: int | None = None,
     stored_params: dict[str, Any] | None = None,
 ) -> Deployment:
-    provider, _ = split_model(litellm_params["model"], providers)
+    provider, upstream = split_model(litellm_params["model"], providers)
     info = dict(model_info or {})
     info["id"] = id
     secrets = secret_values(litellm_params, provider.secret_params(), provider.ambient_credentials(litellm_params))
@@ -109,6 +108,7 @@ def build_deployment(
         tpm=_first_given(tpm, litellm_params.get("tpm"), info.get("tpm")),
         rpm=_first_given(rpm, litellm_params.get("rpm"), info.get("rpm")),
         secrets=secrets, stored_params=stored_params if stored_params is not None else litellm_params,
+        upstream=upstream,
     )
 
 

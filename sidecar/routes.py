@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.handlers import health, info, management, openai_api
+from sidecar.handlers import health, info, management, openai_api, routes_list
 from sidecar.routing import health as router_health
 
 # (method, path, handler, also under /v1)
@@ -27,6 +27,7 @@ ROUTES = [
     ("POST", "/model/update", management.model_update, False),
     ("PATCH", "/model/{model_id}/update", management.model_patch, False),
     ("POST", "/model/delete", management.model_delete, False),
+    ("GET", "/routes", routes_list.list_routes, False),  # master key: this table, as LiteLLM lists it
 ]
 
 

@@ -15,7 +15,10 @@ from sidecar.runner import raise_fd_limit, run
 log = logging.getLogger("sidecar")
 
 
-def serve(config_file: str, host: str, port: int, access_log: bool = False, workers: int = 1) -> int:
+def serve(config_file: str, host: str, port: int, access_log: bool = False, workers: int = 1,
+          log_choices: tuple[bool, bool] = (False, False)) -> int:
+    """``log_choices``: whether the log level and the log format were given on the command line
+    (else ``litellm_settings.set_verbose`` and ``json_logs`` choose them)."""
     from sidecar import keys
     from sidecar.app import create_app
     from sidecar.config import load_config
@@ -28,6 +31,9 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
     except (ConfigError, PluginError) as exc:
         sys.stderr.write(f"sidecar: {exc}\n")
         return 2
+    from sidecar.logs import follow_config
+
+    follow_config(config, *log_choices)
     for warning in config.warnings:
         log.warning("%s", warning)
     if not config.general.master_key:

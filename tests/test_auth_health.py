@@ -128,7 +128,7 @@ async def test_readiness_when_ready(make_client):
     resp = await client.get("/health/readiness")
     assert resp.status == 200
     body = await resp.json()
-    assert body["status"] == "ready"
+    assert body["status"] == "connected"
     assert body["db"] == "connected"
     assert body["plugins"] >= 1
     assert body["deployments"] == len(MOCK_MODELS)
@@ -157,7 +157,7 @@ async def test_readiness_before_start_is_503(make_config):
     app = create_app(make_config())
     resp = await health.readiness(make_mocked_request("GET", "/health/readiness", app=app))
     assert resp.status == 503
-    assert json.loads(resp.body)["status"] != "ready"
+    assert json.loads(resp.body)["status"] == "starting"
 
 
 @pytest.mark.parametrize("master_key", [None, KEY])

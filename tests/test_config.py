@@ -102,11 +102,17 @@ def test_unknown_provider_fails_at_start_up():
     assert "nosuch" in message and "mock" in message and "echo" in message
 
 
-def test_model_without_provider_prefix_fails_at_start_up():
-    config = parse_config({"model_list": [{"model_name": "x", "litellm_params": {"model": "gpt-4o"}}]},
+@pytest.mark.parametrize(("model", "words"), [
+    ("gpt-4o-unheard-of", ("not in the catalog", "prefix", "openai/gpt-4o-unheard-of")),
+    ("claude-sonnet-4-5", ("'anthropic'", "no installed plugin provides")),
+])
+def test_model_without_a_known_provider_fails_at_start_up(model, words):
+    config = parse_config({"model_list": [{"model_name": "x", "litellm_params": {"model": model}}]},
                           source="bad.yaml")
-    with pytest.raises(ConfigError, match=r"\$\.model_list\[0\]\.litellm_params\.model: .*prefix"):
+    with pytest.raises(ConfigError, match=r"^bad\.yaml: \$\.model_list\[0\]\.litellm_params\.model: ") as info:
         create_app(config)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
 
 
 def test_litellm_sections_are_accepted_with_a_warning(monkeypatch):
@@ -118,8 +124,8 @@ def test_litellm_sections_are_accepted_with_a_warning(monkeypatch):
         "environment_variables": {"TEST_CFG_FROM_SECTION": "set-by-config"},
         "general_settings": {"store_model_in_db": True, "master_key": "sk-x"},
     })
-    warned = "\n".join(config.warnings)
-    assert "litellm_settings.callbacks" in warned and "'callback_settings'" in warned
+    [warned] = config.warnings  # one warning names every key not acted on
+    assert "litellm_settings.callbacks" in warned and "callback_settings" in warned
     assert "drop_params" not in warned and config.router.drop_params is True  # a router key: acted on
     assert "general_settings.store_model_in_db" in warned
     # environment_variables is applied (LiteLLM sets them), so it is not "unused"

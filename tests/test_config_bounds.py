@@ -66,6 +66,6 @@ def test_a_config_without_models_starts_and_says_so(tmp_path):
         with urllib.request.urlopen(server.url + "/health/readiness", timeout=10) as resp:
             assert resp.status == 200
             body = json.loads(resp.read())
-        assert body["status"] == "ready" and body["deployments"] == 0
+        assert body["status"] == "connected" and body["deployments"] == 0
         assert "no deployments" in body["warning"]
         assert "WARNING sidecar: no deployments" in server.output()

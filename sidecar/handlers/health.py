@@ -16,12 +16,17 @@ async def liveliness(request: web.Request) -> web.Response:
 
 
 async def readiness(request: web.Request) -> web.Response:
+    """LiteLLM's fields (``status: "connected"`` once the database is open, ``db``, ``cache``,
+    ``litellm_version``, ``success_callbacks``) beside the sidecar's own."""
     app = request.app
     ready = app[keys.STATE].get("ready", False)
     deployments = len(app[keys.REGISTRY]) if keys.REGISTRY in app else 0
     body = {
-        "status": "ready" if ready else "starting",
+        "status": "connected" if ready else "starting",
         "db": "connected" if ready else "not connected",
+        "cache": None,  # no response cache
+        "litellm_version": f"llm-sidecar {__version__}",
+        "success_callbacks": [],  # no logging callbacks are run
         "plugins": len(app[keys.PLUGIN_MANAGER].get_plugins()),
         "deployments": deployments,
         "version": __version__,

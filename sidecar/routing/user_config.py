@@ -80,6 +80,9 @@ def _build(app: web.Application, value: dict[str, Any]) -> Router:
     try:
         config = parse_config({"model_list": value.get("model_list") or [], "router_settings": settings},
                               source="user_config")
+        if config.warnings:  # what a config file may carry with a warning, a request may not: nobody reads it
+            raise SidecarError(400, "user_config: " + "; ".join(config.warnings).replace("router_settings.", ""),
+                               param="user_config", code="invalid_user_config")
         for entry in config.model_list:
             entry.litellm_params[NO_AMBIENT_CREDENTIALS] = True
             try:
