@@ -1,4 +1,6 @@
-"""The whole HTTP API in one table. OpenAI routes are served with and without ``/v1``."""
+"""The whole HTTP API in one table. OpenAI routes are served with and without ``/v1``; the
+deployment-based ones also under Azure OpenAI's ``/openai/deployments/{model}/...`` (what
+``AzureOpenAI(azure_endpoint=<sidecar>)`` clients call), the path naming the model group."""
 
 from __future__ import annotations
 
@@ -30,8 +32,16 @@ ROUTES = [
 ]
 
 
+AZURE_PATHS = ("/chat/completions", "/embeddings")
+"""OpenAI paths an Azure OpenAI client sends to ``/openai/deployments/{model}<path>?api-version=``."""
+
+
 def add_routes(app: web.Application) -> None:
+    handlers = {}
     for method, path, handler, versioned in ROUTES:
         app.router.add_route(method, path, handler)
         if versioned:
             app.router.add_route(method, "/v1" + path, handler)
+            handlers[path] = handler
+    for path in AZURE_PATHS:
+        app.router.add_post("/openai/deployments/{model}" + path, handlers[path])
