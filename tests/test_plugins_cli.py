@@ -106,7 +106,7 @@ async def test_registered_plugin_serves_requests(make_client):
                                                "custom_knob": 3}}]}, pm=pm)
     resp = await client.post("/v1/chat/completions", json={
         "model": "f", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "top_k": 5,
-        "metadata": {"trace": "t"}, "drop_params": True, "seed": 4, "mock_response": "ignored"})
+        "metadata": {"trace": "t"}, "drop_params": True, "seed": 4})
     assert resp.status == 200, await resp.text()
     data = await resp.json()
     assert_valid(data, "CreateChatCompletionResponse")

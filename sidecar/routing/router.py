@@ -8,6 +8,7 @@ or streamed, served or failed): limits are released there, latency and tokens re
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sidecar import mocking
 from sidecar.dispatch import build_call, scrubbed
 from sidecar.errors import ProviderError, SidecarError
 from sidecar.info import info_for_model, response_cost
@@ -268,8 +270,13 @@ class Router:
         return result
 
     async def _call_provider(self, call: RoutedCall, dep: Deployment, pcall: ProviderCall) -> Any:
-        """The provider's answer, a stream primed with its first chunk, within the call's deadline."""
-        fn = getattr(dep.provider, call.method)
+        """The provider's answer, a stream primed with its first chunk, within the call's deadline;
+        with a ``mock_response``, the core's made-up answer instead (no upstream call)."""
+        mocked = mocking.requested(call.body, pcall.params)
+        if mocked is None:
+            fn = getattr(dep.provider, call.method)
+        else:
+            fn = functools.partial(mocking.answer, call.method, mocked, call.body)
         try:
             if call.deadline is None:
                 result = await fn(pcall)
