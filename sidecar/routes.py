@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.handlers import health, info, management, openai_api
+from sidecar.handlers import health, info, management, media_api, openai_api
 from sidecar.routing import health as router_health
 
 # (method, path, handler, also under /v1)
@@ -16,8 +16,12 @@ ROUTES = [
     ("GET", "/health/readiness", health.readiness, False),
     ("GET", "/health", router_health.health, False),  # master key: the router's view of each deployment
     ("POST", "/chat/completions", openai_api.chat_completions, True),
+    ("POST", "/completions", openai_api.completions, True),
     ("POST", "/embeddings", openai_api.embeddings, True),
     ("POST", "/moderations", openai_api.moderations, True),
+    ("POST", "/images/generations", media_api.image_generations, True),
+    ("POST", "/audio/speech", media_api.speech, True),
+    ("POST", "/audio/transcriptions", media_api.transcriptions, True),
     ("GET", "/models", info.list_models, True),
     ("GET", "/models/{model_id:.+}", info.retrieve_model, True),
     # model info (read by operators, coding agents and dashboards)
@@ -32,7 +36,8 @@ ROUTES = [
 ]
 
 
-AZURE_PATHS = ("/chat/completions", "/embeddings")
+AZURE_PATHS = ("/chat/completions", "/completions", "/embeddings", "/images/generations", "/audio/speech",
+               "/audio/transcriptions")
 """OpenAI paths an Azure OpenAI client sends to ``/openai/deployments/{model}<path>?api-version=``."""
 
 

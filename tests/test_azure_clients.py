@@ -12,6 +12,7 @@ import openai
 import pytest
 from aiohttp import web
 
+from fake_media import SPEECH, MediaFake
 from fake_upstreams import OpenAIFake, embedding_vector, start
 from sidecar.app import create_app
 
@@ -34,14 +35,16 @@ def config(fake: OpenAIFake) -> dict[str, Any]:
             upstream("text-embedding-3-small", "openai/text-embedding-3-small"),
             upstream("gpt-35-turbo-instruct", "openai/gpt-3.5-turbo-instruct"),
             upstream("dall-e-3", "openai/dall-e-3"),
+            upstream("tts-1", "openai/tts-1"),
+            upstream("whisper-1", "openai/whisper-1"),
         ],
         "general_settings": {"master_key": MASTER},
     }
 
 
 @pytest.fixture
-async def fake(aiohttp_server) -> OpenAIFake:
-    return await start(aiohttp_server, OpenAIFake(api_key=UPSTREAM_KEY))
+async def fake(aiohttp_server) -> MediaFake:
+    return await start(aiohttp_server, MediaFake(api_key=UPSTREAM_KEY))
 
 
 @pytest.fixture
@@ -147,3 +150,22 @@ async def test_every_key_header_is_accepted(make_client, header):
     bad = await client.post(f"/openai/deployments/m/chat/completions?api-version={API_VERSION}", json=body,
                             headers={header: "Bearer sk-nope" if header == "Authorization" else "sk-nope"})
     assert bad.status == 401
+
+
+async def test_async_azure_client_completions_images_and_audio(endpoint, fake):
+    async with async_client(endpoint) as sdk:
+        completion = await asyncio.wait_for(sdk.completions.with_raw_response.create(
+            model="gpt-35-turbo-instruct", prompt="Say hi"), WAIT)
+        images = await asyncio.wait_for(sdk.images.generate(model="dall-e-3", prompt="a fox",
+                                                            response_format="url"), WAIT)
+        audio = await asyncio.wait_for(sdk.audio.speech.create(model="tts-1", voice="alloy", input="Hi"), WAIT)
+        heard = await asyncio.wait_for(sdk.audio.transcriptions.create(
+            model="whisper-1", file=("a.mp3", b"ID3 audio bytes", "audio/mpeg")), WAIT)
+    assert completion.http_request.url.path == "/openai/deployments/gpt-35-turbo-instruct/completions"
+    assert completion.parse().choices[0].text == "Hello from OpenAI. Say hi"
+    assert images.data[0].url == "https://files.example/img-1.png"
+    assert audio.content == SPEECH
+    assert heard.text == "Transcribed 15 bytes of a.mp3."
+    assert [(r.path, r.body["model"]) for r in fake.received] == [
+        ("/v1/completions", "gpt-3.5-turbo-instruct"), ("/v1/images/generations", "dall-e-3"),
+        ("/v1/audio/speech", "tts-1"), ("/v1/audio/transcriptions", "whisper-1")]

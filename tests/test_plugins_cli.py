@@ -195,7 +195,8 @@ def test_cli_plugins_table_has_one_line_per_provider():
         assert hooks == "sidecar_providers"
     assert seen == expected
     assert seen["echo"] == ("example", "0.3.0", ["chat"])
-    assert seen["mock"] == ("mock", expected["mock"][1], ["chat", "embedding", "moderation"])
+    assert seen["mock"] == ("mock", expected["mock"][1], ["audio_speech", "audio_transcription", "chat", "completion",
+                                                          "embedding", "image_generation", "moderation"])
     # columns line up under the header
     column = header.index("PROVIDER")
     assert all(line[column - 1] == " " and line[column] != " " for line in lines)

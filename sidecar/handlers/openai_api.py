@@ -1,4 +1,4 @@
-"""OpenAI-compatible endpoints: chat completions, embeddings, moderations, models."""
+"""OpenAI-compatible endpoints: chat and text completions, embeddings, moderations."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sidecar.wire import (
     EmbeddingRequest,
     ModerationRequest,
 )
+from sidecar.wire_completions import OPENAI_COMPLETION_PARAMS, TextCompletionRequest
 
 log = logging.getLogger("sidecar")
 
@@ -45,6 +46,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if is_batch(router, typed.model):
         return await batch_completions(request, router, body, typed)
     return await answer(request, router, new_call(request, body, typed, typed.model, "chat", "chat", OPENAI_CHAT_PARAMS))
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    """Legacy text completions, plain or streamed, for providers with the ``completion`` capability."""
+    body = await read_body(request)
+    typed = convert(body, TextCompletionRequest)
+    call = new_call(request, body, typed, typed.model, "text_completion", "completion", OPENAI_COMPLETION_PARAMS)
+    return await answer(request, router_for(request, body), call)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:

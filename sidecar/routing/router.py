@@ -71,6 +71,8 @@ class RoutedCall:
     timeout: float | None = None
     upstream_seconds: float = 0.0
     finished: bool = False
+    upload: Any = None
+    """A transcription's file (:class:`sidecar.uploads.Upload`), handed to each attempt's ProviderCall."""
 
 
 class Router:
@@ -255,6 +257,7 @@ class Router:
             params = self._params(call, route, dep)
             pcall = build_call(request, call.body, call.typed, dep, captured, call.capability,
                                call.openai_params, params)
+            pcall.upload = call.upload
             started = time.monotonic()
             result = await self._call_provider(call, dep, pcall)
             call.upstream_seconds = time.monotonic() - started

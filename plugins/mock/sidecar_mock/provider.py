@@ -13,6 +13,8 @@ import msgspec
 
 from sidecar import Provider, ProviderCall, ProviderError
 from sidecar.mocking import LITELLM_ERRORS  # noqa: F401 - mock_response is answered by the core now
+from sidecar.wire_completions import OPENAI_COMPLETION_PARAMS
+from sidecar_mock.media import MockMediaMixin
 from sidecar.wire import (
     MODERATION_CATEGORIES,
     OPENAI_CHAT_PARAMS,
@@ -59,13 +61,14 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-class MockProvider(Provider):
+class MockProvider(MockMediaMixin, Provider):
     name = "mock"
-    capabilities = frozenset({"chat", "embedding", "moderation"})
+    capabilities = frozenset({"chat", "completion", "embedding", "moderation", "image_generation", "audio_speech",
+                              "audio_transcription"})
     description = "offline deterministic answers"
 
     def supported_openai_params(self, model: str) -> list[str]:
-        return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS)
+        return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS | OPENAI_COMPLETION_PARAMS)
 
     # ------------------------------------------------------------ chat
 
