@@ -26,11 +26,14 @@ DEFAULT_OUT = REPO_ROOT / "tests" / "openai_schemas.json"
 ROOT_SCHEMAS: tuple[str, ...] = (
     "CreateChatCompletionResponse",
     "CreateChatCompletionStreamResponse",
+    "CreateCompletionResponse",
     "CreateEmbeddingResponse",
     "CreateModerationResponse",
     "ListModelsResponse",
     "Model",
     "ErrorResponse",
+    "ImagesResponse",
+    "CreateTranscriptionResponseJson",
 )
 REF_PREFIX = "#/components/schemas/"
 STRIP_KEYS = frozenset({"description", "example", "examples", "x-oaiMeta"})

@@ -50,13 +50,14 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Sideca
 
 
 def presented_keys(request: web.Request) -> list[str]:
-    """The keys a client sent: ``Authorization: Bearer``, ``x-api-key`` or ``x-litellm-api-key``.
+    """The keys a client sent: ``Authorization: Bearer``, ``x-api-key``, ``x-litellm-api-key``
+    or ``api-key`` (what Azure OpenAI SDK clients send).
 
     A client may send several (a Vertex or Azure SDK puts its own token in ``Authorization`` and
     the gateway's key in ``x-litellm-api-key``, as LiteLLM documents): any one may match.
     """
     keys_sent = []
-    for name in ("x-litellm-api-key", "Authorization", "x-api-key"):
+    for name in ("x-litellm-api-key", "Authorization", "x-api-key", "api-key"):
         value = request.headers.get(name, "").strip()
         scheme, _, rest = value.partition(" ")
         if scheme.lower() == "bearer":
@@ -75,8 +76,8 @@ def auth(master_key: str) -> web.middleware:
         if not request.path.startswith(PUBLIC_PREFIXES):
             sent = presented_keys(request)
             if not sent:
-                raise SidecarError(401, "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-                                   code="missing_api_key")
+                raise SidecarError(401, "missing API key: send 'Authorization: Bearer <key>', 'x-api-key: <key>' "
+                                        "or 'api-key: <key>'", code="missing_api_key")
             # every candidate is compared (no early exit), each in constant time
             if not sum(hmac.compare_digest(key.encode(), expected) for key in sent):
                 raise SidecarError(401, "invalid API key", code="invalid_api_key")

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     import aiohttp
 
     from sidecar.wire import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ModerationResponse
+    from sidecar.wire_completions import TextCompletion, TextCompletionChunk
+    from sidecar.wire_media import ImagesResponse, RawAnswer, TranscriptionResponse
 
     # what a chat stream yields: a chunk, its encoded JSON, or a list of them that arrived together
     StreamItem = ChatCompletionChunk | bytes | list[ChatCompletionChunk | bytes]
@@ -50,6 +52,9 @@ class ProviderCall:
     stream: bool = False
     secrets: tuple[str, ...] = ()
     """Values to mask in messages: the deployment's credentials and any the client sent."""
+    upload: Any = None
+    """A transcription's audio file, as it arrives from the client (:class:`sidecar.uploads.Upload`:
+    ``filename``, ``content_type``, ``field``, ``chunks()``); ``body`` then holds the form's text fields."""
 
 
 class Provider:
@@ -97,6 +102,28 @@ class Provider:
         raise NotImplementedError
 
     async def moderations(self, call: ProviderCall) -> ModerationResponse:
+        raise NotImplementedError
+
+    async def text_completion(self, call: ProviderCall) -> TextCompletion | AsyncIterator[TextCompletionChunk]:
+        """Answer a legacy completion (capability ``completion``): a TextCompletion, or
+        (``call.stream``) an async iterator of chunks (or their JSON bytes, or lists), as :meth:`chat`."""
+        raise NotImplementedError
+
+    async def image_generation(self, call: ProviderCall) -> ImagesResponse:
+        """Generate images (capability ``image_generation``) for ``call.request``, an
+        :class:`~sidecar.wire_media.ImageGenerationRequest`."""
+        raise NotImplementedError
+
+    async def speech(self, call: ProviderCall) -> RawAnswer:
+        """Text to speech (capability ``audio_speech``): the audio as a RawAnswer, returned once the
+        upstream accepted the request, its bytes relayed to the client as they arrive."""
+        raise NotImplementedError
+
+    async def transcription(self, call: ProviderCall) -> TranscriptionResponse | RawAnswer:
+        """Speech to text (capability ``audio_transcription``): ``call.upload`` is the audio, to be
+        read once with ``call.upload.chunks()`` (it streams from the client; a retry replays it),
+        ``call.body`` the form's text fields. A TranscriptionResponse, or a RawAnswer relaying the
+        upstream's own format (``text``, ``srt``, ``verbose_json``, a stream...)."""
         raise NotImplementedError
 
     async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:

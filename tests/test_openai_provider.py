@@ -41,7 +41,7 @@ async def test_chat_body_goes_upstream_as_sent_minus_gateway_keys(make_client, o
         "n": 2, "stop": ["\n\n", "END"], "seed": 7, "logprobs": True, "top_logprobs": 2,
         "max_completion_tokens": 64, "user": "user-42",
         "top_k": 40, "repetition_penalty": 1.1, "guided_json": {"type": "object"},
-        "metadata": {"trace_id": "t-1"}, "drop_params": False, "mock_response": "never upstream",
+        "metadata": {"trace_id": "t-1"}, "drop_params": False,
     }
     status, answer, headers = await post(client, "/v1/chat/completions", body)
     assert status == 200, answer

@@ -109,7 +109,7 @@ async def test_registered_plugin_serves_requests(make_client):
                                                "custom_knob": 3}}]}, pm=pm)
     resp = await client.post("/v1/chat/completions", json={
         "model": "f", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "top_k": 5,
-        "metadata": {"trace": "t"}, "drop_params": True, "seed": 4, "mock_response": "ignored"})
+        "metadata": {"trace": "t"}, "drop_params": True, "seed": 4})
     assert resp.status == 200, await resp.text()
     data = await resp.json()
     assert_valid(data, "CreateChatCompletionResponse")
@@ -198,7 +198,8 @@ def test_cli_plugins_table_has_one_line_per_provider():
         assert hooks == "sidecar_providers"
     assert seen == expected
     assert seen["echo"] == ("example", "0.3.0", ["chat"])
-    assert seen["mock"] == ("mock", expected["mock"][1], ["chat", "embedding", "moderation"])
+    assert seen["mock"] == ("mock", expected["mock"][1], ["audio_speech", "audio_transcription", "chat", "completion",
+                                                          "embedding", "image_generation", "moderation"])
     assert seen["ollama_chat"] == ("ollama", "0.1.0", ["chat", "embedding"])
     # columns line up under the header
     column = header.index("PROVIDER")

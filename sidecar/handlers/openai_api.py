@@ -1,4 +1,4 @@
-"""OpenAI-compatible endpoints: chat completions, embeddings, moderations, models."""
+"""OpenAI-compatible endpoints: chat and text completions, embeddings, moderations."""
 
 from __future__ import annotations
 
@@ -20,14 +20,25 @@ from sidecar.wire import (
     EmbeddingRequest,
     ModerationRequest,
 )
+from sidecar.wire_completions import OPENAI_COMPLETION_PARAMS, TextCompletionRequest
 
 log = logging.getLogger("sidecar")
 
 _NO_PARAMS: frozenset[str] = frozenset()
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
+async def read_body(request: web.Request) -> dict:
+    """The request's JSON object, ``extra_body`` merged; on an Azure route
+    (``/openai/deployments/{model}/...``) the path's deployment names the group."""
     body = flatten_extra_body(await read_json_object(request))
+    path_model = request.match_info.get("model")
+    if path_model is not None:
+        body["model"] = path_model
+    return body
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request)
     typed = convert(body, ChatCompletionRequest)
     if not typed.messages:
         raise bad_request("`messages` must contain at least one message", param="messages")
@@ -37,15 +48,23 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await answer(request, router, new_call(request, body, typed, typed.model, "chat", "chat", OPENAI_CHAT_PARAMS))
 
 
+async def completions(request: web.Request) -> web.StreamResponse:
+    """Legacy text completions, plain or streamed, for providers with the ``completion`` capability."""
+    body = await read_body(request)
+    typed = convert(body, TextCompletionRequest)
+    call = new_call(request, body, typed, typed.model, "text_completion", "completion", OPENAI_COMPLETION_PARAMS)
+    return await answer(request, router_for(request, body), call)
+
+
 async def embeddings(request: web.Request) -> web.StreamResponse:
-    body = flatten_extra_body(await read_json_object(request))
+    body = await read_body(request)
     typed = convert(body, EmbeddingRequest)
     call = new_call(request, body, typed, typed.model, "embeddings", "embedding", OPENAI_EMBEDDING_PARAMS)
     return await answer(request, router_for(request, body), call)
 
 
 async def moderations(request: web.Request) -> web.StreamResponse:
-    body = flatten_extra_body(await read_json_object(request))
+    body = await read_body(request)
     typed = convert(body, ModerationRequest)
     model = typed.model if isinstance(typed.model, str) else _default_moderation_model(request)
     call = new_call(request, body, typed, model, "moderations", "moderation", _NO_PARAMS)

@@ -8,6 +8,7 @@ or streamed, served or failed): limits are released there, latency and tokens re
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sidecar import mocking
 from sidecar.dispatch import build_call, scrubbed
 from sidecar.errors import ProviderError, SidecarError
 from sidecar.info import info_for_model, response_cost
@@ -69,6 +71,8 @@ class RoutedCall:
     timeout: float | None = None
     upstream_seconds: float = 0.0
     finished: bool = False
+    upload: Any = None
+    """A transcription's file (:class:`sidecar.uploads.Upload`), handed to each attempt's ProviderCall."""
 
 
 class Router:
@@ -253,6 +257,7 @@ class Router:
             params = self._params(call, route, dep)
             pcall = build_call(request, call.body, call.typed, dep, captured, call.capability,
                                call.openai_params, params)
+            pcall.upload = call.upload
             started = time.monotonic()
             result = await self._call_provider(call, dep, pcall)
             call.upstream_seconds = time.monotonic() - started
@@ -268,8 +273,13 @@ class Router:
         return result
 
     async def _call_provider(self, call: RoutedCall, dep: Deployment, pcall: ProviderCall) -> Any:
-        """The provider's answer, a stream primed with its first chunk, within the call's deadline."""
-        fn = getattr(dep.provider, call.method)
+        """The provider's answer, a stream primed with its first chunk, within the call's deadline;
+        with a ``mock_response``, the core's made-up answer instead (no upstream call)."""
+        mocked = mocking.requested(call.body, pcall.params)
+        if mocked is None:
+            fn = getattr(dep.provider, call.method)
+        else:
+            fn = functools.partial(mocking.answer, call.method, mocked, call.body)
         try:
             if call.deadline is None:
                 result = await fn(pcall)

@@ -9,9 +9,11 @@ from aiohttp import web
 from sidecar import keys
 from sidecar.errors import SidecarError
 from sidecar.http import json_response
+from sidecar.relay import relay_raw
 from sidecar.routing.policy import request_options
 from sidecar.routing.router import RoutedCall, Router
 from sidecar.sse import stream_sse
+from sidecar.wire_media import RawAnswer
 
 
 def new_call(request: web.Request, body: dict[str, Any], typed: Any, group: str, method: str, capability: str,
@@ -41,8 +43,12 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
         raise
     usage = None
     try:
+        if isinstance(result, RawAnswer):
+            return await relay_raw(request, call.dep, call.provider_call, result, router.headers(call))
         if not call.stream:
             usage = getattr(result, "usage", None)
+            if isinstance(usage, dict):  # an image's or a transcription's: not chat tokens, no cost
+                usage = None
             return json_response(result, headers=router.headers(call, usage))
         return await stream_sse(request, call.dep, call.provider_call, result, router.headers(call))
     finally:

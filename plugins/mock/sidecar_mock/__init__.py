@@ -6,9 +6,11 @@
 - embeddings: a unit vector derived from a hash of each input, ``dimensions`` long (default 1536),
   as floats or base64.
 - moderations: flags inputs containing words from small per-category lists.
-- ``mock_response`` (request body or litellm_params), as in LiteLLM: a string is the reply; a
-  LiteLLM exception name (``"litellm.RateLimitError"``) or ``{"error": {"message", "code"|"status"}}``
-  raises that error. ``mock_delay`` (seconds) waits before answering and between stream chunks.
+- text completions: ``Mock reply to: <prompt>`` (echo, n, stop, max_tokens; streamed word by word).
+- images: tiny PNGs coloured by the prompt, as ``b64_json`` or data URLs; speech: a quarter second
+  of silence as WAV; transcriptions: ``The quick brown fox jumps over the lazy dog.``
+- ``mock_response`` (request body or litellm_params) is answered by the core for every provider
+  (:mod:`sidecar.mocking`). ``mock_delay`` (seconds) waits before answering and between stream chunks.
 """
 
 from __future__ import annotations

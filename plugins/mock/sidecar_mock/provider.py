@@ -12,6 +12,9 @@ from typing import Any
 import msgspec
 
 from sidecar import Provider, ProviderCall, ProviderError
+from sidecar.mocking import LITELLM_ERRORS  # noqa: F401 - mock_response is answered by the core now
+from sidecar.wire_completions import OPENAI_COMPLETION_PARAMS
+from sidecar_mock.media import MockMediaMixin
 from sidecar.wire import (
     MODERATION_CATEGORIES,
     OPENAI_CHAT_PARAMS,
@@ -33,14 +36,6 @@ from sidecar.wire import (
     raw_vector,
 )
 
-# LiteLLM exception names accepted as mock_response, and the status each stands for.
-LITELLM_ERRORS = {
-    "BadRequestError": 400, "ContextWindowExceededError": 400, "ContentPolicyViolationError": 400,
-    "UnsupportedParamsError": 400, "AuthenticationError": 401, "PermissionDeniedError": 403,
-    "NotFoundError": 404, "UnprocessableEntityError": 422, "RateLimitError": 429,
-    "InternalServerError": 500, "APIError": 500, "APIConnectionError": 500,
-    "ServiceUnavailableError": 503, "Timeout": 504,
-}
 FLAG_WORDS = {
     "violence": ("kill", "attack", "shoot", "murder"),
     "hate": ("hate",),
@@ -66,27 +61,27 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-class MockProvider(Provider):
+class MockProvider(MockMediaMixin, Provider):
     name = "mock"
-    capabilities = frozenset({"chat", "embedding", "moderation"})
+    capabilities = frozenset({"chat", "completion", "embedding", "moderation", "image_generation", "audio_speech",
+                              "audio_transcription"})
     description = "offline deterministic answers"
 
     def supported_openai_params(self, model: str) -> list[str]:
-        return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS)
+        return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS | OPENAI_COMPLETION_PARAMS)
 
     # ------------------------------------------------------------ chat
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
         req = call.request
         await self._delay(call)
-        mocked = self._mock_response(call)
         messages = req.messages
         prompt_tokens = sum(len(_words(_text_of(m.content))) for m in messages)
         if isinstance(req.n, int) and not 1 <= req.n <= MAX_N:
             raise ProviderError(400, f"n must be between 1 and {MAX_N}", param="n", code="invalid_value")
         n = req.n if isinstance(req.n, int) else 1
-        tool_call = None if mocked is not None else self._tool_call(req)
-        text, finish = (None, "tool_calls") if tool_call else self._reply(req, mocked)
+        tool_call = self._tool_call(req)
+        text, finish = (None, "tool_calls") if tool_call else self._reply(req)
         completion_tokens = len(_words(text or "")) if not tool_call else len(_words(tool_call.function.arguments or ""))
         usage = Usage(prompt_tokens, completion_tokens * n, prompt_tokens + completion_tokens * n)
         reply_id = "chatcmpl-mock-" + hashlib.sha256(repr((call.model, text, prompt_tokens)).encode()).hexdigest()[:24]
@@ -122,18 +117,15 @@ class MockProvider(Provider):
         if usage is not None:
             yield ChatCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)
 
-    def _reply(self, req: Any, mocked: str | None) -> tuple[str, str]:
-        if mocked is not None:
-            text = mocked
-        else:
-            last = next((m for m in reversed(req.messages) if m.role in ("user", "tool")), req.messages[-1])
-            said = _text_of(last.content)
-            text = f"Mock reply to: {said}" if last.role == "user" else f"Mock summary of the tool result: {said}"
-            fmt = req.response_format if isinstance(req.response_format, dict) else {}
-            if fmt.get("type") in ("json_object", "json_schema"):
-                spec = fmt.get("json_schema")
-                schema = (spec.get("schema") if isinstance(spec, dict) else None) or {}
-                text = msgspec.json.encode(_example(schema, said) if schema else {"reply": text}).decode()
+    def _reply(self, req: Any) -> tuple[str, str]:
+        last = next((m for m in reversed(req.messages) if m.role in ("user", "tool")), req.messages[-1])
+        said = _text_of(last.content)
+        text = f"Mock reply to: {said}" if last.role == "user" else f"Mock summary of the tool result: {said}"
+        fmt = req.response_format if isinstance(req.response_format, dict) else {}
+        if fmt.get("type") in ("json_object", "json_schema"):
+            spec = fmt.get("json_schema")
+            schema = (spec.get("schema") if isinstance(spec, dict) else None) or {}
+            text = msgspec.json.encode(_example(schema, said) if schema else {"reply": text}).decode()
         finish = "stop"
         stops = req.stop if isinstance(req.stop, list) else [req.stop] if isinstance(req.stop, str) else []
         for stop in stops:
@@ -171,24 +163,6 @@ class MockProvider(Provider):
         call_id = "call_" + hashlib.sha256(f"{fn['name']}:{said}".encode()).hexdigest()[:24]
         return ToolCall(id=call_id, function=FunctionCall(name=fn["name"], arguments=msgspec.json.encode(args).decode()))
 
-    def _mock_response(self, call: ProviderCall) -> str | None:
-        mocked = call.request.mock_response
-        if mocked is msgspec.UNSET or mocked is None:
-            mocked = call.params.get("mock_response")
-        if mocked is None or mocked is msgspec.UNSET:
-            return None
-        if isinstance(mocked, dict) and isinstance(mocked.get("error"), dict):
-            err = mocked["error"]
-            status = err.get("status") or err.get("code")
-            raise ProviderError(int(status) if str(status).isdigit() else 500,
-                                str(err.get("message") or "mock error"), code=str(err.get("type") or "mock_error"))
-        if isinstance(mocked, str) and mocked.startswith("litellm."):
-            name = mocked.split(".", 1)[1]
-            if name in LITELLM_ERRORS:
-                raise ProviderError(LITELLM_ERRORS[name], f"mock_response asked for litellm.{name}",
-                                    code="mock_" + name)
-        return mocked if isinstance(mocked, str) else msgspec.json.encode(mocked).decode()
-
     async def _delay(self, call: ProviderCall) -> None:
         delay = call.body.get("mock_delay", call.params.get("mock_delay"))
         if isinstance(delay, int | float) and delay > 0:
@@ -203,7 +177,6 @@ class MockProvider(Provider):
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
         req = call.request
         await self._delay(call)
-        self._mock_response(call)
         dims = req.dimensions if isinstance(req.dimensions, int) else int(call.params.get("dimensions", DEFAULT_DIMENSIONS))
         if not 1 <= dims <= MAX_DIMENSIONS:
             raise ProviderError(400, f"dimensions must be between 1 and {MAX_DIMENSIONS}", param="dimensions",
@@ -223,7 +196,6 @@ class MockProvider(Provider):
 
     async def moderations(self, call: ProviderCall) -> ModerationResponse:
         req = call.request
-        self._mock_response(call)
         items = [req.input] if isinstance(req.input, str) else req.input
         results = []
         for item in items:

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sidecar import NO_AMBIENT_CREDENTIALS, ProviderError
-from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
+from sidecar_openai.compatible import MEDIA, Compatible, OpenAICompatibleProvider
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -17,7 +17,8 @@ class AzureProvider(OpenAICompatibleProvider):
     """``azure/<deployment>``: ``api_base`` is the resource (``https://NAME.openai.azure.com``)."""
 
     def __init__(self) -> None:
-        super().__init__(Compatible("azure", None, "AZURE_API_KEY", frozenset({"chat", "embedding"}), full_params=True))
+        super().__init__(Compatible("azure", None, "AZURE_API_KEY",
+                                    frozenset({"chat", "completion", "embedding", *MEDIA}), full_params=True))
         self.description = "Azure OpenAI deployments"
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str, dict[str, str]]:

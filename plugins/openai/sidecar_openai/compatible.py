@@ -15,6 +15,7 @@ import yarl
 
 from sidecar import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, ProviderError
 from sidecar.secrets import is_secret_param
+from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, EndpointsMixin
 from sidecar.upstream import iter_sse_batches, open_stream, post_json, timeout_for
 from sidecar.wire import (
     OPENAI_CHAT_PARAMS,
@@ -131,18 +132,23 @@ class Compatible:
     base_env: str | None = None  # the variable LiteLLM reads for the api_base (``CEREBRAS_API_BASE``...)
 
 
+MEDIA = frozenset({"image_generation", "audio_speech", "audio_transcription"})
+
 COMPATIBLE = [
     Compatible("openai", "https://api.openai.com/v1", "OPENAI_API_KEY",
-               frozenset({"chat", "embedding", "moderation"}), full_params=True),
+               frozenset({"chat", "completion", "embedding", "moderation", *MEDIA}), full_params=True),
     Compatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", frozenset({"chat"})),
-    Compatible("together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY"),
+    Compatible("together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY",
+               frozenset({"chat", "completion", "embedding"})),
     Compatible("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
     Compatible("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", frozenset({"chat"})),
-    Compatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", frozenset({"chat"})),
-    Compatible("fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY"),
+    Compatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", frozenset({"chat", "completion"})),
+    Compatible("fireworks_ai", "https://api.fireworks.ai/inference/v1", "FIREWORKS_AI_API_KEY",
+               frozenset({"chat", "completion", "embedding"})),
     Compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY", frozenset({"chat"})),
     Compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", frozenset({"chat"})),
-    Compatible("hosted_vllm", None, "HOSTED_VLLM_API_KEY", full_params=True),
+    Compatible("hosted_vllm", None, "HOSTED_VLLM_API_KEY", frozenset({"chat", "completion", "embedding"}),
+               full_params=True),
     Compatible("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", frozenset({"chat"}),
                base_env="CEREBRAS_API_BASE"),
     Compatible("deepinfra", "https://api.deepinfra.com/v1/openai", "DEEPINFRA_API_KEY", base_env="DEEPINFRA_API_BASE"),
@@ -152,7 +158,7 @@ COMPATIBLE = [
 ]
 
 
-class OpenAICompatibleProvider(Provider):
+class OpenAICompatibleProvider(EndpointsMixin, Provider):
     """Sends the client's body on, and normalises answers to OpenAI's spec."""
 
     def __init__(self, spec: Compatible) -> None:
@@ -167,6 +173,8 @@ class OpenAICompatibleProvider(Provider):
         from sidecar import catalog
 
         chat = CHAT_PARAMS if self.spec.full_params else COMPAT_CHAT_PARAMS
+        if "completion" in self.capabilities:
+            chat = chat + TEXT_COMPLETION_ONLY_PARAMS
         if "embedding" not in self.capabilities:
             return list(chat)
         mode = (catalog.lookup(model, self.name) or {}).get("mode")
