@@ -5,6 +5,7 @@ field by field, and what comes back, plain and streamed, validated against OpenA
 from __future__ import annotations
 
 import asyncio
+import sys
 import logging
 from typing import Any
 
@@ -482,3 +483,56 @@ async def test_list_models(fake):
         names = await AnthropicProvider().list_models({"api_base": fake.root_url, "api_key": KEY}, session)
     assert names == ["claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929"]
     assert fake.last.query == {"limit": "1000"} and fake.last.headers["x-api-key"] == KEY
+
+
+# ---------------------------------------------------------------- Claude on Azure AI Foundry
+
+
+@pytest.mark.parametrize("base", ["https://res.services.ai.azure.com", "https://res.services.ai.azure.com/anthropic/",
+                                  "https://res.services.ai.azure.com/anthropic/v1/messages",
+                                  "https://res.services.ai.azure.com/models?api-version=2024-05-01-preview"])
+def test_azure_ai_claude_url(base):
+    from sidecar_openai.azure_ai import anthropic_url
+
+    assert str(anthropic_url(base)) == "https://res.services.ai.azure.com/anthropic/v1/messages"
+
+
+async def test_azure_ai_claude_is_served_by_the_anthropic_translation(make_client, fake):
+    client = await make_client({"model_list": [entry("foundry-claude", "azure_ai/claude-sonnet-4-5", fake.root_url,
+                                                     api_version="2024-05-01-preview")]})
+    status, answer, headers = await post(client, "/v1/chat/completions", {
+        "model": "foundry-claude", "messages": [{"role": "system", "content": "Be brief."}, *user("Say hi")],
+        "reasoning_effort": "low"})
+    assert status == 200, answer
+    assert_valid(answer, "CreateChatCompletionResponse")
+    assert answer["choices"][0]["message"]["content"] == "Hello from Anthropic. Say hi"
+    got = fake.last
+    assert (got.path, got.query) == ("/anthropic/v1/messages", {})
+    assert got.headers["x-api-key"] == got.headers["api-key"] == KEY
+    assert got.headers["anthropic-version"] == "2023-06-01" and "Authorization" not in got.headers
+    assert got.body == {"model": "claude-sonnet-4-5", "system": [{"type": "text", "text": "Be brief."}],
+                        "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}],
+                        "max_tokens": 64000, "thinking": {"type": "enabled", "budget_tokens": 1024}}
+    resp = await bounded(client.post("/v1/chat/completions", json={
+        "model": "foundry-claude", "messages": user("Say hi"), "stream": True}))
+    assert stream_text(assert_valid_stream(await bounded(resp.read()))) == "Hello from Anthropic. Say hi"
+    resp = await bounded(client.get("/model_group/info"))
+    [row] = (await resp.json())["data"]
+    assert "reasoning_effort" in row["supported_openai_params"] and "n" not in row["supported_openai_params"]
+
+
+async def test_azure_ai_claude_without_the_anthropic_plugin_is_a_400_naming_it(make_client, fake, monkeypatch):
+    import sidecar_openai
+
+    from sidecar.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(load_entrypoints=False)  # the openai plugin alone, as where anthropic's is not installed
+    pm.register(sidecar_openai)
+    monkeypatch.setitem(sys.modules, "sidecar_anthropic", None)  # import sidecar_anthropic now fails
+    client = await make_client({"model_list": [entry("foundry-claude", "azure_ai/claude-sonnet-4-5", fake.root_url)]},
+                               pm=pm)
+    status, answer, _ = await post(client, "/v1/chat/completions", {"model": "foundry-claude", "messages": user("hi")})
+    assert status == 400
+    error = assert_envelope(answer)
+    assert "install the anthropic plugin (sidecar-anthropic" in error["message"]
+    assert error["code"] == "missing_plugin" and fake.received == []
