@@ -125,15 +125,18 @@ async def test_chat_request_is_translated_field_by_field(gateway, fake):
     }
 
 
-@pytest.mark.parametrize(("model", "max_tokens"), [("claude", 64000), ("long", 4096)])
-async def test_max_tokens_defaults_to_the_models_max_output(gateway, fake, model, max_tokens):
+@pytest.mark.parametrize(("model", "extra", "max_tokens"), [
+    ("claude", {}, 64000),  # the catalog's max output for claude-sonnet-4-5
+    ("long", {}, 4096),  # a model the catalog does not know
+    ("long", {"reasoning_effort": "high"}, 4096 + 4096),  # the thinking budget must stay below max_tokens
+    ("claude", {"max_tokens": 77}, 77),
+    ("claude", {"max_tokens": 77, "max_completion_tokens": 88}, 88),
+])
+async def test_max_tokens_is_always_sent(gateway, fake, model, extra, max_tokens):
     client, _ = gateway
-    status, answer, _ = await post(client, "/v1/chat/completions", {"model": model, "messages": user("hi")})
+    status, answer, _ = await post(client, "/v1/chat/completions", {"model": model, "messages": user("hi"), **extra})
     assert status == 200, answer
     assert fake.last.body["max_tokens"] == max_tokens
-    status, answer, _ = await post(client, "/v1/chat/completions",
-                                   {"model": model, "messages": user("hi"), "max_tokens": 77})
-    assert fake.last.body["max_tokens"] == 77
 
 
 async def test_stream_is_openai_chunks_with_usage(gateway, fake):
@@ -536,3 +539,24 @@ async def test_azure_ai_claude_without_the_anthropic_plugin_is_a_400_naming_it(m
     error = assert_envelope(answer)
     assert "install the anthropic plugin (sidecar-anthropic" in error["message"]
     assert error["code"] == "missing_plugin" and fake.received == []
+
+
+async def test_public_translation_serves_another_host(fake):
+    """What a Vertex AI provider will reuse: messages_chat at its own URL with its own headers,
+    the body adapted (Vertex takes ``anthropic_version`` in the body)."""
+    import aiohttp
+
+    from sidecar import ProviderCall
+    from sidecar_anthropic import API_VERSION, messages_chat
+
+    def vertex_style(body: dict[str, Any]) -> None:
+        body["anthropic_version"] = "vertex-2023-10-16"
+
+    async with aiohttp.ClientSession() as session:
+        call = ProviderCall(model="claude-sonnet-4-5", body={"messages": user("hi"), "max_tokens": 10}, request=None,
+                            params={}, session=session, deployment_id="d")
+        answer = await messages_chat(call, f"{fake.root_url}/v1/messages",
+                                     {"x-api-key": KEY, "anthropic-version": API_VERSION}, "vertex_ai", vertex_style)
+    assert fake.last.body == {"model": "claude-sonnet-4-5", "anthropic_version": "vertex-2023-10-16", "max_tokens": 10,
+                              "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    assert answer.choices[0].message.content == "Hello from Anthropic. hi"

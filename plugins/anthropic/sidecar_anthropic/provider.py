@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from functools import lru_cache
 from typing import Any
@@ -55,11 +55,16 @@ def default_max_tokens(model: str, provider: str) -> int | None:
     return int(value) if value else None
 
 
-async def messages_chat(call: ProviderCall, url: str | yarl.URL, headers: Mapping[str, str],
-                        provider: str) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
-    """Serve ``call`` over the Messages API at ``url`` (headers carry the credentials)."""
+async def messages_chat(call: ProviderCall, url: str | yarl.URL, headers: Mapping[str, str], provider: str,
+                        adapt: Callable[[dict[str, Any]], None] | None = None,
+                        ) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
+    """Serve ``call`` over the Messages API at ``url`` (headers carry the credentials).
+    ``adapt`` may change the body in place before it is sent (a host's own keys: Vertex AI
+    takes ``anthropic_version`` in the body and the model in the URL)."""
     body, json_mode = build_request(call.body, call.model, call.params, stream=call.stream,
                                     default_max_tokens=default_max_tokens(call.model, provider))
+    if adapt is not None:
+        adapt(body)
     data = _encode(body)
     if not call.stream:
         message = await _post(call.session, url, data, headers, timeout_for(call.params, False), provider)
