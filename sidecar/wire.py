@@ -180,6 +180,7 @@ class ResponseMessage(Struct, omit_defaults=True):
     audio: Json | None = None
     reasoning_content: str | None = None
     reasoning: Any = None  # a string at most providers, an object at some
+    thinking_blocks: list[Json] | None = None  # Anthropic's signed thinking, as LiteLLM returns it
 
     def __post_init__(self) -> None:
         if self.content is UNSET:
@@ -260,6 +261,7 @@ class Delta(Struct, omit_defaults=True):
     function_call: Json | None = None
     reasoning_content: str | None = None
     reasoning: Any = None  # a string at most providers, an object at some
+    thinking_blocks: list[Json] | None = None  # Anthropic's signed thinking, as LiteLLM streams it
 
 
 class ChunkChoice(Struct, omit_defaults=True):

@@ -35,7 +35,9 @@ def test_plugin_manager_lists_the_example_plugin():
     assert example["distribution"] == "sidecar-example"
     assert example["hooks"] == ["sidecar_providers"]
     assert example["providers"] == [{"name": "echo", "capabilities": ["chat"]}]
-    assert {"mock", "openai", "ollama"} <= set(rows)
+    assert {"mock", "openai", "ollama", "anthropic"} <= set(rows)
+    assert rows["anthropic"]["distribution"] == "sidecar-anthropic"
+    assert rows["anthropic"]["providers"] == [{"name": "anthropic", "capabilities": ["chat"]}]
     assert rows["ollama"]["distribution"] == "sidecar-ollama"
     assert rows["ollama"]["providers"] == [{"name": "ollama", "capabilities": ["chat", "embedding"]},
                                            {"name": "ollama_chat", "capabilities": ["chat", "embedding"]}]
@@ -201,6 +203,7 @@ def test_cli_plugins_table_has_one_line_per_provider():
     assert seen["mock"] == ("mock", expected["mock"][1], ["audio_speech", "audio_transcription", "chat", "completion",
                                                           "embedding", "image_generation", "moderation"])
     assert seen["ollama_chat"] == ("ollama", "0.1.0", ["chat", "embedding"])
+    assert seen["anthropic"] == ("anthropic", "0.1.0", ["chat"])
     # columns line up under the header
     column = header.index("PROVIDER")
     assert all(line[column - 1] == " " and line[column] != " " for line in lines)

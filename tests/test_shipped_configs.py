@@ -39,3 +39,14 @@ def test_example_more_config_builds_with_its_variables_set(monkeypatch):
     providers = {d.provider.name for d in app[keys.REGISTRY]}
     assert providers == {"ollama", "ollama_chat", "azure_ai", "voyage", "text-completion-openai", "cerebras",
                          "deepinfra", "nvidia_nim", "sambanova", "lm_studio"}
+
+
+def test_example_anthropic_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("ANTHROPIC_API_KEY", "AZURE_AI_API_KEY", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    monkeypatch.setenv("AZURE_AI_API_BASE", "https://example-resource.services.ai.azure.com")
+    app = create_app(load_config(CONFIG_DIR / "example.anthropic.yaml"))
+    registry = app[keys.REGISTRY]
+    assert {d.provider.name for d in registry} == {"anthropic", "azure_ai"}
+    assert len(registry.group("claude-sonnet")) == 2  # Anthropic and Azure AI Foundry in one group
+    assert registry.resolve("anthropic/claude-opus-4-1")[1] == "claude-opus-4-1"

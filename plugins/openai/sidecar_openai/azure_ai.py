@@ -8,17 +8,24 @@ As LiteLLM does: ``api_base`` (or ``$AZURE_AI_API_BASE``) is required; a Foundry
 ``?api-version=``. The key (``api_key`` or ``$AZURE_AI_API_KEY``) goes in the ``api-key`` header
 for ``*.services.ai.azure.com`` and ``*.openai.azure.com`` hosts, as ``Authorization: Bearer``
 elsewhere.
+
+Claude (``azure_ai/claude-*``) is served by Foundry's Anthropic endpoint,
+``<resource>/anthropic/v1/messages``, with the key as ``x-api-key`` and ``api-key`` (as LiteLLM
+sends it), translated by the anthropic plugin's public API (``sidecar_anthropic``); without
+that plugin installed such a call is a 400 naming it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
+from types import ModuleType
 from typing import Any
 
 import yarl
 
-from sidecar import ProviderError
+from sidecar import ProviderCall, ProviderError
+from sidecar.wire import ChatCompletion
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
 
 _KEY_HEADER_HOSTS = (".services.ai.azure.com", ".openai.azure.com")
@@ -55,6 +62,43 @@ def _join_without_overlap(base_path: str, ending: str) -> str:
     return "/" + "/".join(base + end)
 
 
+_ANTHROPIC_SUFFIXES = ("/anthropic/v1/messages", "/anthropic/v1", "/anthropic", "/models")
+
+
+@lru_cache(maxsize=1024)
+def anthropic_url(base: str) -> yarl.URL:
+    """Foundry's Messages API for an ``api_base``: the resource root, or a URL already ending in
+    ``/anthropic``, ``/anthropic/v1/messages`` or ``/models`` (the other models' path), gives
+    ``<root>/anthropic/v1/messages``."""
+    try:
+        url = yarl.URL(base)
+        url.port  # noqa: B018 - a port out of range raises here
+    except (ValueError, TypeError):
+        url = None
+    if url is None or not url.host:
+        raise ProviderError(400, "litellm_params.api_base is not a valid URL", param="api_base",
+                            code="invalid_api_base")
+    path = url.path.rstrip("/")
+    for suffix in _ANTHROPIC_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[:-len(suffix)]
+            break
+    return url.with_path(f"{path}/anthropic/v1/messages").with_query(None)
+
+
+def is_claude(model: str) -> bool:
+    return model.lower().startswith("claude")
+
+
+def anthropic_plugin() -> ModuleType | None:
+    """The anthropic plugin's translation, when it is installed."""
+    try:
+        import sidecar_anthropic
+    except ImportError:
+        return None
+    return sidecar_anthropic
+
+
 def uses_key_header(base: str) -> bool:
     host = (yarl.URL(base).host or "").lower()
     return host.endswith(_KEY_HEADER_HOSTS)
@@ -67,6 +111,36 @@ class AzureAIProvider(OpenAICompatibleProvider):
         super().__init__(Compatible("azure_ai", None, "AZURE_AI_API_KEY", frozenset({"chat", "embedding"}),
                                     base_env="AZURE_AI_API_BASE"))
         self.description = "Azure AI Foundry models (model inference API)"
+
+    def supported_openai_params(self, model: str) -> list[str]:
+        plugin = anthropic_plugin() if is_claude(model) else None
+        if plugin is not None:
+            return plugin.supported_params(model, self.name)
+        return super().supported_openai_params(model)
+
+    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[Any]:
+        if is_claude(call.model):
+            return await self._claude(call)
+        return await super().chat(call)
+
+    async def _claude(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[Any]:
+        """Claude through Foundry's Anthropic endpoint, translated by the anthropic plugin."""
+        plugin = anthropic_plugin()
+        if plugin is None:
+            raise ProviderError(400, f"azure_ai/{call.model} speaks Anthropic's Messages API: install the anthropic "
+                                     "plugin (sidecar-anthropic, plugins/anthropic) to serve it",
+                                param="model", code="missing_plugin", kind="bad_request")
+        params = call.params
+        base = params.get("api_base") or params.get("base_url") or self._env_base(params)
+        if not base:
+            raise ProviderError(400, "azure_ai needs litellm_params.api_base (or $AZURE_AI_API_BASE): your "
+                                     "Azure AI endpoint", param="api_base", code="missing_api_base")
+        headers = {"Content-Type": "application/json", "anthropic-version": plugin.API_VERSION}
+        key = params.get("api_key") or self._env_key(params)
+        if key:
+            headers["x-api-key"] = headers["api-key"] = str(key)
+        headers.update(plugin.extra_headers(params))
+        return await plugin.messages_chat(call, anthropic_url(str(base)), headers, self.name)
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[yarl.URL, dict[str, str]]:
         base = params.get("api_base") or params.get("base_url") or self._env_base(params)
