@@ -104,7 +104,7 @@ def test_unknown_provider_fails_at_start_up():
 
 @pytest.mark.parametrize(("model", "words"), [
     ("gpt-4o-unheard-of", ("not in the catalog", "prefix", "openai/gpt-4o-unheard-of")),
-    ("claude-sonnet-4-5", ("'anthropic'", "no installed plugin provides")),
+    ("jamba-1.5-large", ("'ai21'", "no installed plugin provides")),
 ])
 def test_model_without_a_known_provider_fails_at_start_up(model, words):
     config = parse_config({"model_list": [{"model_name": "x", "litellm_params": {"model": model}}]},

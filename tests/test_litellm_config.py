@@ -129,8 +129,9 @@ async def test_bare_model_names_get_the_catalogs_provider(make_client, openai_fa
 
 
 @pytest.mark.parametrize(("model", "status", "code", "words"), [
-    ("gpt-4o-mini", 200, None, ()),
-    ("claude-sonnet-4-5", 400, "unknown_provider", ("'anthropic'", "no installed plugin provides")),
+    ("gpt-4o-mini", 200, "openai", ()),  # (for a 200: the provider inferred)
+    ("claude-sonnet-4-5", 200, "anthropic", ()),
+    ("jamba-1.5-large", 400, "unknown_provider", ("'ai21'", "no installed plugin provides")),
     ("my-own-model", 400, "invalid_model", ("prefix",)),
 ])
 async def test_model_new_infers_the_provider_too(make_client, model, status, code, words):
@@ -139,7 +140,7 @@ async def test_model_new_infers_the_provider_too(make_client, model, status, cod
         "model": model, "api_base": "http://127.0.0.1:9/v1"}})
     if status == 200:
         assert resp.status == 200, await resp.text()
-        assert (await resp.json())["model_info"]["litellm_provider"] == "openai"
+        assert (await resp.json())["model_info"]["litellm_provider"] == code
     else:
         await assert_error(resp, status, param="litellm_params.model", code=code, mentions=words)
 

@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 import pytest
+from fake_anthropic import AnthropicFake
 from fake_ollama import OllamaFake
 from fake_upstreams import AzureFake, OpenAIFake, start
 from litellm_corpus import LITELLM_VERSION, corpus
@@ -54,16 +55,15 @@ def provider_of(params: dict[str, Any]) -> str | None:
         return None
 
 
-def point_at(data: dict[str, Any], openai_base: str, azure_base: str, ollama_base: str) -> None:
-    """Every deployment to a fake of its protocol: ``api_base``, and ``openai/`` before a model no
-    plugin serves."""
+def point_at(data: dict[str, Any], openai_base: str, bases: dict[str, str]) -> None:
+    """Every deployment to a fake of its protocol (``bases`` by provider, else the OpenAI fake):
+    ``api_base``, and ``openai/`` before a model no plugin serves."""
     for entry in data.get("model_list") or []:
         params = dict(entry.get("litellm_params") or {"model": entry["model_name"]})
         provider = provider_of(params)
         if provider is None:
             params["model"] = "openai/" + params["model"]
-        params["api_base"] = {"azure": azure_base, "ollama": ollama_base, "ollama_chat": ollama_base}.get(
-            provider, openai_base)
+        params["api_base"] = bases.get(provider or "", openai_base)
         entry["litellm_params"] = params
 
 
@@ -87,10 +87,12 @@ def first_request(app) -> tuple[str, str, dict[str, Any]]:
 @pytest.mark.parametrize("name", NAMES)
 async def test_litellm_example_config_serves_a_request(name, monkeypatch, tmp_path, aiohttp_server, aiohttp_client):
     openai_fake = await start(aiohttp_server, OpenAIFake())
-    azure_fake = await start(aiohttp_server, AzureFake())
-    ollama_fake = await start(aiohttp_server, OllamaFake())
+    others = {"azure": AzureFake(), "ollama": OllamaFake(), "anthropic": AnthropicFake()}
+    for fake in others.values():
+        await start(aiohttp_server, fake)
+    bases = {name: fake.root_url for name, fake in others.items()}
     data = load(name, monkeypatch, tmp_path)
-    point_at(data, openai_fake.base_url, azure_fake.root_url, ollama_fake.root_url)
+    point_at(data, openai_fake.base_url, {**bases, "ollama_chat": bases["ollama"]})
     config = parse_config(data, source=f"litellm {LITELLM_VERSION} {name}")
     app = create_app(config)
     path, upstream, body = first_request(app)
@@ -100,7 +102,7 @@ async def test_litellm_example_config_serves_a_request(name, monkeypatch, tmp_pa
     assert resp.status == 200, await resp.text()
     answer = await resp.json()
     assert_valid(answer, "CreateChatCompletionResponse" if path.endswith("completions") else "CreateEmbeddingResponse")
-    received = openai_fake.received + azure_fake.received + ollama_fake.received
+    received = openai_fake.received + [r for fake in others.values() for r in fake.received]
     assert len(received) == 1
     assert received[0].body["model"] == upstream or received[0].path.startswith(f"/openai/deployments/{upstream}/")
 
