@@ -19,7 +19,7 @@ import logging
 import mmap
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger("sidecar")
 
@@ -28,14 +28,18 @@ WINDOW_SECONDS = 60.0
 
 @dataclass(slots=True)
 class Limits:
-    """A deployment's limits (None: no limit)."""
+    """A deployment's limits (None: no limit); ``active`` when it has any."""
 
     rpm: int | None = None
     tpm: int | None = None
     parallel: int | None = None
+    active: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.active = self.rpm is not None or self.tpm is not None or self.parallel is not None
 
     def __bool__(self) -> bool:
-        return self.rpm is not None or self.tpm is not None or self.parallel is not None
+        return self.active
 
 
 class DeploymentStats:
@@ -109,13 +113,13 @@ class RouterState:
         """Count a request starting; with limits, only if they allow it (else the wait, as
         :meth:`wait_for`, and nothing is counted)."""
         stats = self.of(dep_id)
-        if limits and self.shared is not None:
+        if limits.active and self.shared is not None:
             wait = self.shared.admit(dep_id, limits, estimate, now)
             if wait:
                 return wait
         else:
             stats.roll(now)
-            if limits:
+            if limits.active:
                 wait = _wait(limits, estimate, stats.requests, stats.tokens, stats.in_flight,
                              stats.window_start + WINDOW_SECONDS - now)
                 if wait:
@@ -131,7 +135,7 @@ class RouterState:
         stats.in_flight -= 1
         stats.roll(now)
         stats.tokens += tokens
-        if limits and self.shared is not None:
+        if limits.active and self.shared is not None:
             self.shared.release(dep_id, tokens)
 
     # ---------------------------------------------------------------- cooldowns
