@@ -1,12 +1,76 @@
 """llm-sidecar: an OpenAI-compatible LLM gateway with pip-installable provider plugins.
 
-Plugin authors need only what this module exports: ``hookimpl`` to mark hook
-implementations, ``Provider`` to subclass and ``ProviderCall`` for what a provider is handed.
+Plugin authors need only what this module exports (docs/plugins.md lists it):
+
+- the contract: ``hookimpl`` to mark hook implementations, ``Provider`` to subclass,
+  ``ProviderCall`` for what a provider is handed, ``ProviderError`` (with its ``KINDS``) to raise,
+  ``CAPABILITIES`` and ``NO_AMBIENT_CREDENTIALS``;
+- the wire Structs a provider returns (``ChatCompletion``, ``ChatCompletionChunk``,
+  ``EmbeddingResponse``...; from :mod:`sidecar.wire`, :mod:`sidecar.wire_completions` and
+  :mod:`sidecar.wire_media`);
+- the upstream HTTP helpers (``post_json``, ``open_stream``, ``iter_sse_batches``,
+  ``iter_ndjson_batches``, ``iter_bytes``, ``error_from_body``, ``connection_error``,
+  ``timeout_for``; :mod:`sidecar.upstream`);
+- the secret helpers (``is_secret_param``, ``secret_values``, ``scrub``; :mod:`sidecar.secrets`),
+  the model catalog's ``catalog_lookup``, and small fixtures for offline answers and tests
+  (``mock_images``, ``tiny_png``, ``silent_wav``).
+
+Everything but the contract is imported on first use, so ``import sidecar`` stays cheap.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sidecar.errors import KINDS, ProviderError
 from sidecar.hookspecs import hookimpl
-from sidecar.errors import ProviderError
 from sidecar.provider import CAPABILITIES, NO_AMBIENT_CREDENTIALS, Provider, ProviderCall
 
 __version__ = "0.1.0"
-__all__ = ["CAPABILITIES", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall", "ProviderError", "hookimpl", "__version__"]
+
+_LAZY: dict[str, tuple[str, str]] = {}
+"""Exported name -> (module, its name there)."""
+for _module, _names in {
+    "sidecar.wire": (
+        "ChatCompletion", "ChatCompletionChunk", "ChatCompletionRequest", "ChatMessage", "Choice", "ChunkChoice",
+        "Delta", "Embedding", "EmbeddingRequest", "EmbeddingResponse", "EmbeddingUsage", "FunctionCall",
+        "ModerationRequest", "ModerationResponse", "ModerationResult", "MODERATION_CATEGORIES",
+        "OPENAI_CHAT_PARAMS", "OPENAI_EMBEDDING_PARAMS", "ResponseMessage", "ToolCall", "Usage", "raw_vector",
+        "normalise_finish_reason",
+    ),
+    "sidecar.wire_completions": (
+        "OPENAI_COMPLETION_PARAMS", "TextChoice", "TextChunkChoice", "TextCompletion", "TextCompletionChunk",
+        "TextCompletionRequest", "prompts_of",
+    ),
+    "sidecar.wire_media": (
+        "Image", "ImageGenerationRequest", "ImagesResponse", "RawAnswer", "SpeechRequest", "TranscriptionRequest",
+        "TranscriptionResponse",
+    ),
+    "sidecar.upstream": (
+        "ErrorParser", "connection_error", "error_from_body", "iter_bytes", "iter_ndjson_batches", "iter_sse_batches",
+        "iter_sse_data", "open_stream", "post_json", "timeout_for",
+    ),
+    "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
+}.items():
+    _LAZY.update({name: (_module, name) for name in _names})
+_LAZY["catalog_lookup"] = ("sidecar.catalog", "lookup")
+_LAZY.update({"mock_images": ("sidecar.mocking", "images"), "silent_wav": ("sidecar.mocking", "silent_wav"),
+              "tiny_png": ("sidecar.mocking", "tiny_png")})
+
+__all__ = ["CAPABILITIES", "KINDS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall", "ProviderError",
+           "hookimpl", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    """The lazily exported names (PEP 562): their module is imported on first use."""
+    found = _LAZY.get(name)
+    if found is None:
+        raise AttributeError(f"module 'sidecar' has no attribute {name!r}")
+    value = getattr(importlib.import_module(found[0]), found[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -6,6 +6,13 @@ from collections.abc import Mapping
 
 import msgspec
 
+__all__ = [
+    "KINDS",
+    "ProviderError",
+    "SidecarError",
+    "classify",
+]
+
 _TYPE_FOR_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",

@@ -16,6 +16,12 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+__all__ = [
+    "PROJECT_NAME",
+    "hookimpl",
+    "hookspec",
+]
+
 if TYPE_CHECKING:
     from sidecar.provider import Provider
 

@@ -7,11 +7,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+__all__ = ["MASK", "is_secret_param", "scrub", "secret_values"]
+
 _SECRET_NAME = re.compile(
     r"((^|_)(key|apikey|token|secret|password|passwd|credentials?|auth|authorization|signature)$"
     r"|^aws_|^azure_ad|^vertex_credentials$|^api_base$|^base_url$|headers$|^client_secret)",
     re.IGNORECASE,
 )
+
 _KEYLIKE = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-*]{8,}")
 MASK = "***"
 

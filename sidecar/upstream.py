@@ -7,7 +7,7 @@ upstream's own 4xx, 502 for 5xx, refused connections and broken streams, 504 for
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -15,6 +15,19 @@ import aiohttp
 import msgspec
 
 from sidecar.errors import ProviderError
+
+__all__ = [
+    "ErrorParser",
+    "connection_error",
+    "error_from_body",
+    "iter_bytes",
+    "iter_ndjson_batches",
+    "iter_sse_batches",
+    "iter_sse_data",
+    "open_stream",
+    "post_json",
+    "timeout_for",
+]
 
 T = TypeVar("T")
 _any_decoder = msgspec.json.Decoder()
@@ -92,6 +105,11 @@ def connection_error(exc: BaseException, provider: str) -> ProviderError:
     return ProviderError(502, f"{provider} upstream request failed ({type(exc).__name__})", code="upstream_error")
 
 
+ErrorParser = Callable[[int, bytes, str, "Mapping[str, str] | None"], ProviderError]
+"""``(status, body, provider, headers) -> ProviderError``: how a provider reads its upstream's
+error answers (:func:`error_from_body` reads OpenAI's envelope and common variants)."""
+
+
 async def post_json(
     session: aiohttp.ClientSession,
     url: str,
@@ -100,13 +118,15 @@ async def post_json(
     timeout: aiohttp.ClientTimeout,
     decoder: msgspec.json.Decoder,
     provider: str,
+    parse_error: ErrorParser | None = None,
 ) -> Any:
-    """POST ``body`` and decode the 2xx answer with ``decoder``; errors as ProviderError."""
+    """POST ``body`` and decode the 2xx answer with ``decoder``; errors as ProviderError (an
+    error answer read by ``parse_error``, else :func:`error_from_body`)."""
     try:
         async with session.post(url, data=body, headers=headers, timeout=timeout) as resp:
             data = await resp.read()
             if resp.status >= 400:
-                raise error_from_body(resp.status, data, provider, resp.headers)
+                raise (parse_error or error_from_body)(resp.status, data, provider, resp.headers)
     except ProviderError:
         raise
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -125,8 +145,10 @@ async def open_stream(
     headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout,
     provider: str,
+    parse_error: ErrorParser | None = None,
 ) -> aiohttp.ClientResponse:
-    """POST a streaming request; returns the open response once the upstream said 2xx."""
+    """POST a streaming request; returns the open response once the upstream said 2xx (an
+    error answer read by ``parse_error``, else :func:`error_from_body`)."""
     try:
         resp = await session.post(url, data=body, headers=headers, timeout=timeout)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -138,8 +160,47 @@ async def open_stream(
             data = b""
         finally:
             resp.release()
-        raise error_from_body(resp.status, data, provider, resp.headers)
+        raise (parse_error or error_from_body)(resp.status, data, provider, resp.headers)
     return resp
+
+
+async def iter_ndjson_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
+    """The non-blank lines of a newline-delimited JSON stream (Ollama's, Gemini's without
+    ``alt=sse``), one list per network read (never empty), the last line even without its
+    newline. Transport failures raise ProviderError; whether the stream was complete is the
+    caller's to judge (its framing says, e.g. a last object with ``done: true``)."""
+    pending: list[bytes] = []
+    try:
+        async for data in resp.content.iter_any():
+            if b"\n" not in data:
+                pending.append(data)
+                continue
+            if pending:
+                data = b"".join((*pending, data))
+            lines = data.split(b"\n")
+            pending = [lines.pop()]
+            lines = [line for line in lines if line.strip()]
+            if lines:
+                yield lines
+        last = b"".join(pending).strip()
+        if last:
+            yield [last]
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise connection_error(exc, provider) from None
+    finally:
+        resp.release()
+
+
+async def iter_bytes(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
+    """A binary stream's bytes as they arrive (for framings such as AWS's event stream, which the
+    provider decodes); transport failures raise ProviderError."""
+    try:
+        async for data in resp.content.iter_any():
+            yield data
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise connection_error(exc, provider) from None
+    finally:
+        resp.release()
 
 
 async def iter_sse_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:

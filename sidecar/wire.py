@@ -20,6 +20,32 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "Choice",
+    "ChunkChoice",
+    "Delta",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "EmbeddingUsage",
+    "FunctionCall",
+    "MODERATION_CATEGORIES",
+    "ModerationRequest",
+    "ModerationResponse",
+    "ModerationResult",
+    "OPENAI_CHAT_PARAMS",
+    "OPENAI_EMBEDDING_PARAMS",
+    "ResponseMessage",
+    "ToolCall",
+    "Usage",
+    "normalise_finish_reason",
+    "raw_vector",
+]
+
 Json = dict[str, Any]
 
 

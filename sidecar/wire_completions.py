@@ -9,6 +9,16 @@ from msgspec import UNSET, Struct, UnsetType
 
 from sidecar.wire import Json, StreamOptions, Usage, _stamp, normalise_finish_reason
 
+__all__ = [
+    "OPENAI_COMPLETION_PARAMS",
+    "TextChoice",
+    "TextChunkChoice",
+    "TextCompletion",
+    "TextCompletionChunk",
+    "TextCompletionRequest",
+    "prompts_of",
+]
+
 OPENAI_COMPLETION_PARAMS = frozenset(
     {"best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n", "presence_penalty",
      "seed", "stop", "stream", "stream_options", "suffix", "temperature", "top_p", "user"}

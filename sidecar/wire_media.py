@@ -12,6 +12,16 @@ from msgspec import UNSET, Struct, UnsetType
 
 from sidecar.wire import Json
 
+__all__ = [
+    "Image",
+    "ImageGenerationRequest",
+    "ImagesResponse",
+    "RawAnswer",
+    "SpeechRequest",
+    "TranscriptionRequest",
+    "TranscriptionResponse",
+]
+
 
 class ImageGenerationRequest(Struct):
     """OpenAI's image request, plus LiteLLM's gateway-only keys."""

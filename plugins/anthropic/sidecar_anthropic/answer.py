@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from sidecar.wire import ChatCompletion, Choice, FunctionCall, ResponseMessage, ToolCall, Usage
+from sidecar import ChatCompletion, Choice, FunctionCall, ResponseMessage, ToolCall, Usage
 from sidecar_anthropic.convert import JSON_TOOL
 
 

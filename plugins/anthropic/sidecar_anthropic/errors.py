@@ -11,8 +11,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from sidecar import ProviderError
-from sidecar.upstream import error_from_body
+from sidecar import ProviderError, error_from_body
 
 STATUS_OF_TYPE = {
     "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402, "permission_error": 403,

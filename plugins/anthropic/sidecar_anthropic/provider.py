@@ -15,9 +15,16 @@ import aiohttp
 import msgspec
 import yarl
 
-from sidecar import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, ProviderError
-from sidecar.upstream import connection_error, timeout_for
-from sidecar.wire import ChatCompletion, ChatCompletionChunk
+from sidecar import (
+    NO_AMBIENT_CREDENTIALS,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Provider,
+    ProviderCall,
+    ProviderError,
+    connection_error,
+    timeout_for,
+)
 from sidecar_anthropic.answer import Message, completion_of
 from sidecar_anthropic.convert import API_VERSION, CHAT_PARAMS, REASONING_PARAMS, build_request
 from sidecar_anthropic.errors import error_from_answer
@@ -38,9 +45,9 @@ _models = msgspec.json.Decoder(_ModelList)
 def supported_params(model: str, provider: str) -> list[str]:
     """OpenAI params accepted for a Claude ``model``: ``reasoning_effort`` unless the catalog
     knows the model and that it does not think."""
-    from sidecar import catalog
+    from sidecar import catalog_lookup
 
-    info = catalog.lookup(model, provider) or catalog.lookup(model, "anthropic")
+    info = catalog_lookup(model, provider) or catalog_lookup(model, "anthropic")
     thinks = info is None or bool(info.get("supports_reasoning"))
     return CHAT_PARAMS + REASONING_PARAMS if thinks else list(CHAT_PARAMS)
 
@@ -48,9 +55,9 @@ def supported_params(model: str, provider: str) -> list[str]:
 @lru_cache(maxsize=1024)
 def default_max_tokens(model: str, provider: str) -> int | None:
     """The model's max output tokens from the catalog (``max_tokens`` is required by the API)."""
-    from sidecar import catalog
+    from sidecar import catalog_lookup
 
-    info = catalog.lookup(model, provider) or catalog.lookup(model, "anthropic") or {}
+    info = catalog_lookup(model, provider) or catalog_lookup(model, "anthropic") or {}
     value = info.get("max_output_tokens") or info.get("max_tokens")
     return int(value) if value else None
 

@@ -16,9 +16,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from sidecar import ProviderError
-from sidecar.upstream import connection_error
-from sidecar.wire import ChatCompletionChunk, ChunkChoice, Delta
+from sidecar import ChatCompletionChunk, ChunkChoice, Delta, ProviderError, connection_error
 from sidecar_anthropic.answer import AnthropicUsage, Block, Message, finish_reason, new_id, usage_of
 from sidecar_anthropic.convert import JSON_TOOL
 from sidecar_anthropic.errors import ErrorInfo, error_of

@@ -6,11 +6,22 @@ import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sidecar import ProviderCall, ProviderError
-from sidecar.mocking import images, silent_wav, tiny_png  # noqa: F401 - tiny_png: for plugin authors' tests
-from sidecar.wire import Usage
-from sidecar.wire_completions import TextChoice, TextChunkChoice, TextCompletion, TextCompletionChunk, prompts_of
-from sidecar.wire_media import ImagesResponse, RawAnswer, TranscriptionResponse
+from sidecar import (
+    ImagesResponse,
+    ProviderCall,
+    ProviderError,
+    RawAnswer,
+    TextChoice,
+    TextChunkChoice,
+    TextCompletion,
+    TextCompletionChunk,
+    TranscriptionResponse,
+    Usage,
+    prompts_of,
+    silent_wav,
+    tiny_png,
+)
+from sidecar import mock_images as images  # noqa: F401 - tiny_png: for plugin authors' tests
 
 TRANSCRIPT = "The quick brown fox jumps over the lazy dog."
 """What the mock hears in any audio."""

@@ -11,13 +11,10 @@ from typing import Any
 
 import msgspec
 
-from sidecar import Provider, ProviderCall, ProviderError
-from sidecar.mocking import LITELLM_ERRORS  # noqa: F401 - mock_response is answered by the core now
-from sidecar.wire_completions import OPENAI_COMPLETION_PARAMS
-from sidecar_mock.media import MockMediaMixin
-from sidecar.wire import (
+from sidecar import (
     MODERATION_CATEGORIES,
     OPENAI_CHAT_PARAMS,
+    OPENAI_COMPLETION_PARAMS,
     OPENAI_EMBEDDING_PARAMS,
     ChatCompletion,
     ChatCompletionChunk,
@@ -30,11 +27,15 @@ from sidecar.wire import (
     FunctionCall,
     ModerationResponse,
     ModerationResult,
+    Provider,
+    ProviderCall,
+    ProviderError,
     ResponseMessage,
     ToolCall,
     Usage,
     raw_vector,
 )
+from sidecar_mock.media import MockMediaMixin
 
 FLAG_WORDS = {
     "violence": ("kill", "attack", "shoot", "murder"),

@@ -8,14 +8,14 @@ from typing import Any
 
 import msgspec
 
-from sidecar import ProviderError
-from sidecar.wire import (
+from sidecar import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
     ChunkChoice,
     Delta,
     FunctionCall,
+    ProviderError,
     ResponseMessage,
     ToolCall,
     Usage,

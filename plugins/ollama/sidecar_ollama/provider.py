@@ -13,9 +13,23 @@ import aiohttp
 import msgspec
 import yarl
 
-from sidecar import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, ProviderError
-from sidecar.upstream import error_from_body, open_stream, post_json, timeout_for
-from sidecar.wire import ChatCompletion, ChatCompletionChunk, Embedding, EmbeddingResponse, EmbeddingUsage, raw_vector
+from sidecar import (
+    NO_AMBIENT_CREDENTIALS,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Embedding,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    Provider,
+    ProviderCall,
+    ProviderError,
+    error_from_body,
+    iter_ndjson_batches,
+    open_stream,
+    post_json,
+    raw_vector,
+    timeout_for,
+)
 from sidecar_ollama.convert import (
     CHAT_PARAMS,
     TOOL_PARAMS,
@@ -27,7 +41,6 @@ from sidecar_ollama.convert import (
     generate_prompt,
     request_fields,
 )
-from sidecar_ollama.ndjson import iter_ndjson_batches
 
 DEFAULT_API_BASE = "http://localhost:11434"
 _ENDPOINTS = ("/api/chat", "/api/generate", "/api/embed")

@@ -16,8 +16,7 @@ Providers (the prefix of ``litellm_params.model``):
 
 from __future__ import annotations
 
-from sidecar import hookimpl
-from sidecar import Provider
+from sidecar import Provider, hookimpl
 from sidecar_openai.azure import AzureProvider
 from sidecar_openai.azure_ai import AzureAIProvider
 from sidecar_openai.compatible import COMPATIBLE, OpenAICompatibleProvider

@@ -24,8 +24,7 @@ from typing import Any
 
 import yarl
 
-from sidecar import ProviderCall, ProviderError
-from sidecar.wire import ChatCompletion
+from sidecar import ChatCompletion, ProviderCall, ProviderError
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
 
 _KEY_HEADER_HOSTS = (".services.ai.azure.com", ".openai.azure.com")

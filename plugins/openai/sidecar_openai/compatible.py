@@ -13,11 +13,8 @@ import aiohttp
 import msgspec
 import yarl
 
-from sidecar import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, ProviderError
-from sidecar.secrets import is_secret_param
-from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, EndpointsMixin
-from sidecar.upstream import iter_sse_batches, open_stream, post_json, timeout_for
-from sidecar.wire import (
+from sidecar import (
+    NO_AMBIENT_CREDENTIALS,
     OPENAI_CHAT_PARAMS,
     ChatCompletion,
     ChatCompletionChunk,
@@ -25,7 +22,16 @@ from sidecar.wire import (
     Delta,
     EmbeddingResponse,
     ModerationResponse,
+    Provider,
+    ProviderCall,
+    ProviderError,
+    is_secret_param,
+    iter_sse_batches,
+    open_stream,
+    post_json,
+    timeout_for,
 )
+from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, EndpointsMixin
 
 CHAT_PARAMS = [
     "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens",
@@ -170,14 +176,14 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
     # ---------------------------------------------------------------- contract
 
     def supported_openai_params(self, model: str) -> list[str]:
-        from sidecar import catalog
+        from sidecar import catalog_lookup
 
         chat = CHAT_PARAMS if self.spec.full_params else COMPAT_CHAT_PARAMS
         if "completion" in self.capabilities:
             chat = chat + TEXT_COMPLETION_ONLY_PARAMS
         if "embedding" not in self.capabilities:
             return list(chat)
-        mode = (catalog.lookup(model, self.name) or {}).get("mode")
+        mode = (catalog_lookup(model, self.name) or {}).get("mode")
         if mode == "embedding":
             return list(EMBEDDING_PARAMS)
         if mode == "chat":
@@ -246,7 +252,7 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
                     raise ProviderError(resp.status, f"{self.name} upstream answered {resp.status} to GET /models")
                 listing = _models.decode(await resp.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            from sidecar.upstream import connection_error
+            from sidecar import connection_error
 
             raise connection_error(exc, self.name) from None
         return sorted(str(m["id"]) for m in listing.data if "id" in m)

@@ -13,10 +13,19 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from sidecar import ProviderCall, ProviderError
-from sidecar.upstream import connection_error, iter_sse_batches, open_stream, post_json, timeout_for
-from sidecar.wire_completions import TextCompletion, TextCompletionChunk
-from sidecar.wire_media import ImagesResponse, RawAnswer
+from sidecar import (
+    ImagesResponse,
+    ProviderCall,
+    ProviderError,
+    RawAnswer,
+    TextCompletion,
+    TextCompletionChunk,
+    connection_error,
+    iter_sse_batches,
+    open_stream,
+    post_json,
+    timeout_for,
+)
 
 TEXT_COMPLETION_ONLY_PARAMS = ["best_of", "echo", "suffix"]
 """Completion params beyond the chat ones (a provider with ``completion`` accepts them)."""

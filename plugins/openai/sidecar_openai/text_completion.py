@@ -14,16 +14,20 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from sidecar import ProviderCall, ProviderError
-from sidecar.upstream import iter_sse_batches, open_stream, post_json, timeout_for
-from sidecar.wire import (
+from sidecar import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
     ChunkChoice,
     Delta,
+    ProviderCall,
+    ProviderError,
     ResponseMessage,
     Usage,
+    iter_sse_batches,
+    open_stream,
+    post_json,
+    timeout_for,
 )
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
 

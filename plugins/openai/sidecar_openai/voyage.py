@@ -16,9 +16,17 @@ from typing import Any
 
 import msgspec
 
-from sidecar import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, ProviderError
-from sidecar.upstream import post_json, timeout_for
-from sidecar.wire import Embedding, EmbeddingResponse, EmbeddingUsage
+from sidecar import (
+    NO_AMBIENT_CREDENTIALS,
+    Embedding,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    Provider,
+    ProviderCall,
+    ProviderError,
+    post_json,
+    timeout_for,
+)
 from sidecar_openai.compatible import _url
 
 DEFAULT_API_BASE = "https://api.voyageai.com/v1"

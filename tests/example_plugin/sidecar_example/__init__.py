@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from sidecar import Provider, ProviderCall, hookimpl
-from sidecar.wire import ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, ResponseMessage, Usage
+from sidecar import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Provider,
+    ProviderCall,
+    ResponseMessage,
+    Usage,
+    hookimpl,
+)
 
 __version__ = "0.3.0"
 

@@ -1,0 +1,101 @@
+"""The plugin API: what ``sidecar`` exports, that the built-in plugins use nothing else of the
+core, that docs/plugins.md names it all, and the upstream helpers a provider builds on."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import pytest
+from aiohttp import web
+
+import sidecar
+from sidecar import ProviderError, iter_bytes, open_stream, post_json, timeout_for
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_SOURCES = sorted([*ROOT.glob("plugins/*/sidecar_*/*.py"), *ROOT.glob("tests/example_plugin/sidecar_*/*.py")])
+
+
+def test_every_exported_name_resolves_and_stands_in_its_modules_all():
+    for name in sidecar.__all__:
+        assert getattr(sidecar, name) is not None, name
+    for name, (module, attr) in sidecar._LAZY.items():
+        mod = importlib.import_module(module)
+        if hasattr(mod, "__all__"):
+            assert attr in mod.__all__, (module, attr)
+
+
+def test_import_sidecar_loads_no_wire_or_http_module():
+    code = "import sys, sidecar; print(sorted(m for m in ('sidecar.wire', 'sidecar.upstream', 'aiohttp') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", PLUGIN_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_built_in_plugins_import_only_sidecar_itself(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            assert not node.module.startswith("sidecar."), f"{path.name}:{node.lineno} imports {node.module}"
+        if isinstance(node, ast.Import):
+            assert not any(a.name.startswith("sidecar.") for a in node.names), f"{path.name}:{node.lineno}"
+
+
+def test_the_plugin_guide_names_every_export():
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    missing = [name for name in sidecar.__all__ if name != "__version__" and f"`{name}" not in guide]
+    assert not missing, missing
+
+
+# ---------------------------------------------------------------- upstream helpers
+
+
+def _teapot_error(status: int, body: bytes, provider: str, headers) -> ProviderError:
+    """A provider's own error reader: this upstream says ``{"fault": {"why": ...}}``."""
+    why = msgspec.json.decode(body)["fault"]["why"]
+    return ProviderError(status, f"{provider} upstream answered {status}: {why}", kind="rate_limit",
+                         headers={"Retry-After": headers.get("Retry-After", "")})
+
+
+@pytest.fixture
+async def odd_upstream(aiohttp_server):
+    async def fail(request: web.Request) -> web.Response:
+        return web.json_response({"fault": {"why": "busy brewing"}}, status=418, headers={"Retry-After": "7"})
+
+    async def frames(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for i in range(3):
+            await resp.write(bytes([i]) * 4)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/fail", fail)
+    app.router.add_post("/frames", frames)
+    return await aiohttp_server(app)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_providers_own_error_parser_reads_its_error_bodies(odd_upstream, stream):
+    async with aiohttp.ClientSession() as session:
+        url = str(odd_upstream.make_url("/fail"))
+        with pytest.raises(ProviderError) as caught:
+            if stream:
+                await open_stream(session, url, b"{}", {}, timeout_for({}, True), "teapot", parse_error=_teapot_error)
+            else:
+                await post_json(session, url, b"{}", {}, timeout_for({}, False), msgspec.json.Decoder(), "teapot",
+                                parse_error=_teapot_error)
+    err = caught.value
+    assert "busy brewing" in err.message and err.kind == "rate_limit" and err.headers == {"Retry-After": "7"}
+
+
+async def test_iter_bytes_relays_a_binary_stream_as_it_arrives(odd_upstream):
+    async with aiohttp.ClientSession() as session:
+        resp = await open_stream(session, str(odd_upstream.make_url("/frames")), b"{}", {}, timeout_for({}, True), "x")
+        got = b"".join([piece async for piece in iter_bytes(resp, "x")])
+    assert got == b"\x00" * 4 + b"\x01" * 4 + b"\x02" * 4
