@@ -38,7 +38,11 @@ _decode = msgspec.json.decode
 
 
 def gemini_body(body: Mapping[str, Any], params: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """The request body for ``model`` from the OpenAI ``body`` and the deployment's ``params``."""
+    """The request body for ``model`` from the OpenAI ``body`` and the deployment's ``params``
+    (a configured ``extra_body`` gives defaults, as LiteLLM merges it)."""
+    extra = params.get("extra_body")
+    if isinstance(extra, dict):
+        params = {**params, **extra}
     system, contents = convert_messages(body["messages"])
     out: dict[str, Any] = {"contents": contents}
     if system:
