@@ -39,3 +39,12 @@ def test_example_more_config_builds_with_its_variables_set(monkeypatch):
     providers = {d.provider.name for d in app[keys.REGISTRY]}
     assert providers == {"ollama", "ollama_chat", "azure_ai", "voyage", "text-completion-openai", "cerebras",
                          "deepinfra", "nvidia_nim", "sambanova", "lm_studio"}
+
+
+def test_example_google_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("GEMINI_API_KEY", "VERTEXAI_PROJECT", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    app = create_app(load_config(CONFIG_DIR / "example.google.yaml"))
+    registry = app[keys.REGISTRY]
+    assert {d.provider.name for d in registry} == {"gemini", "vertex_ai"}
+    assert len(registry.group("gemini-2.5-flash")) == 2  # the Gemini API and Vertex AI in one group

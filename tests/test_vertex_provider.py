@@ -60,7 +60,7 @@ def entry(name: str, model: str, google: GoogleFake, credentials, **params) -> d
 async def gateway(make_client, google, key):
     creds = msgspec.json.encode(service_account(key, google.root_url + "/token")).decode()  # a JSON string
     client = await make_client({"model_list": [
-        entry("flash", "vertex_ai/gemini-2.5-flash", google, creds),
+        entry("flash", "vertex_ai/gemini-2.5-flash", google, creds, extra_body={"labels": {"team": "search"}}),
         entry("embed", "vertex_ai/text-embedding-005", google, creds),
         entry("claude", "vertex_ai/claude-sonnet-4-5@20250929", google, creds),
         entry("first-error", "vertex_ai/error-first", google, creds),
@@ -88,7 +88,8 @@ async def test_chat_goes_to_the_vertex_url_with_a_service_account_token(gateway,
     assert "x-goog-api-key" not in got.headers
     assert got.body == {"contents": [{"role": "user", "parts": [{"text": "Say hi"}]}],
                         "systemInstruction": {"parts": [{"text": "Be brief."}]},
-                        "generationConfig": {"maxOutputTokens": 50}}
+                        "generationConfig": {"maxOutputTokens": 50},
+                        "labels": {"team": "search"}}  # a configured extra_body, as LiteLLM merges it
 
 
 async def test_stream_and_one_token_for_concurrent_requests(gateway, google):
