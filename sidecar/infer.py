@@ -2,7 +2,8 @@
 
 ``openai/gpt-4o`` names its provider. A bare ``gpt-3.5-turbo``, ``text-embedding-ada-002`` or
 ``claude-sonnet-4-5`` gets the catalog's ``litellm_provider`` (folded to its family:
-``text-completion-openai`` is ``openai``), and the whole name goes upstream.
+``text-completion-openai`` is ``openai``, ``vertex_ai-language-models`` is ``vertex_ai``), and the
+whole name goes upstream.
 """
 
 from __future__ import annotations
@@ -48,4 +49,6 @@ def _catalog_provider(model: str) -> str | None:
 
     info = catalog.lookup(model)
     provider = info.get("litellm_provider") if info else None
+    if provider and provider.startswith("vertex_ai-"):  # vertex_ai-language-models, -embedding-models...
+        return "vertex_ai"
     return _FAMILIES.get(provider, provider) if provider else None

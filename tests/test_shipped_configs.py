@@ -50,3 +50,12 @@ def test_example_anthropic_config_builds_with_its_variables_set(monkeypatch):
     assert {d.provider.name for d in registry} == {"anthropic", "azure_ai"}
     assert len(registry.group("claude-sonnet")) == 2  # Anthropic and Azure AI Foundry in one group
     assert registry.resolve("anthropic/claude-opus-4-1")[1] == "claude-opus-4-1"
+
+
+def test_example_google_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("GEMINI_API_KEY", "VERTEXAI_PROJECT", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    app = create_app(load_config(CONFIG_DIR / "example.google.yaml"))
+    registry = app[keys.REGISTRY]
+    assert {d.provider.name for d in registry} == {"gemini", "vertex_ai"}
+    assert len(registry.group("gemini-2.5-flash")) == 2  # the Gemini API and Vertex AI in one group

@@ -1,0 +1,87 @@
+"""``gemini/<model>``: the Gemini API (``generativelanguage.googleapis.com/v1beta``), signed in
+with an API key in ``x-goog-api-key``: ``api_key``, else ``$GEMINI_API_KEY``, else
+``$GOOGLE_API_KEY``. ``api_base`` replaces the host."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+import yarl
+
+from sidecar import NO_AMBIENT_CREDENTIALS, EmbeddingResponse, ProviderCall, ProviderError
+from sidecar_google.provider import GoogleProvider, parse_url
+
+DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
+KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+VERSION = "v1beta"
+
+
+class _Values(msgspec.Struct):
+    values: list[float] = []
+
+
+class _BatchEmbeddings(msgspec.Struct):
+    embeddings: list[_Values] = []
+
+
+_batch = msgspec.json.Decoder(_BatchEmbeddings)
+_encode = msgspec.json.Encoder().encode
+
+
+@lru_cache(maxsize=1024)
+def model_url(base: str, model: str, method: str) -> yarl.URL:
+    """``{base}/v1beta/models/{model}:{method}``; an ``api_base`` ending in ``/v1beta`` is not doubled."""
+    root = parse_url(base).human_repr().rstrip("/").removesuffix(f"/{VERSION}")
+    return yarl.URL(f"{root}/{VERSION}/models/{model.removeprefix('models/')}:{method}")
+
+
+class GeminiProvider(GoogleProvider):
+    name = "gemini"
+    description = "Google's Gemini API (generateContent, batchEmbedContents)"
+
+    def _key(self, params: Mapping[str, Any]) -> str | None:
+        if params.get("api_key"):
+            return str(params["api_key"])
+        if params.get(NO_AMBIENT_CREDENTIALS):
+            return None
+        return next((os.environ[name] for name in KEY_ENVS if os.environ.get(name)), None)
+
+    def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
+        key = None if params.get("api_key") else self._key(params)
+        return [key] if key else []
+
+    def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
+        key = self._key(params)
+        if not key:
+            raise ProviderError(401, "gemini needs an API key: litellm_params.api_key, $GEMINI_API_KEY or "
+                                     "$GOOGLE_API_KEY", kind="auth", code="missing_api_key")
+        headers = {"Content-Type": "application/json", "x-goog-api-key": key}
+        extra = params.get("extra_headers")
+        if isinstance(extra, dict):
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        return headers
+
+    async def endpoint(self, call: ProviderCall, method: str) -> tuple[yarl.URL, dict[str, str]]:
+        base = call.params.get("api_base") or call.params.get("base_url") or DEFAULT_API_BASE
+        return model_url(str(base), call.model, method), self.headers(call.params)
+
+    async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
+        texts = self.embedding_texts(call)
+        model = f"models/{call.model.removeprefix('models/')}"
+        extra: dict[str, Any] = {}
+        if call.body.get("dimensions") is not None:
+            extra["outputDimensionality"] = call.body["dimensions"]
+        task = call.body.get("task_type") or call.params.get("task_type")
+        if task:
+            extra["taskType"] = task
+        body = {"requests": [{"model": model, "content": {"parts": [{"text": t}]}, **extra} for t in texts]}
+        url, headers = await self.endpoint(call, "batchEmbedContents")
+        answer = await self.post(call, url, _encode(body), headers, _batch)
+        if len(answer.embeddings) != len(texts):
+            raise ProviderError(502, f"gemini upstream answered {len(answer.embeddings)} embeddings for "
+                                     f"{len(texts)} inputs", code="bad_upstream_response")
+        return self.embedding_response(call, [e.values for e in answer.embeddings], 0)
