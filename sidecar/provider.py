@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import aiohttp
 
+    from sidecar.rerank import RerankResponse
     from sidecar.wire import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ModerationResponse
 
     # what a chat stream yields: a chunk, its encoded JSON, or a list of them that arrived together
@@ -97,6 +98,13 @@ class Provider:
         raise NotImplementedError
 
     async def moderations(self, call: ProviderCall) -> ModerationResponse:
+        raise NotImplementedError
+
+    async def rerank(self, call: ProviderCall) -> RerankResponse:
+        """Rank ``call.request.documents`` (a :class:`sidecar.rerank.RerankRequest`) by relevance to
+        its ``query``: a :class:`sidecar.rerank.RerankResponse`, results best first, at most
+        ``top_n``, with their documents when ``return_documents`` (:func:`sidecar.rerank.with_documents`),
+        and ``meta.billed_units.search_units`` when known (it prices the call)."""
         raise NotImplementedError
 
     async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:

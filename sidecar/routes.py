@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.handlers import health, info, management, openai_api, routes_list
+from sidecar.handlers import health, info, management, openai_api, rerank, routes_list
 from sidecar.routing import health as router_health
 
 # (method, path, handler, also under /v1)
@@ -16,6 +16,8 @@ ROUTES = [
     ("POST", "/chat/completions", openai_api.chat_completions, True),
     ("POST", "/embeddings", openai_api.embeddings, True),
     ("POST", "/moderations", openai_api.moderations, True),
+    ("POST", "/rerank", rerank.rerank, True),
+    ("POST", "/v2/rerank", rerank.rerank, False),  # LiteLLM serves Cohere's v2 path too
     ("GET", "/models", info.list_models, True),
     ("GET", "/models/{model_id:.+}", info.retrieve_model, True),
     # model info (read by operators, coding agents and dashboards)

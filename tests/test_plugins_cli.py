@@ -198,7 +198,7 @@ def test_cli_plugins_table_has_one_line_per_provider():
         assert hooks == "sidecar_providers"
     assert seen == expected
     assert seen["echo"] == ("example", "0.3.0", ["chat"])
-    assert seen["mock"] == ("mock", expected["mock"][1], ["chat", "embedding", "moderation"])
+    assert seen["mock"] == ("mock", expected["mock"][1], ["chat", "embedding", "moderation", "rerank"])
     assert seen["ollama_chat"] == ("ollama", "0.1.0", ["chat", "embedding"])
     # columns line up under the header
     column = header.index("PROVIDER")

@@ -14,7 +14,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 def test_default_config_builds_the_mock_models():
     app = create_app(load_config(CONFIG_DIR / "sidecar.yaml"))
     names = app[keys.REGISTRY].group_names()
-    assert names == ["mock-gpt", "mock-embedding", "mock-moderation"]
+    assert names == ["mock-gpt", "mock-embedding", "mock-moderation", "mock-rerank"]
     assert not app[keys.CONFIG].general.master_key
 
 

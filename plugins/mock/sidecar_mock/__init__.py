@@ -6,6 +6,7 @@
 - embeddings: a unit vector derived from a hash of each input, ``dimensions`` long (default 1536),
   as floats or base64.
 - moderations: flags inputs containing words from small per-category lists.
+- rerank: scores each document by the share of the query's words it holds (word overlap).
 - ``mock_response`` (request body or litellm_params), as in LiteLLM: a string is the reply; a
   LiteLLM exception name (``"litellm.RateLimitError"``) or ``{"error": {"message", "code"|"status"}}``
   raises that error. ``mock_delay`` (seconds) waits before answering and between stream chunks.
