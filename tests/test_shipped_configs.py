@@ -39,3 +39,14 @@ def test_example_more_config_builds_with_its_variables_set(monkeypatch):
     providers = {d.provider.name for d in app[keys.REGISTRY]}
     assert providers == {"ollama", "ollama_chat", "azure_ai", "voyage", "text-completion-openai", "cerebras",
                          "deepinfra", "nvidia_nim", "sambanova", "lm_studio"}
+
+
+def test_example_cohere_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("COHERE_API_KEY", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    app = create_app(load_config(CONFIG_DIR / "example.cohere.yaml"))
+    deps = {d.model_name: d for d in app[keys.REGISTRY]}
+    assert {name: (d.provider.name, d.upstream_model()) for name, d in deps.items()} == {
+        "command-a": ("cohere", "command-a-03-2025"), "command-r": ("cohere_chat", "command-r-08-2024"),
+        "cohere-embed": ("cohere", "embed-english-v3.0"), "cohere-rerank": ("cohere", "rerank-v3.5")}
+    assert deps["command-a"].litellm_params["api_key"] == "value-of-cohere_api_key"
