@@ -52,6 +52,10 @@ for _module, _names in {
         "iter_sse_data", "open_stream", "post_json", "timeout_for",
     ),
     "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
+    "sidecar.rerank": (
+        "RerankBilledUnits", "RerankMeta", "RerankRequest", "RerankResponse", "RerankResult", "document_text",
+        "with_documents",
+    ),
 }.items():
     _LAZY.update({name: (_module, name) for name in _names})
 _LAZY["catalog_lookup"] = ("sidecar.catalog", "lookup")

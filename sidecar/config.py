@@ -148,6 +148,7 @@ _KnownModelInfo = msgspec.defstruct(
         ("input_cost_per_token", float | None, None), ("output_cost_per_token", float | None, None),
         ("cache_creation_input_token_cost", float | None, None),
         ("cache_read_input_token_cost", float | None, None),
+        ("input_cost_per_query", float | None, None),  # a rerank's price per search unit
         ("tpm", int | None, None), ("rpm", int | None, None),
         ("access_groups", list[str] | None, None), ("team_id", str | None, None),
         *((flag, bool | None, None) for flag in SUPPORTS_FLAGS),

@@ -170,10 +170,11 @@ def named_group(registry: Registry, name: str, synced: SyncedModels | None = Non
     return [group_info(name, [(d, captured) for d in deps], synced)] if deps else []
 
 
-def response_cost(info: Mapping[str, Any], prompt_tokens: int, completion_tokens: int) -> float:
-    """What a call cost at the deployment's per-token prices."""
+def response_cost(info: Mapping[str, Any], prompt_tokens: int, completion_tokens: int, queries: float = 0) -> float:
+    """What a call cost at the deployment's per-token prices (and per query: a rerank's search units)."""
     return (prompt_tokens * float(info.get("input_cost_per_token") or 0.0)
-            + completion_tokens * float(info.get("output_cost_per_token") or 0.0))
+            + completion_tokens * float(info.get("output_cost_per_token") or 0.0)
+            + queries * float(info.get("input_cost_per_query") or 0.0))
 
 
 class InfoCache:

@@ -11,6 +11,7 @@ __all__ = ["CAPABILITIES", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall"]
 if TYPE_CHECKING:
     import aiohttp
 
+    from sidecar.rerank import RerankResponse
     from sidecar.wire import ChatCompletion, ChatCompletionChunk, EmbeddingResponse, ModerationResponse
     from sidecar.wire_completions import TextCompletion, TextCompletionChunk
     from sidecar.wire_media import ImagesResponse, RawAnswer, TranscriptionResponse
@@ -126,6 +127,13 @@ class Provider:
         read once with ``call.upload.chunks()`` (it streams from the client; a retry replays it),
         ``call.body`` the form's text fields. A TranscriptionResponse, or a RawAnswer relaying the
         upstream's own format (``text``, ``srt``, ``verbose_json``, a stream...)."""
+        raise NotImplementedError
+
+    async def rerank(self, call: ProviderCall) -> RerankResponse:
+        """Rank ``call.request.documents`` (a :class:`sidecar.rerank.RerankRequest`) by relevance to
+        its ``query``: a :class:`sidecar.rerank.RerankResponse`, results best first, at most
+        ``top_n``, with their documents when ``return_documents`` (:func:`sidecar.rerank.with_documents`),
+        and ``meta.billed_units.search_units`` when known (it prices the call)."""
         raise NotImplementedError
 
     async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:

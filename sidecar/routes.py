@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.handlers import health, info, management, media_api, openai_api, routes_list
+from sidecar.handlers import health, info, management, media_api, openai_api, rerank, routes_list
 from sidecar.routing import health as router_health
 
 # (method, path, handler, also under /v1)
@@ -22,6 +22,8 @@ ROUTES = [
     ("POST", "/images/generations", media_api.image_generations, True),
     ("POST", "/audio/speech", media_api.speech, True),
     ("POST", "/audio/transcriptions", media_api.transcriptions, True),
+    ("POST", "/rerank", rerank.rerank, True),
+    ("POST", "/v2/rerank", rerank.rerank, False),  # LiteLLM serves Cohere's v2 path too
     ("GET", "/models", info.list_models, True),
     ("GET", "/models/{model_id:.+}", info.retrieve_model, True),
     # model info (read by operators, coding agents and dashboards)

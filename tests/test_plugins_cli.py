@@ -201,7 +201,7 @@ def test_cli_plugins_table_has_one_line_per_provider():
     assert seen == expected
     assert seen["echo"] == ("example", "0.3.0", ["chat"])
     assert seen["mock"] == ("mock", expected["mock"][1], ["audio_speech", "audio_transcription", "chat", "completion",
-                                                          "embedding", "image_generation", "moderation"])
+                                                          "embedding", "image_generation", "moderation", "rerank"])
     assert seen["ollama_chat"] == ("ollama", "0.1.0", ["chat", "embedding"])
     assert seen["anthropic"] == ("anthropic", "0.1.0", ["chat"])
     # columns line up under the header

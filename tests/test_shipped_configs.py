@@ -14,7 +14,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 def test_default_config_builds_the_mock_models():
     app = create_app(load_config(CONFIG_DIR / "sidecar.yaml"))
     names = app[keys.REGISTRY].group_names()
-    assert names == ["mock-gpt", "mock-embedding", "mock-moderation"]
+    assert names == ["mock-gpt", "mock-embedding", "mock-moderation", "mock-rerank"]
     assert not app[keys.CONFIG].general.master_key
 
 
@@ -59,3 +59,14 @@ def test_example_google_config_builds_with_its_variables_set(monkeypatch):
     registry = app[keys.REGISTRY]
     assert {d.provider.name for d in registry} == {"gemini", "vertex_ai"}
     assert len(registry.group("gemini-2.5-flash")) == 2  # the Gemini API and Vertex AI in one group
+
+
+def test_example_cohere_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("COHERE_API_KEY", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    app = create_app(load_config(CONFIG_DIR / "example.cohere.yaml"))
+    deps = {d.model_name: d for d in app[keys.REGISTRY]}
+    assert {name: (d.provider.name, d.upstream_model()) for name, d in deps.items()} == {
+        "command-a": ("cohere", "command-a-03-2025"), "command-r": ("cohere_chat", "command-r-08-2024"),
+        "cohere-embed": ("cohere", "embed-english-v3.0"), "cohere-rerank": ("cohere", "rerank-v3.5")}
+    assert deps["command-a"].litellm_params["api_key"] == "value-of-cohere_api_key"

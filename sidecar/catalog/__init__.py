@@ -33,7 +33,8 @@ __all__ = ["all_entries", "lookup", "models_for_provider", "source_info"]
 
 _DATA = os.path.join(os.path.dirname(__file__), "catalog.msgpack")
 _FORMAT = 1
-_ALIASES = {"text-completion-openai": "openai", "azure_text": "azure", "bedrock_converse": "bedrock"}
+_ALIASES = {"text-completion-openai": "openai", "azure_text": "azure", "bedrock_converse": "bedrock",
+            "cohere_chat": "cohere"}  # (LiteLLM serves cohere/command-... with its cohere_chat entries)
 _FAMILIES = ("vertex_ai-", "fireworks_ai-")
 
 

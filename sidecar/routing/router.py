@@ -190,7 +190,8 @@ class Router:
             info = info_for_model(dep, call.provider_call.model, self.synced)
             prompt = getattr(usage, "prompt_tokens", 0) or 0
             completion = getattr(usage, "completion_tokens", 0) or 0
-            headers["x-litellm-response-cost"] = repr(response_cost(info, prompt, completion))
+            queries = getattr(usage, "search_units", 0) or 0  # (a rerank)
+            headers["x-litellm-response-cost"] = repr(response_cost(info, prompt, completion, queries))
         return headers
 
     def error_headers(self, call: RoutedCall) -> dict[str, str]:

@@ -9,6 +9,7 @@
 - text completions: ``Mock reply to: <prompt>`` (echo, n, stop, max_tokens; streamed word by word).
 - images: tiny PNGs coloured by the prompt, as ``b64_json`` or data URLs; speech: a quarter second
   of silence as WAV; transcriptions: ``The quick brown fox jumps over the lazy dog.``
+- rerank: scores each document by the share of the query's words it holds (word overlap).
 - ``mock_response`` (request body or litellm_params) is answered by the core for every provider
   (:mod:`sidecar.mocking`). ``mock_delay`` (seconds) waits before answering and between stream chunks.
 """

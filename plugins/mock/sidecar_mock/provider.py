@@ -30,10 +30,16 @@ from sidecar import (
     Provider,
     ProviderCall,
     ProviderError,
+    RerankBilledUnits,
+    RerankMeta,
+    RerankResponse,
+    RerankResult,
     ResponseMessage,
     ToolCall,
     Usage,
+    document_text,
     raw_vector,
+    with_documents,
 )
 from sidecar_mock.media import MockMediaMixin
 
@@ -65,7 +71,7 @@ def _text_of(content: Any) -> str:
 class MockProvider(MockMediaMixin, Provider):
     name = "mock"
     capabilities = frozenset({"chat", "completion", "embedding", "moderation", "image_generation", "audio_speech",
-                              "audio_transcription"})
+                              "audio_transcription", "rerank"})
     description = "offline deterministic answers"
 
     def supported_openai_params(self, model: str) -> list[str]:
@@ -171,7 +177,7 @@ class MockProvider(MockMediaMixin, Provider):
 
     async def list_models(self, params: Any, session: Any) -> list[str]:
         """The mock serves any name; these are the ones it advertises to ``sidecar sync``."""
-        return ["mock-chat", "mock-embedding", "mock-moderation"]
+        return ["mock-chat", "mock-embedding", "mock-moderation", "mock-rerank"]
 
     # ------------------------------------------------------------ embeddings
 
@@ -208,6 +214,27 @@ class MockProvider(MockMediaMixin, Provider):
             results.append(ModerationResult(flagged=any(flags.values()), categories=flags, category_scores=scores))
         digest = hashlib.sha256(repr(items).encode()).hexdigest()[:24]
         return ModerationResponse(id=f"modr-mock-{digest}", model=call.model, results=results)
+
+    # ------------------------------------------------------------ rerank
+
+    async def rerank(self, call: ProviderCall) -> RerankResponse:
+        """Scores by word overlap: the share of the query's words a document holds (ties keep
+        the documents' order); one search unit per 100 documents, as Cohere bills."""
+        req = call.request
+        await self._delay(call)
+        fields = req.rank_fields if isinstance(req.rank_fields, list) else None
+        query = set(_words(req.query.lower()))
+        scored = []
+        for i, doc in enumerate(req.documents):
+            words = set(_words(document_text(doc, fields).lower()))
+            scored.append((round(len(query & words) / len(query), 6) if query else 0.0, i))
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        top_n = req.top_n if isinstance(req.top_n, int) else len(scored)
+        results = [RerankResult(index=i, relevance_score=score) for score, i in scored[:top_n]]
+        digest = hashlib.sha256(repr((call.model, req.query, req.documents)).encode()).hexdigest()[:24]
+        units = (len(req.documents) + 99) // 100
+        return RerankResponse(id=f"rerank-mock-{digest}", results=with_documents(results, req),
+                              meta=RerankMeta(billed_units=RerankBilledUnits(search_units=units)))
 
 
 def _unit_vector(text: str, dims: int) -> list[float]:

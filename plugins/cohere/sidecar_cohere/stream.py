@@ -1,0 +1,156 @@
+"""Cohere's ``/v2/chat`` stream (SSE events typed ``message-start`` ... ``message-end``) read as it
+arrives and turned into OpenAI chunks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from sidecar import ChatCompletionChunk, ChunkChoice, Delta, connection_error
+from sidecar_cohere.convert import CohereUsage, check_finish, finish_reason, new_id, usage_of
+
+_DONE = b"[DONE]"
+
+
+async def iter_sse_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
+    """The ``data:`` payloads of ``resp``, one list per network read (never empty), up to the end
+    of the body or ``[DONE]``; ``event:`` lines and comments are skipped (every Cohere payload
+    names its ``type``). Lines are split here, not by ``readline``, which fails on long lines.
+    Whether the stream was complete is the caller's to judge (``message-end``)."""
+    pending: list[bytes] = []
+    try:
+        async for data in resp.content.iter_any():
+            if b"\n" not in data:
+                pending.append(data)
+                continue
+            if pending:
+                data = b"".join((*pending, data))
+            lines = data.split(b"\n")
+            pending = [lines.pop()]
+            payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
+            payloads = [p for p in payloads if p]
+            if _DONE in payloads:
+                payloads = payloads[:payloads.index(_DONE)]
+                if payloads:
+                    yield payloads
+                return
+            if payloads:
+                yield payloads
+        last = b"".join(pending).strip()
+        if last[:5] == b"data:" and last[5:].strip() not in (b"", _DONE):
+            yield [last[5:].strip()]
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise connection_error(exc, provider) from None
+    finally:
+        resp.release()
+
+
+class EventContent(msgspec.Struct):
+    type: str | None = None
+    text: str | None = None
+    thinking: str | None = None
+
+
+class EventFunction(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class EventToolCall(msgspec.Struct):
+    id: str | None = None
+    type: str | None = None
+    function: EventFunction | None = None
+
+
+class EventMessage(msgspec.Struct):
+    role: str | None = None
+    content: EventContent | list[Any] | None = None  # (message-start sends an empty list)
+    tool_plan: str | None = None
+    tool_calls: EventToolCall | list[Any] | None = None
+
+
+class EventDelta(msgspec.Struct):
+    message: EventMessage | None = None
+    finish_reason: str | None = None
+    usage: CohereUsage | None = None
+    error: str | None = None
+
+
+class Event(msgspec.Struct):
+    """One stream event; only the fields the translation reads."""
+
+    type: str = ""
+    id: str | None = None
+    index: int | None = None
+    delta: EventDelta | None = None
+
+
+events_decoder = msgspec.json.Decoder(list[Event])
+
+
+class StreamState:
+    """What a stream's chunks share: id, model, the role sent, tool calls by Cohere's index."""
+
+    def __init__(self, model: str, include_usage: bool, provider: str) -> None:
+        self.id = new_id(None)
+        self.model = model
+        self.include_usage = include_usage
+        self.provider = provider
+        self.started = False
+        self.calls: dict[int, int] = {}  # Cohere's tool-call index -> OpenAI's
+        self.done = False
+
+    def chunks(self, event: Event) -> list[ChatCompletionChunk]:
+        """The chunks for one event (none for ``content-end``, citations and the like)."""
+        kind = event.type
+        msg = event.delta.message if event.delta is not None else None
+        if kind == "message-start":
+            if event.id:
+                self.id = event.id
+            return self._delta(Delta(content=""))
+        if kind in ("content-start", "content-delta") and msg is not None and isinstance(msg.content, EventContent):
+            if msg.content.thinking:
+                return self._delta(Delta(reasoning_content=msg.content.thinking))
+            if msg.content.text:
+                return self._delta(Delta(content=msg.content.text))
+            return []
+        if kind == "tool-plan-delta" and msg is not None and msg.tool_plan:
+            return self._delta(Delta(reasoning_content=msg.tool_plan))
+        if kind in ("tool-call-start", "tool-call-delta") and msg is not None and isinstance(msg.tool_calls, EventToolCall):
+            return self._tool_call(kind, event.index or 0, msg.tool_calls)
+        if kind == "message-end":
+            return self._end(event.delta or EventDelta())
+        return []
+
+    def _tool_call(self, kind: str, index: int, call: EventToolCall) -> list[ChatCompletionChunk]:
+        fn = call.function or EventFunction()
+        if kind == "tool-call-start":
+            self.calls[index] = len(self.calls)
+            piece: dict[str, Any] = {"index": self.calls[index], "id": call.id or f"call_{new_id(None)[9:]}",
+                                     "type": "function", "function": {"name": fn.name or "", "arguments": fn.arguments or ""}}
+        else:
+            piece = {"index": self.calls.get(index, index), "function": {"arguments": fn.arguments or ""}}
+        return self._delta(Delta(tool_calls=[piece]))
+
+    def _end(self, delta: EventDelta) -> list[ChatCompletionChunk]:
+        check_finish(delta.finish_reason, delta.error, self.provider)
+        self.done = True
+        out = [] if self.started else self._delta(Delta(content=""))
+        out.append(self._chunk([ChunkChoice(index=0, delta=Delta(),
+                                            finish_reason=finish_reason(delta.finish_reason, bool(self.calls)))]))
+        if self.include_usage:
+            out.append(self._chunk([], usage_of(delta.usage)))
+        return out
+
+    def _delta(self, delta: Delta) -> list[ChatCompletionChunk]:
+        if not self.started:
+            delta.role = "assistant"
+            self.started = True
+        return [self._chunk([ChunkChoice(index=0, delta=delta)])]
+
+    def _chunk(self, choices: list[ChunkChoice], usage: Any = None) -> ChatCompletionChunk:
+        return ChatCompletionChunk(id=self.id, model=self.model, choices=choices, usage=usage)
