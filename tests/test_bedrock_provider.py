@@ -281,13 +281,13 @@ async def test_stop_reasons_become_finish_reasons(gateway, model, finish, stream
     assert (status, got) == (200, finish)
 
 
-@pytest.mark.parametrize("model", [f"converse/{CLAUDE}", "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+@pytest.mark.parametrize("model", [f"converse/{CLAUDE}", f"invoke/{CLAUDE}", "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
                                    "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.meta.llama3-2-1b-instruct-v1:0"])
 async def test_model_ids_are_percent_encoded_in_the_path(make_client, bedrock, model):
     client = await gateway_for(make_client, bedrock, model)
     status, answer, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi")})
     assert status == 200, answer
-    upstream = model.removeprefix("converse/")
+    upstream = model.removeprefix("converse/").removeprefix("invoke/")
     assert bedrock.raw_paths[-1] == "/model/" + upstream.replace(":", "%3A").replace("/", "%2F") + "/converse"
 
 
@@ -455,6 +455,13 @@ async def test_wrong_credentials_are_an_auth_error_that_shows_no_secret(make_cli
     info = await (await client.get("/model/info")).text()
     for secret in (*change.values(), SECRET_KEY):
         assert secret not in error["message"] and secret not in caplog.text and secret not in info
+
+
+async def test_an_sts_role_is_refused_not_ignored(make_client, bedrock):
+    client = await gateway_for(make_client, bedrock, CLAUDE, aws_role_name="arn:aws:iam::123456789012:role/llm")
+    status, answer, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi")})
+    assert status == 400 and assert_envelope(answer)["param"] == "aws_role_name"
+    assert not bedrock.received
 
 
 # ---------------------------------------------------------------- the plugin

@@ -19,6 +19,8 @@ SERVICE = "bedrock"
 """The SigV4 signing name of the Bedrock runtime (its service model's ``signingName``)."""
 DEFAULT_REGION = "us-east-1"
 KEY_PARAMS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+UNSUPPORTED = ("aws_role_name", "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id")
+"""LiteLLM's STS params: an identity this plugin does not assume, so refused rather than ignored."""
 ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -48,6 +50,11 @@ def _resolve(params: Mapping[str, Any]) -> Identity:
     from botocore.session import Session
 
     region = params.get("aws_region_name")
+    for name in UNSUPPORTED:
+        if params.get(name):
+            raise ProviderError(400, f"bedrock: litellm_params.{name} (STS AssumeRole) is not supported; give the "
+                                     "role's credentials, or an aws_profile_name whose profile assumes it",
+                                param=name, code="unsupported_params", kind="bad_request")
     if params.get("aws_access_key_id") and params.get("aws_secret_access_key"):
         creds: Any = Credentials(str(params["aws_access_key_id"]), str(params["aws_secret_access_key"]),
                                  str(params["aws_session_token"]) if params.get("aws_session_token") else None)

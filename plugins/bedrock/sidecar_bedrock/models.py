@@ -6,8 +6,9 @@ import re
 from functools import lru_cache
 from urllib.parse import quote
 
-ROUTES = ("converse/",)
-"""LiteLLM's route prefixes after ``bedrock/``: ``bedrock/converse/<id>`` is ``bedrock/<id>`` here."""
+ROUTES = ("converse/", "invoke/")
+"""LiteLLM's route prefixes after ``bedrock/``: ``bedrock/converse/<id>`` and ``bedrock/invoke/<id>``
+are ``bedrock/<id>`` here (chat always goes through Converse, which serves every chat model)."""
 REGION_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
 """Cross-region inference profiles put a geography before the model id (``us.anthropic...``)."""
 
