@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 import pytest
+from fake_bedrock import BedrockFake
 from fake_ollama import OllamaFake
 from fake_upstreams import AzureFake, OpenAIFake, start
 from litellm_corpus import LITELLM_VERSION, corpus
@@ -54,9 +55,10 @@ def provider_of(params: dict[str, Any]) -> str | None:
         return None
 
 
-def point_at(data: dict[str, Any], openai_base: str, azure_base: str, ollama_base: str) -> None:
-    """Every deployment to a fake of its protocol: ``api_base``, and ``openai/`` before a model no
-    plugin serves."""
+def point_at(data: dict[str, Any], openai_base: str, azure_base: str, ollama_base: str,
+             bedrock: BedrockFake | None = None) -> None:
+    """Every deployment to a fake of its protocol: ``api_base`` (Bedrock's endpoint and the
+    fake's credentials), and ``openai/`` before a model no plugin serves."""
     for entry in data.get("model_list") or []:
         params = dict(entry.get("litellm_params") or {"model": entry["model_name"]})
         provider = provider_of(params)
@@ -64,6 +66,10 @@ def point_at(data: dict[str, Any], openai_base: str, azure_base: str, ollama_bas
             params["model"] = "openai/" + params["model"]
         params["api_base"] = {"azure": azure_base, "ollama": ollama_base, "ollama_chat": ollama_base}.get(
             provider, openai_base)
+        if provider == "bedrock" and bedrock is not None:
+            params.update(api_base=bedrock.root_url, aws_bedrock_runtime_endpoint=bedrock.root_url,
+                          aws_access_key_id=bedrock.access_key, aws_secret_access_key=bedrock.secret_key,
+                          aws_region_name=bedrock.region)
         entry["litellm_params"] = params
 
 
@@ -89,8 +95,9 @@ async def test_litellm_example_config_serves_a_request(name, monkeypatch, tmp_pa
     openai_fake = await start(aiohttp_server, OpenAIFake())
     azure_fake = await start(aiohttp_server, AzureFake())
     ollama_fake = await start(aiohttp_server, OllamaFake())
+    bedrock_fake = await start(aiohttp_server, BedrockFake())
     data = load(name, monkeypatch, tmp_path)
-    point_at(data, openai_fake.base_url, azure_fake.root_url, ollama_fake.root_url)
+    point_at(data, openai_fake.base_url, azure_fake.root_url, ollama_fake.root_url, bedrock_fake)
     config = parse_config(data, source=f"litellm {LITELLM_VERSION} {name}")
     app = create_app(config)
     path, upstream, body = first_request(app)
@@ -100,9 +107,10 @@ async def test_litellm_example_config_serves_a_request(name, monkeypatch, tmp_pa
     assert resp.status == 200, await resp.text()
     answer = await resp.json()
     assert_valid(answer, "CreateChatCompletionResponse" if path.endswith("completions") else "CreateEmbeddingResponse")
-    received = openai_fake.received + azure_fake.received + ollama_fake.received
+    received = openai_fake.received + azure_fake.received + ollama_fake.received + bedrock_fake.received
     assert len(received) == 1
-    assert received[0].body["model"] == upstream or received[0].path.startswith(f"/openai/deployments/{upstream}/")
+    assert (received[0].path == f"/model/{upstream.removeprefix('converse/')}/converse"  # (Bedrock: in the path)
+            or received[0].body["model"] == upstream or received[0].path.startswith(f"/openai/deployments/{upstream}/"))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -39,3 +39,12 @@ def test_example_more_config_builds_with_its_variables_set(monkeypatch):
     providers = {d.provider.name for d in app[keys.REGISTRY]}
     assert providers == {"ollama", "ollama_chat", "azure_ai", "voyage", "text-completion-openai", "cerebras",
                          "deepinfra", "nvidia_nim", "sambanova", "lm_studio"}
+
+
+def test_example_bedrock_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    app = create_app(load_config(CONFIG_DIR / "example.bedrock.yaml"))
+    registry = app[keys.REGISTRY]
+    assert {d.provider.name for d in registry} == {"bedrock"}
+    assert registry.group_names() == ["claude-sonnet", "nova-lite", "llama-3.3-70b", "titan-embed", "cohere-embed"]
