@@ -47,10 +47,12 @@ def sdk_for(client) -> openai.AsyncOpenAI:
 @pytest.fixture
 async def gateway(make_client, bedrock):
     """The sidecar with Bedrock chat and embedding models, and an SDK client of it."""
-    names = {"claude": CLAUDE, "thinker": THINKER, "llama": "meta.llama3-1-70b-instruct-v1:0",
+    names = {"claude": CLAUDE, "tuned": CLAUDE, "thinker": THINKER, "llama": "meta.llama3-1-70b-instruct-v1:0",
              "titan": "amazon.titan-embed-text-v2:0", "cohere": "cohere.embed-english-v3",
              **{m: m for m in ("cut", "max-tokens", "guardrail")}}
-    client = await make_client({"model_list": [entry(name, model, bedrock) for name, model in names.items()]})
+    defaults = {"tuned": {"temperature": 0.1, "max_tokens": 100}}
+    client = await make_client({"model_list": [entry(name, model, bedrock, **defaults.get(name, {}))
+                                               for name, model in names.items()]})
     sdk = sdk_for(client)
     yield client, sdk
     await sdk.close()
@@ -77,7 +79,7 @@ async def read_stream(client, body: dict) -> tuple[int, list]:
 
 
 async def test_chat_sends_a_signed_converse_request_and_answers_openai(gateway, bedrock):
-    _, sdk = gateway
+    client, sdk = gateway
     raw = await asyncio.wait_for(sdk.chat.completions.with_raw_response.create(
         model="claude", messages=[{"role": "system", "content": "Be brief."}, *user("Say hi")],
         max_tokens=64, temperature=0.2, top_p=0.9, stop="END", extra_body={"top_k": 20}), WAIT)
@@ -99,6 +101,12 @@ async def test_chat_sends_a_signed_converse_request_and_answers_openai(gateway, 
         "additionalModelRequestFields": {"top_k": 20},
     }
     assert "X-Amz-Security-Token" not in got.headers
+
+    # litellm_params may give defaults for the OpenAI params; the request's own win
+    status, answer, _ = await post(client, "/v1/chat/completions",
+                                   {"model": "tuned", "messages": user("hi"), "max_completion_tokens": 7})
+    assert status == 200, answer
+    assert bedrock.last.body["inferenceConfig"] == {"maxTokens": 7, "temperature": 0.1}
 
 
 async def test_stream_is_openai_chunks_with_usage_last(gateway, bedrock):
@@ -455,6 +463,33 @@ async def test_wrong_credentials_are_an_auth_error_that_shows_no_secret(make_cli
     info = await (await client.get("/model/info")).text()
     for secret in (*change.values(), SECRET_KEY):
         assert secret not in error["message"] and secret not in caplog.text and secret not in info
+
+
+async def test_expiring_credentials_are_refreshed_before_use(make_client, aiohttp_server, monkeypatch, tmp_path):
+    """A credential_process whose credentials expire in 5 minutes (inside botocore's 15-minute
+    refresh window): each request gets them refreshed (in a thread), none is signed with old ones."""
+    fake = await start(aiohttp_server, BedrockFake(session_token=SESSION_TOKEN))
+    runs = tmp_path / "runs"
+    script = tmp_path / "creds.py"
+    script.write_text(
+        "import datetime, json, pathlib\n"
+        f"runs = pathlib.Path({str(runs)!r}); runs.write_text(str(int(runs.read_text() or 0) + 1) if runs.exists() else '1')\n"
+        "expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)\n"
+        f"print(json.dumps({{'Version': 1, 'AccessKeyId': {ACCESS_KEY!r}, 'SecretAccessKey': {SECRET_KEY!r}, "
+        f"'SessionToken': {SESSION_TOKEN!r}, 'Expiration': expiry.isoformat()}}))\n")
+    (tmp_path / "config").write_text(f"[profile rotating]\ncredential_process = {sys.executable} {script}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = await make_client({"model_list": [{"model_name": "m", "litellm_params": {
+        "model": f"bedrock/{CLAUDE}", "aws_bedrock_runtime_endpoint": fake.root_url, "aws_profile_name": "rotating",
+        "aws_region_name": REGION, "num_retries": 0}}]})
+    counts = []
+    for _ in range(3):
+        status, answer, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi")})
+        assert status == 200, answer
+        counts.append(int(runs.read_text()))
+    assert counts[1] == counts[0] + 1 and counts[2] == counts[1] + 1
 
 
 async def test_an_sts_role_is_refused_not_ignored(make_client, bedrock):

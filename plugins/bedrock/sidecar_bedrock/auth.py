@@ -36,6 +36,8 @@ class Identity:
     def __init__(self, credentials: Any, region: str) -> None:
         self.credentials = credentials
         self.region = region
+        self.frozen = credentials.get_frozen_credentials()
+        """What requests are signed with: a snapshot, so signing never refreshes on the event loop."""
 
     def stale(self) -> bool:
         """Whether botocore would refresh the credentials on their next use (its advisory window,
@@ -93,7 +95,7 @@ class Signer:
                     self._identities.clear()
                 found = self._identities[key] = await asyncio.to_thread(_resolve, params)
             elif found.stale():
-                await asyncio.to_thread(found.credentials.get_frozen_credentials)  # refreshes them
+                found.frozen = await asyncio.to_thread(found.credentials.get_frozen_credentials)  # refreshes them
         return found
 
     @staticmethod
@@ -104,7 +106,7 @@ class Signer:
         from botocore.awsrequest import AWSRequest
 
         request = AWSRequest(method="POST", url=url, data=body, headers=headers)
-        SigV4Auth(identity.credentials.get_frozen_credentials(), SERVICE, identity.region).add_auth(request)
+        SigV4Auth(identity.frozen, SERVICE, identity.region).add_auth(request)
         return dict(request.headers.items())
 
 
