@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fake_anthropic import AnthropicFake
+from fake_bedrock import BedrockFake
 from fake_ollama import OllamaFake
 from fake_upstreams import AzureFake, OpenAIFake, start
 from litellm_corpus import LITELLM_VERSION, corpus
@@ -55,15 +56,18 @@ def provider_of(params: dict[str, Any]) -> str | None:
         return None
 
 
-def point_at(data: dict[str, Any], openai_base: str, bases: dict[str, str]) -> None:
+def point_at(data: dict[str, Any], openai_base: str, bases: dict[str, str],
+             extra: dict[str, dict[str, Any]] | None = None) -> None:
     """Every deployment to a fake of its protocol (``bases`` by provider, else the OpenAI fake):
-    ``api_base``, and ``openai/`` before a model no plugin serves."""
+    ``api_base`` and ``extra`` params by provider (Bedrock's endpoint and the fake's credentials),
+    and ``openai/`` before a model no plugin serves."""
     for entry in data.get("model_list") or []:
         params = dict(entry.get("litellm_params") or {"model": entry["model_name"]})
         provider = provider_of(params)
         if provider is None:
             params["model"] = "openai/" + params["model"]
         params["api_base"] = bases.get(provider or "", openai_base)
+        params.update((extra or {}).get(provider or "", {}))
         entry["litellm_params"] = params
 
 
@@ -87,12 +91,15 @@ def first_request(app) -> tuple[str, str, dict[str, Any]]:
 @pytest.mark.parametrize("name", NAMES)
 async def test_litellm_example_config_serves_a_request(name, monkeypatch, tmp_path, aiohttp_server, aiohttp_client):
     openai_fake = await start(aiohttp_server, OpenAIFake())
-    others = {"azure": AzureFake(), "ollama": OllamaFake(), "anthropic": AnthropicFake()}
+    bedrock = BedrockFake()
+    others = {"azure": AzureFake(), "ollama": OllamaFake(), "anthropic": AnthropicFake(), "bedrock": bedrock}
     for fake in others.values():
         await start(aiohttp_server, fake)
     bases = {name: fake.root_url for name, fake in others.items()}
     data = load(name, monkeypatch, tmp_path)
-    point_at(data, openai_fake.base_url, {**bases, "ollama_chat": bases["ollama"]})
+    point_at(data, openai_fake.base_url, {**bases, "ollama_chat": bases["ollama"]}, {"bedrock": {
+        "aws_bedrock_runtime_endpoint": bedrock.root_url, "aws_access_key_id": bedrock.access_key,
+        "aws_secret_access_key": bedrock.secret_key, "aws_region_name": bedrock.region}})
     config = parse_config(data, source=f"litellm {LITELLM_VERSION} {name}")
     app = create_app(config)
     path, upstream, body = first_request(app)
@@ -104,7 +111,8 @@ async def test_litellm_example_config_serves_a_request(name, monkeypatch, tmp_pa
     assert_valid(answer, "CreateChatCompletionResponse" if path.endswith("completions") else "CreateEmbeddingResponse")
     received = openai_fake.received + [r for fake in others.values() for r in fake.received]
     assert len(received) == 1
-    assert received[0].body["model"] == upstream or received[0].path.startswith(f"/openai/deployments/{upstream}/")
+    assert (received[0].path == f"/model/{upstream.removeprefix('converse/')}/converse"  # (Bedrock: in the path)
+            or received[0].body["model"] == upstream or received[0].path.startswith(f"/openai/deployments/{upstream}/"))
 
 
 @pytest.mark.parametrize("name", NAMES)

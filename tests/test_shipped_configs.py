@@ -70,3 +70,12 @@ def test_example_cohere_config_builds_with_its_variables_set(monkeypatch):
         "command-a": ("cohere", "command-a-03-2025"), "command-r": ("cohere_chat", "command-r-08-2024"),
         "cohere-embed": ("cohere", "embed-english-v3.0"), "cohere-rerank": ("cohere", "rerank-v3.5")}
     assert deps["command-a"].litellm_params["api_key"] == "value-of-cohere_api_key"
+
+
+def test_example_bedrock_config_builds_with_its_variables_set(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SIDECAR_MASTER_KEY"):
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    app = create_app(load_config(CONFIG_DIR / "example.bedrock.yaml"))
+    registry = app[keys.REGISTRY]
+    assert {d.provider.name for d in registry} == {"bedrock"}
+    assert registry.group_names() == ["claude-sonnet", "nova-lite", "llama-3.3-70b", "titan-embed", "cohere-embed"]

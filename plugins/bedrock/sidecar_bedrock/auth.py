@@ -1,0 +1,117 @@
+"""AWS credentials and SigV4 signing, by botocore (imported on first use, in a thread).
+
+Credentials come from ``litellm_params`` (``aws_access_key_id``, ``aws_secret_access_key``,
+``aws_session_token``), else ``aws_profile_name``'s profile, else botocore's chain (environment,
+shared files, SSO, container and instance roles). They are resolved once per deployment, off
+the event loop, and refreshed (again in a thread) when botocore says they are about to expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from sidecar import NO_AMBIENT_CREDENTIALS, ProviderError
+
+SERVICE = "bedrock"
+"""The SigV4 signing name of the Bedrock runtime (its service model's ``signingName``)."""
+DEFAULT_REGION = "us-east-1"
+KEY_PARAMS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+UNSUPPORTED = ("aws_role_name", "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id")
+"""LiteLLM's STS params: an identity this plugin does not assume, so refused rather than ignored."""
+ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def _no_credentials() -> ProviderError:
+    return ProviderError(401, "bedrock found no AWS credentials: set aws_access_key_id and aws_secret_access_key "
+                              "(or aws_profile_name) in litellm_params, or the AWS environment variables",
+                         kind="auth", code="missing_credentials")
+
+
+class Identity:
+    """A deployment's credentials and region, as resolved once."""
+
+    def __init__(self, credentials: Any, region: str) -> None:
+        self.credentials = credentials
+        self.region = region
+        self.frozen = credentials.get_frozen_credentials()
+        """What requests are signed with: a snapshot, so signing never refreshes on the event loop."""
+
+    def stale(self) -> bool:
+        """Whether botocore would refresh the credentials on their next use (its advisory window,
+        15 minutes before expiry): a blocking call, to be made in a thread."""
+        refresh_needed = getattr(self.credentials, "refresh_needed", None)
+        return bool(refresh_needed and refresh_needed())
+
+
+def _resolve(params: Mapping[str, Any]) -> Identity:
+    """Blocking: imports botocore and may read files or call a metadata service."""
+    from botocore.credentials import Credentials
+    from botocore.session import Session
+
+    region = params.get("aws_region_name")
+    for name in UNSUPPORTED:
+        if params.get(name):
+            raise ProviderError(400, f"bedrock: litellm_params.{name} (STS AssumeRole) is not supported; give the "
+                                     "role's credentials, or an aws_profile_name whose profile assumes it",
+                                param=name, code="unsupported_params", kind="bad_request")
+    if params.get("aws_access_key_id") and params.get("aws_secret_access_key"):
+        creds: Any = Credentials(str(params["aws_access_key_id"]), str(params["aws_secret_access_key"]),
+                                 str(params["aws_session_token"]) if params.get("aws_session_token") else None)
+        if not region and not params.get(NO_AMBIENT_CREDENTIALS):
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    elif params.get(NO_AMBIENT_CREDENTIALS):
+        raise _no_credentials()
+    else:
+        profile = params.get("aws_profile_name")
+        session = Session(profile=str(profile)) if profile else Session()
+        creds = session.get_credentials()
+        if creds is None:
+            raise _no_credentials()
+        region = region or os.environ.get("AWS_REGION") or session.get_config_variable("region")
+    return Identity(creds, str(region or DEFAULT_REGION))
+
+
+class Signer:
+    """Resolves a deployment's identity once (in a thread) and signs its requests."""
+
+    def __init__(self) -> None:
+        self._identities: dict[tuple[str, tuple[Any, ...]], Identity] = {}
+        self._locks: dict[tuple[str, tuple[Any, ...]], asyncio.Lock] = {}
+
+    async def identity(self, deployment_id: str, params: Mapping[str, Any]) -> Identity:
+        key = (deployment_id, tuple(str(params.get(k)) for k in (*KEY_PARAMS, "aws_profile_name",
+                                                                 "aws_region_name", NO_AMBIENT_CREDENTIALS)))
+        found = self._identities.get(key)
+        if found is not None and not found.stale():
+            return found
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            found = self._identities.get(key)
+            if found is None:
+                if len(self._identities) > 1024:  # (deployments come and go at runtime)
+                    self._identities.clear()
+                found = self._identities[key] = await asyncio.to_thread(_resolve, params)
+            elif found.stale():
+                found.frozen = await asyncio.to_thread(found.credentials.get_frozen_credentials)  # refreshes them
+        return found
+
+    @staticmethod
+    def headers(identity: Identity, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` plus SigV4's ``Authorization``, ``X-Amz-Date`` and, with session
+        credentials, ``X-Amz-Security-Token``, for a POST of ``body`` to ``url``."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method="POST", url=url, data=body, headers=headers)
+        SigV4Auth(identity.frozen, SERVICE, identity.region).add_auth(request)
+        return dict(request.headers.items())
+
+
+def ambient_keys(params: Mapping[str, Any]) -> list[str]:
+    """The environment's AWS keys a deployment without its own would use (to mask them)."""
+    if params.get("aws_access_key_id") or params.get(NO_AMBIENT_CREDENTIALS):
+        return []
+    return [v for v in (os.environ.get(name) for name in ENV_KEYS) if v]
