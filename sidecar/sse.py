@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -35,17 +36,21 @@ class _EventStream(web.StreamResponse):
 
 
 async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks,
-                     headers: dict[str, str]) -> web.StreamResponse:
-    """Relay ``chunks`` as SSE with ``headers``. The answer starts with the first chunk: a failure
-    before it is a plain error answer with its status (as LiteLLM's proxy does), one after it
-    an error event. (The router has already waited for the first chunk, retrying and falling
-    back until one came.)"""
+                     headers: dict[str, str], first: Any = None) -> web.StreamResponse:
+    """Relay ``first`` (an item the router already read) and ``chunks`` as SSE with ``headers``.
+    The answer starts with the first chunk: a failure before it is a plain error answer with its
+    status (as LiteLLM's proxy does), one after it an error event. (The router has already waited
+    for the first chunk, retrying and falling back until one came.)"""
     streams = request.app[keys.STATE]["streams"]
     task = asyncio.current_task()
     streams.add(task)
     out: _Coalescer | None = None
     last: SidecarError | None = None
     try:
+        data = _events(first) if first is not None else b""
+        if data:
+            out = _Coalescer(await _start(request, headers))
+            out.add(data)
         async for item in chunks:
             data = _events(item)
             if not data:

@@ -453,30 +453,30 @@ def retry_after(err: SidecarError) -> float | None:
         return None
 
 
-async def _prime(result: Any) -> AsyncIterator[Any]:
-    """A stream whose first chunk has arrived (a failure before it is the attempt's failure)."""
+class PrimedStream:
+    """A stream whose first item has arrived: ``first`` (None for an empty stream) and ``rest``."""
+
+    __slots__ = ("first", "rest")
+
+    def __init__(self, first: Any, rest: Any) -> None:
+        self.first = first
+        self.rest = rest
+
+
+async def _prime(result: Any) -> PrimedStream:
+    """Wait for a stream's first item (a failure before it is the attempt's failure). The rest is
+    the provider's own iterator, not a wrapper: a wrapping generator would cost every item."""
     it = result.__aiter__()
     try:
         first = await it.__anext__()
     except StopAsyncIteration:
-        return _empty()
+        return PrimedStream(None, _empty())
     except BaseException:
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
         raise
-    return _primed(first, it)
-
-
-async def _primed(first: Any, it: Any) -> AsyncIterator[Any]:
-    try:
-        yield first
-        async for item in it:
-            yield item
-    finally:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    return PrimedStream(first, it)
 
 
 async def _empty() -> AsyncIterator[Any]:

@@ -50,6 +50,7 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
             if isinstance(usage, dict):  # an image's or a transcription's: not chat tokens, no cost
                 usage = None
             return json_response(result, headers=router.headers(call, usage))
-        return await stream_sse(request, call.dep, call.provider_call, result, router.headers(call))
+        return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
+                                first=result.first)
     finally:
         router.finish(call, usage)
