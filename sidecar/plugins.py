@@ -8,7 +8,7 @@ from typing import Any
 import pluggy
 
 from sidecar import hookspecs
-from sidecar.provider import CAPABILITIES, Provider
+from sidecar.provider import CAPABILITIES, CAPABILITY_METHODS, Provider
 
 
 class PluginError(Exception):
@@ -47,6 +47,11 @@ def collect_providers(pm: pluggy.PluginManager) -> dict[str, Provider]:
             unknown = set(provider.capabilities) - set(CAPABILITIES)
             if unknown:
                 raise PluginError(f"provider {provider.name!r} declares unknown capabilities {sorted(unknown)}")
+            for capability in sorted(provider.capabilities):
+                method = CAPABILITY_METHODS[capability]
+                if getattr(type(provider), method, None) is getattr(Provider, method):
+                    raise PluginError(f"provider {provider.name!r} ({type(provider).__module__}) declares the "
+                                      f"{capability!r} capability but does not implement Provider.{method}()")
             providers[provider.name] = provider
     return providers
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["CAPABILITIES", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall"]
+__all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall"]
 
 if TYPE_CHECKING:
     import aiohttp
@@ -22,16 +22,21 @@ if TYPE_CHECKING:
 NO_AMBIENT_CREDENTIALS = "no_ambient_credentials"
 """A ``ProviderCall.params`` key: when true, use no credential from outside ``params``."""
 
-CAPABILITIES = (
-    "chat",
-    "completion",
-    "embedding",
-    "moderation",
-    "image_generation",
-    "rerank",
-    "audio_transcription",
-    "audio_speech",
-)
+CAPABILITY_METHODS = {
+    "chat": "chat",
+    "completion": "text_completion",
+    "embedding": "embeddings",
+    "moderation": "moderations",
+    "image_generation": "image_generation",
+    "rerank": "rerank",
+    "audio_transcription": "transcription",
+    "audio_speech": "speech",
+}
+"""Each capability and the Provider method that serves it: the one table the core dispatches by
+(a request for a capability calls its method; the routes of each are in :mod:`sidecar.routes`).
+A provider declaring a capability without overriding its method is refused at start-up."""
+
+CAPABILITIES = tuple(CAPABILITY_METHODS)
 """Capability names a provider may declare; each matches a LiteLLM ``mode``."""
 
 

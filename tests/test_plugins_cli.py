@@ -11,6 +11,7 @@ import pytest
 from sidecar import Provider, ProviderCall, hookimpl
 from sidecar.app import create_app
 from sidecar.plugins import PluginError, collect_providers, describe_plugins, get_plugin_manager
+from sidecar.provider import CAPABILITY_METHODS
 from sidecar.wire import ChatCompletion, Choice, Embedding, EmbeddingResponse, ResponseMessage
 
 from gateway_helpers import PREFIXES, assert_error, assert_valid_stream, run_sidecar, stream_text
@@ -164,6 +165,24 @@ def test_unknown_capability_is_an_error():
     pm.register(FakePlugin(Odd()), name="odd")
     with pytest.raises(PluginError, match="telepathy"):
         collect_providers(pm)
+
+
+def test_a_capability_without_its_method_is_an_error_naming_both():
+    class Hollow(RecordingProvider):
+        capabilities = frozenset({"chat", "rerank"})  # (RecordingProvider has no rerank())
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(FakePlugin(Hollow()), name="hollow")
+    with pytest.raises(PluginError, match=r"'fake' .* declares the 'rerank' capability but does not implement "
+                                          r"Provider\.rerank\(\)"):
+        collect_providers(pm)
+
+
+def test_every_installed_provider_implements_what_it_declares():
+    for name, provider in collect_providers(get_plugin_manager()).items():
+        for capability in provider.capabilities:
+            assert getattr(type(provider), CAPABILITY_METHODS[capability]) is not getattr(
+                Provider, CAPABILITY_METHODS[capability]), (name, capability)
 
 
 def installed_providers() -> dict[str, tuple[str, str, list[str]]]:

@@ -21,7 +21,7 @@ _NO_PARAMS: frozenset[str] = frozenset()
 async def image_generations(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     typed = convert(body, ImageGenerationRequest)
-    call = new_call(request, body, typed, typed.model, "image_generation", "image_generation", _NO_PARAMS)
+    call = new_call(request, body, typed, typed.model, "image_generation", _NO_PARAMS)
     call.stream = False  # (gpt-image's partial-image stream is relayed as it comes: a RawAnswer)
     return await answer(request, router_for(request, body), call)
 
@@ -29,7 +29,7 @@ async def image_generations(request: web.Request) -> web.StreamResponse:
 async def speech(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     typed = convert(body, SpeechRequest)
-    call = new_call(request, body, typed, typed.model, "speech", "audio_speech", _NO_PARAMS)
+    call = new_call(request, body, typed, typed.model, "audio_speech", _NO_PARAMS)
     call.stream = False  # the audio is relayed as it arrives (a RawAnswer), whatever its format
     return await answer(request, router_for(request, body), call)
 
@@ -56,7 +56,7 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
             typed = msgspec.convert(fields, TranscriptionRequest, strict=False)
         except msgspec.ValidationError as exc:
             raise validation_error(exc) from None
-        call = new_call(request, fields, typed, typed.model, "transcription", "audio_transcription", _NO_PARAMS)
+        call = new_call(request, fields, typed, typed.model, "audio_transcription", _NO_PARAMS)
         call.stream = False  # a transcription stream (gpt-4o-transcribe's SSE) is relayed as it comes
         call.upload = upload
         try:

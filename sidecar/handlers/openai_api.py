@@ -45,21 +45,21 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     router = router_for(request, body)
     if is_batch(router, typed.model):
         return await batch_completions(request, router, body, typed)
-    return await answer(request, router, new_call(request, body, typed, typed.model, "chat", "chat", OPENAI_CHAT_PARAMS))
+    return await answer(request, router, new_call(request, body, typed, typed.model, "chat", OPENAI_CHAT_PARAMS))
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
     """Legacy text completions, plain or streamed, for providers with the ``completion`` capability."""
     body = await read_body(request)
     typed = convert(body, TextCompletionRequest)
-    call = new_call(request, body, typed, typed.model, "text_completion", "completion", OPENAI_COMPLETION_PARAMS)
+    call = new_call(request, body, typed, typed.model, "completion", OPENAI_COMPLETION_PARAMS)
     return await answer(request, router_for(request, body), call)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     typed = convert(body, EmbeddingRequest)
-    call = new_call(request, body, typed, typed.model, "embeddings", "embedding", OPENAI_EMBEDDING_PARAMS)
+    call = new_call(request, body, typed, typed.model, "embedding", OPENAI_EMBEDDING_PARAMS)
     return await answer(request, router_for(request, body), call)
 
 
@@ -67,7 +67,7 @@ async def moderations(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     typed = convert(body, ModerationRequest)
     model = typed.model if isinstance(typed.model, str) else _default_moderation_model(request)
-    call = new_call(request, body, typed, model, "moderations", "moderation", _NO_PARAMS)
+    call = new_call(request, body, typed, model, "moderation", _NO_PARAMS)
     return await answer(request, router_for(request, body), call)
 
 

@@ -17,5 +17,5 @@ async def rerank(request: web.Request) -> web.StreamResponse:
     body = flatten_extra_body(await read_json_object(request))
     body.pop("stream", None)  # (a rerank has no stream: a stray flag must not make the router stream)
     typed = convert(body, RerankRequest)
-    call = new_call(request, body, typed, typed.model, "rerank", "rerank", _NO_PARAMS)
+    call = new_call(request, body, typed, typed.model, "rerank", _NO_PARAMS)
     return await answer(request, router_for(request, body), call)

@@ -35,7 +35,7 @@ async def batch_completions(request: web.Request, router: Router, body: dict[str
                           "send one model, or set stream to false", param="stream", code="invalid_value")
     calls = []
     for name in names:
-        call = new_call(request, {**body, "model": name}, typed, name, "chat", "chat", OPENAI_CHAT_PARAMS)
+        call = new_call(request, {**body, "model": name}, typed, name, "chat", OPENAI_CHAT_PARAMS)
         router.check_names(call)
         calls.append(call)
     if calls[0].opts.fastest_response:
