@@ -13,7 +13,7 @@ from aiohttp import web
 
 from sidecar import keys
 from sidecar.errors import ProviderError, SidecarError
-from sidecar.provider import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall
+from sidecar.provider import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, supported_params
 from sidecar.registry import Deployment
 from sidecar.secrets import is_secret_param, longest_first, scrub, secret_values
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
@@ -21,8 +21,8 @@ from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 log = logging.getLogger("sidecar")
 
 @lru_cache(maxsize=4096)
-def _supported(provider: Provider, model: str) -> frozenset[str]:
-    return frozenset(provider.supported_openai_params(model))
+def _supported(provider: Provider, model: str, capability: str) -> frozenset[str]:
+    return frozenset(supported_params(provider, model, capability))
 
 
 def flatten_extra_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def build_call(
     upstream_model = dep.upstream_model(captured)
     out = {k: v for k, v in body.items() if k not in GATEWAY_KEYS and k not in sent_credentials}
     out["model"] = upstream_model
-    supported = _supported(provider, upstream_model)
+    supported = _supported(provider, upstream_model, capability)
     unsupported = [k for k in out if k in openai_params and k not in supported]
     if unsupported:
         drop = _first_set(body.get("drop_params"), params.get("drop_params"), config.router.drop_params)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sidecar import catalog
 from sidecar.config import SUPPORTS_FLAGS
+from sidecar.provider import supported_params
 from sidecar.registry import Deployment, Registry, capture, own_model_info
 from sidecar.secrets import is_secret_param, strip_url_credentials
 
@@ -45,6 +46,12 @@ def deployment_info(dep: Deployment, captured: str | None = None, synced: Synced
     return info_for_model(dep, dep.upstream_model(captured), synced, resolved=captured is not None)
 
 
+_MODE_CAPABILITY = {"embedding": "embedding", "completion": "completion", "moderation": "moderation",
+                    "image_generation": "image_generation", "rerank": "rerank",
+                    "audio_transcription": "audio_transcription", "audio_speech": "audio_speech"}
+"""A model's ``mode`` -> the capability whose params its info shows (chat for the rest)."""
+
+
 def info_for_model(dep: Deployment, model: str, synced: SyncedModels | None = None,
                    resolved: bool = True) -> dict[str, Any]:
     """``deployment_info`` for the upstream ``model`` a request was sent to; cached on the
@@ -66,7 +73,7 @@ def info_for_model(dep: Deployment, model: str, synced: SyncedModels | None = No
         info["max_tokens"] = info.get("max_output_tokens")
     info["tpm"] = dep.tpm
     info["rpm"] = dep.rpm
-    info["supported_openai_params"] = dep.provider.supported_openai_params(model)
+    info["supported_openai_params"] = supported_params(dep.provider, model, _MODE_CAPABILITY.get(info["mode"], "chat"))
     info["id"], info["db_model"] = dep.id, dep.db_model
     if len(dep.info_cache) >= INFO_CACHE_PER_DEPLOYMENT:  # a wildcard sees unbounded names
         dep.info_cache.pop(next(iter(dep.info_cache)))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall"]
+__all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall",
+           "supported_params"]
 
 if TYPE_CHECKING:
     import aiohttp
@@ -77,8 +80,11 @@ class Provider:
     capabilities: frozenset[str] = frozenset()
     description: str = ""
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        """OpenAI params this provider accepts for ``model`` (LiteLLM's list of the same name)."""
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        """OpenAI params this provider accepts for ``model`` (LiteLLM's list of the same name),
+        for the request's ``capability`` (``chat``, ``embedding``...). An override may leave the
+        ``capability`` argument out (the older one-argument form): its one list then serves
+        every capability."""
         return []
 
     def secret_params(self) -> frozenset[str]:
@@ -144,3 +150,18 @@ class Provider:
     async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:
         """Model names the upstream offers now (``sidecar sync --models``); [] if unknown."""
         return []
+
+
+def supported_params(provider: Provider, model: str, capability: str) -> list[str]:
+    """``provider.supported_openai_params`` for ``capability``, in either of its forms."""
+    if _takes_capability(type(provider)):
+        return provider.supported_openai_params(model, capability)
+    return provider.supported_openai_params(model)  # type: ignore[call-arg]
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_capability(cls: type) -> bool:
+    try:
+        return len(inspect.signature(cls.supported_openai_params).parameters) >= 3
+    except (TypeError, ValueError):
+        return False

@@ -99,3 +99,66 @@ async def test_iter_bytes_relays_a_binary_stream_as_it_arrives(odd_upstream):
         resp = await open_stream(session, str(odd_upstream.make_url("/frames")), b"{}", {}, timeout_for({}, True), "x")
         got = b"".join([piece async for piece in iter_bytes(resp, "x")])
     assert got == b"\x00" * 4 + b"\x01" * 4 + b"\x02" * 4
+
+
+# ---------------------------------------------------------------- supported params per capability
+
+
+class _PerCapability(sidecar.Provider):
+    """Takes ``user`` on embeddings only: per capability, one list no longer serves both."""
+
+    name = "percap"
+    capabilities = frozenset({"chat", "embedding"})
+
+    def supported_openai_params(self, model, capability=None):
+        return ["user", "encoding_format"] if capability == "embedding" else ["temperature"]
+
+    async def chat(self, call):
+        return sidecar.ChatCompletion(id="c1", model=call.model, choices=[sidecar.Choice(
+            index=0, message=sidecar.ResponseMessage(content="ok"), finish_reason="stop")])
+
+    async def embeddings(self, call):
+        return sidecar.EmbeddingResponse(data=[sidecar.Embedding(index=0, embedding=sidecar.raw_vector([0.5]))],
+                                         model=call.model)
+
+
+class _PerCapabilityPlugin:
+    @sidecar.hookimpl
+    def sidecar_providers(self):
+        return [_PerCapability()]
+
+
+async def test_supported_params_answer_per_capability(aiohttp_client, make_config):
+    from openai_helpers import post, user
+
+    from sidecar.app import create_app
+    from sidecar.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(_PerCapabilityPlugin())
+    client = await aiohttp_client(create_app(make_config({"model_list": [
+        {"model_name": "m", "litellm_params": {"model": "percap/x"}}]}), pm=pm))
+    status, body, _ = await post(client, "/v1/embeddings", {"model": "m", "input": "hi", "user": "u1"})
+    assert status == 200, body
+    status, body, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi"), "user": "u1"})
+    assert status == 400 and body["error"]["param"] == "user", body
+
+
+def test_the_one_argument_form_still_serves_every_capability():
+    from sidecar.provider import supported_params
+
+    class Old(sidecar.Provider):
+        name = "old"
+
+        def supported_openai_params(self, model):
+            return ["temperature"]
+
+    class New(sidecar.Provider):
+        name = "new"
+
+        def supported_openai_params(self, model, capability=None):
+            return ["dimensions"] if capability == "embedding" else ["temperature"]
+
+    assert supported_params(Old(), "x", "embedding") == supported_params(Old(), "x", "chat") == ["temperature"]
+    assert supported_params(New(), "x", "embedding") == ["dimensions"]
+    assert supported_params(New(), "x", "chat") == ["temperature"]

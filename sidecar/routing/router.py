@@ -15,12 +15,10 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aiohttp import web
 
-from sidecar import mocking
 from sidecar.dispatch import build_call, scrubbed
 from sidecar.errors import ProviderError, SidecarError
 from sidecar.info import info_for_model, response_cost
@@ -289,10 +287,14 @@ class Router:
     async def _call_provider(self, call: RoutedCall, dep: Deployment, pcall: ProviderCall) -> Any:
         """The provider's answer, a stream primed with its first chunk, within the call's deadline;
         with a ``mock_response``, the core's made-up answer instead (no upstream call)."""
-        mocked = mocking.requested(call.body, pcall.params)
+        mocked = call.body.get("mock_response")
+        if mocked is None:
+            mocked = pcall.params.get("mock_response")
         if mocked is None:
             fn = getattr(dep.provider, call.method)
-        else:
+        else:  # (sidecar.mocking is imported only by the calls that ask for it)
+            from sidecar import mocking
+
             fn = functools.partial(mocking.answer, call.method, mocked, call.body)
         try:
             if call.deadline is None:
@@ -448,6 +450,8 @@ def retry_after(err: SidecarError) -> float | None:
         try:
             return float(value)
         except ValueError:
+            from email.utils import parsedate_to_datetime  # (rare: most send seconds)
+
             return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
     except (ValueError, TypeError):
         return None

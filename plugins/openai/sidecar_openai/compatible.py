@@ -175,13 +175,17 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
 
     # ---------------------------------------------------------------- contract
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        """Per capability when asked (embeddings take ``encoding_format``, chat does not); without
+        one (callers of the one-argument form), by the model's catalog mode, else both lists."""
         from sidecar import catalog_lookup
 
         chat = CHAT_PARAMS if self.spec.full_params else COMPAT_CHAT_PARAMS
         if "completion" in self.capabilities:
             chat = chat + TEXT_COMPLETION_ONLY_PARAMS
-        if "embedding" not in self.capabilities:
+        if capability == "embedding":
+            return list(EMBEDDING_PARAMS)
+        if capability is not None or "embedding" not in self.capabilities:
             return list(chat)
         mode = (catalog_lookup(model, self.name) or {}).get("mode")
         if mode == "embedding":
