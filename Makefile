@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean bytecode
 
 install: $(STAMP)
 
@@ -16,7 +16,13 @@ $(STAMP): setup.cfg $(wildcard plugins/*/setup.cfg) tests/example_plugin/setup.c
 	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e $(p)) -e tests/example_plugin
 	touch $@
 
-run: install
+# Bytecode for the sidecar and its plugins, as a wheel install would leave it: start-up then reads
+# it instead of compiling every module (PYTHONDONTWRITEBYTECODE, set on some machines, stops
+# Python from writing it itself). Files already up to date are skipped.
+bytecode: install
+	$(BIN)/python -m compileall -q sidecar plugins >/dev/null
+
+run: install bytecode
 	$(BIN)/sidecar serve --config config/sidecar.yaml --host 127.0.0.1 --port 4000
 
 test: install
@@ -25,7 +31,7 @@ test: install
 # Benchmarks against the direct upstream and LiteLLM's proxy (bench/README.md), ~5 minutes.
 # Installs wrk from Debian if missing; LiteLLM goes into bench/.venv-litellm on first use.
 # Extra options: make bench BENCH_ARGS="--no-litellm --duration 3"
-bench: install
+bench: install bytecode
 	command -v wrk >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q wrk; }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
