@@ -49,7 +49,7 @@ for _module, _names in {
     ),
     "sidecar.upstream": (
         "ErrorParser", "connection_error", "error_from_body", "iter_bytes", "iter_ndjson_batches", "iter_sse_batches",
-        "iter_sse_data", "open_stream", "post_json", "timeout_for",
+        "iter_sse_data", "iter_sse_payloads", "open_stream", "post_json", "timeout_for",
     ),
     "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
     "sidecar.rerank": (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ __all__ = [
     "iter_ndjson_batches",
     "iter_sse_batches",
     "iter_sse_data",
+    "iter_sse_payloads",
     "open_stream",
     "post_json",
     "timeout_for",
@@ -164,11 +166,10 @@ async def open_stream(
     return resp
 
 
-async def iter_ndjson_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
-    """The non-blank lines of a newline-delimited JSON stream (Ollama's, Gemini's without
-    ``alt=sse``), one list per network read (never empty), the last line even without its
-    newline. Transport failures raise ProviderError; whether the stream was complete is the
-    caller's to judge (its framing says, e.g. a last object with ``done: true``)."""
+async def _line_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
+    """The complete lines of each network read (a list per read that ended a line), then the last
+    line even without its newline. Lines are split here, not by ``StreamReader.readline``, which
+    fails on a line longer than twice the read buffer. Transport failures raise ProviderError."""
     pending: list[bytes] = []
     try:
         async for data in resp.content.iter_any():
@@ -179,16 +180,45 @@ async def iter_ndjson_batches(resp: aiohttp.ClientResponse, provider: str) -> As
                 data = b"".join((*pending, data))
             lines = data.split(b"\n")
             pending = [lines.pop()]
-            lines = [line for line in lines if line.strip()]
-            if lines:
-                yield lines
-        last = b"".join(pending).strip()
+            yield lines
+        last = b"".join(pending)
         if last:
             yield [last]
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise connection_error(exc, provider) from None
     finally:
         resp.release()
+
+
+async def iter_ndjson_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
+    """The non-blank lines of a newline-delimited JSON stream (Ollama's, Gemini's without
+    ``alt=sse``), one list per network read (never empty), the last line even without its
+    newline. Transport failures raise ProviderError; whether the stream was complete is the
+    caller's to judge (its framing says, e.g. a last object with ``done: true``)."""
+    async with aclosing(_line_batches(resp, provider)) as batches:
+        async for lines in batches:
+            lines = [line for line in lines if line.strip()]
+            if lines:
+                yield lines
+
+
+async def iter_sse_payloads(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
+    """The ``data:`` payloads of an SSE stream of any provider's events (Anthropic's, Cohere's,
+    Gemini's), one list per network read (never empty), up to the end of the body or a
+    ``[DONE]``. ``event:`` lines, comments and blank lines are skipped (such payloads name their
+    own type). Unlike :func:`iter_sse_batches` it knows no OpenAI rules: whether the stream was
+    complete, and which payload is an error, are the caller's to judge."""
+    async with aclosing(_line_batches(resp, provider)) as batches:
+        async for lines in batches:
+            payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
+            payloads = [p for p in payloads if p]
+            if _DONE in payloads:
+                payloads = payloads[:payloads.index(_DONE)]
+                if payloads:
+                    yield payloads
+                return
+            if payloads:
+                yield payloads
 
 
 async def iter_bytes(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:

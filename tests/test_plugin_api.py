@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 import sidecar
-from sidecar import ProviderError, iter_bytes, open_stream, post_json, timeout_for
+from sidecar import ProviderError, iter_bytes, iter_sse_payloads, open_stream, post_json, timeout_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_SOURCES = sorted([*ROOT.glob("plugins/*/sidecar_*/*.py"), *ROOT.glob("tests/example_plugin/sidecar_*/*.py")])
@@ -74,9 +74,21 @@ async def odd_upstream(aiohttp_server):
         await resp.write_eof()
         return resp
 
+    async def events(request: web.Request) -> web.StreamResponse:
+        """Another provider's SSE: ``event:`` lines, a comment, a payload split across writes,
+        then ``[DONE]`` and what follows it (never read)."""
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for piece in (b'event: start\ndata: {"type": "a"}\n\n: ping\n\ndata: {"ty', b'pe": "b"}\n\n',
+                      b"data: [DONE]\n\ndata: {\"type\": \"after\"}\n\n"):
+            await resp.write(piece)
+        await resp.write_eof()
+        return resp
+
     app = web.Application()
     app.router.add_post("/fail", fail)
     app.router.add_post("/frames", frames)
+    app.router.add_post("/events", events)
     return await aiohttp_server(app)
 
 
@@ -92,6 +104,13 @@ async def test_a_providers_own_error_parser_reads_its_error_bodies(odd_upstream,
                                 parse_error=_teapot_error)
     err = caught.value
     assert "busy brewing" in err.message and err.kind == "rate_limit" and err.headers == {"Retry-After": "7"}
+
+
+async def test_iter_sse_payloads_reads_any_providers_events_up_to_done(odd_upstream):
+    async with aiohttp.ClientSession() as session:
+        resp = await open_stream(session, str(odd_upstream.make_url("/events")), b"{}", {}, timeout_for({}, True), "x")
+        got = [p for batch in [b async for b in iter_sse_payloads(resp, "x")] for p in batch]
+    assert got == [b'{"type": "a"}', b'{"type": "b"}']
 
 
 async def test_iter_bytes_relays_a_binary_stream_as_it_arrives(odd_upstream):

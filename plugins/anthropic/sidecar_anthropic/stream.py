@@ -9,45 +9,16 @@ chunk, and the router can retry it or fall back.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from sidecar import ChatCompletionChunk, ChunkChoice, Delta, ProviderError, connection_error
+from sidecar import ChatCompletionChunk, ChunkChoice, Delta, ProviderError, iter_sse_payloads
 from sidecar_anthropic.answer import AnthropicUsage, Block, Message, finish_reason, new_id, usage_of
 from sidecar_anthropic.convert import JSON_TOOL
 from sidecar_anthropic.errors import ErrorInfo, error_of
-
-
-async def iter_event_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
-    """The ``data:`` payloads of an SSE response, one list per network read (never empty).
-    ``event:`` lines, comments and blank lines are skipped (each payload names its own
-    ``type``). Transport failures raise ProviderError; whether the stream was complete is the
-    caller's to judge (Anthropic's ends with ``message_stop``)."""
-    pending: list[bytes] = []
-    try:
-        async for data in resp.content.iter_any():
-            if b"\n" not in data:
-                pending.append(data)
-                continue
-            if pending:
-                data = b"".join((*pending, data))
-            lines = data.split(b"\n")
-            pending = [lines.pop()]
-            payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
-            payloads = [p for p in payloads if p]
-            if payloads:
-                yield payloads
-        last = b"".join(pending).strip()
-        if last[:5] == b"data:" and last[5:].strip():
-            yield [last[5:].strip()]
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise connection_error(exc, provider) from None
-    finally:
-        resp.release()
 
 
 class EventDelta(msgspec.Struct):
@@ -188,7 +159,7 @@ class StreamState:
 async def chunks_of(resp: aiohttp.ClientResponse, state: StreamState, provider: str) -> AsyncIterator[list[Any]]:
     """The OpenAI chunks of an Anthropic stream, a list per network read; chunks before an error
     event still reach the client, then it raises; a stream ending before ``message_stop`` is a 502."""
-    batches = iter_event_batches(resp, provider)
+    batches = iter_sse_payloads(resp, provider)
     try:
         async for payloads in batches:
             out: list[ChatCompletionChunk] = []

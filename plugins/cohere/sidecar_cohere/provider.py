@@ -24,13 +24,14 @@ from sidecar import (
     ProviderError,
     RerankResponse,
     document_text,
+    iter_sse_payloads,
     open_stream,
     post_json,
     timeout_for,
     with_documents,
 )
 from sidecar_cohere.convert import CHAT_PARAMS, EMBEDDING_PARAMS, CohereChat, chat_body, completion_of
-from sidecar_cohere.stream import StreamState, events_decoder, iter_sse_batches
+from sidecar_cohere.stream import StreamState, events_decoder
 
 DEFAULT_API_BASE = "https://api.cohere.com"
 KEY_ENVS = ("COHERE_API_KEY", "CO_API_KEY")
@@ -131,7 +132,7 @@ class CohereProvider(Provider):
         return self._chunks(resp, StreamState(call.model, include_usage, self.name))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
-        async with aclosing(iter_sse_batches(resp, self.name)) as batches:
+        async with aclosing(iter_sse_payloads(resp, self.name)) as batches:
             async for payloads in batches:
                 try:
                     events = events_decoder.decode(b"[" + b",".join(payloads) + b"]")

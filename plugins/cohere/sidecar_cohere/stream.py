@@ -3,50 +3,12 @@ arrives and turned into OpenAI chunks."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import msgspec
 
-from sidecar import ChatCompletionChunk, ChunkChoice, Delta, connection_error
+from sidecar import ChatCompletionChunk, ChunkChoice, Delta
 from sidecar_cohere.convert import CohereUsage, check_finish, finish_reason, new_id, usage_of
-
-_DONE = b"[DONE]"
-
-
-async def iter_sse_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
-    """The ``data:`` payloads of ``resp``, one list per network read (never empty), up to the end
-    of the body or ``[DONE]``; ``event:`` lines and comments are skipped (every Cohere payload
-    names its ``type``). Lines are split here, not by ``readline``, which fails on long lines.
-    Whether the stream was complete is the caller's to judge (``message-end``)."""
-    pending: list[bytes] = []
-    try:
-        async for data in resp.content.iter_any():
-            if b"\n" not in data:
-                pending.append(data)
-                continue
-            if pending:
-                data = b"".join((*pending, data))
-            lines = data.split(b"\n")
-            pending = [lines.pop()]
-            payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
-            payloads = [p for p in payloads if p]
-            if _DONE in payloads:
-                payloads = payloads[:payloads.index(_DONE)]
-                if payloads:
-                    yield payloads
-                return
-            if payloads:
-                yield payloads
-        last = b"".join(pending).strip()
-        if last[:5] == b"data:" and last[5:].strip() not in (b"", _DONE):
-            yield [last[5:].strip()]
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise connection_error(exc, provider) from None
-    finally:
-        resp.release()
 
 
 class EventContent(msgspec.Struct):

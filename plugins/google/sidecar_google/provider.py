@@ -24,12 +24,12 @@ from sidecar import (
     ProviderCall,
     ProviderError,
     connection_error,
+    iter_sse_payloads,
     raw_vector,
     timeout_for,
 )
 from sidecar_google.request import gemini_body, model_generation
 from sidecar_google.response import GenerateContentResponse, StreamState, completion_of, error_from_response
-from sidecar_google.sse import iter_sse_events
 
 CHAT_PARAMS = ["temperature", "top_p", "max_tokens", "max_completion_tokens", "stream", "stream_options", "tools",
                "tool_choice", "functions", "function_call", "parallel_tool_calls", "response_format", "n", "stop",
@@ -90,7 +90,7 @@ class GoogleProvider(Provider):
         """The stream's chunks, one list per network read. An error event, or a block, before the
         first chunk raises from the first item (so the router counts the call as failed); after
         it, the client gets the chunks so far and an error event."""
-        async with aclosing(iter_sse_events(resp, self.name)) as batches:
+        async with aclosing(iter_sse_payloads(resp, self.name)) as batches:
             async for raw in batches:
                 try:
                     events = _events.decode(b"[" + b",".join(raw) + b"]")
