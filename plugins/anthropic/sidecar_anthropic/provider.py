@@ -23,6 +23,8 @@ from sidecar import (
     ProviderCall,
     ProviderError,
     connection_error,
+    open_stream,
+    post_json,
     timeout_for,
 )
 from sidecar_anthropic.answer import Message, completion_of
@@ -74,9 +76,11 @@ async def messages_chat(call: ProviderCall, url: str | yarl.URL, headers: Mappin
         adapt(body)
     data = _encode(body)
     if not call.stream:
-        message = await _post(call.session, url, data, headers, timeout_for(call.params, False), provider)
+        message = await post_json(call.session, url, data, headers, timeout_for(call.params, False), _message,
+                                  provider, parse_error=error_from_answer)
         return completion_of(message, call.model, json_mode)
-    resp = await _open(call.session, url, data, headers, timeout_for(call.params, True), provider)
+    resp = await open_stream(call.session, url, data, headers, timeout_for(call.params, True), provider,
+                             parse_error=error_from_answer)
     include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
     return _relay(resp, StreamState(call.model, include_usage, json_mode, provider), provider)
 
@@ -86,41 +90,6 @@ async def _relay(resp: aiohttp.ClientResponse, state: StreamState, provider: str
     async with aclosing(chunks_of(resp, state, provider)) as chunks:
         async for batch in chunks:
             yield batch
-
-
-async def _post(session: aiohttp.ClientSession, url: Any, body: bytes, headers: Mapping[str, str],
-                timeout: aiohttp.ClientTimeout, provider: str) -> Message:
-    try:
-        async with session.post(url, data=body, headers=headers, timeout=timeout) as resp:
-            data = await resp.read()
-            if resp.status >= 400:
-                raise error_from_answer(resp.status, data, provider, resp.headers)
-    except ProviderError:
-        raise
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise connection_error(exc, provider) from None
-    try:
-        return _message.decode(data)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise ProviderError(502, f"{provider} upstream sent an answer that is not valid: {exc}",
-                            code="bad_upstream_response") from None
-
-
-async def _open(session: aiohttp.ClientSession, url: Any, body: bytes, headers: Mapping[str, str],
-                timeout: aiohttp.ClientTimeout, provider: str) -> aiohttp.ClientResponse:
-    try:
-        resp = await session.post(url, data=body, headers=headers, timeout=timeout)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise connection_error(exc, provider) from None
-    if resp.status >= 400:
-        try:
-            data = await resp.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            data = b""
-        finally:
-            resp.release()
-        raise error_from_answer(resp.status, data, provider, resp.headers)
-    return resp
 
 
 def extra_headers(params: Mapping[str, Any]) -> dict[str, str]:
