@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -53,8 +51,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
     app[keys.CONFIG] = config
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.PROVIDERS] = providers
-    app[keys.STATE] = {"ready": False, "started_at": time.time(), "streams": set(), "workers": workers,
-                       "sync_lock": asyncio.Lock()}
+    app[keys.STATE] = keys.AppState(workers=workers)
     registry = Registry(providers)
     registry.put_many(config_deployments(config, registry))
     app[keys.REGISTRY] = registry
@@ -131,13 +128,13 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         raise ConfigError(f"cannot open the database {path}: {exc}") from None
     app[keys.DATABASE] = db
     # read before loading: another process's commit during the load is then seen as a change
-    app[keys.STATE]["data_version"] = await db.data_version()
+    app[keys.STATE].data_version = await db.data_version()
     await sync.load_stored_deployments(db, app[keys.REGISTRY])
     app[keys.SYNCED_MODELS].update(await db.synced_models())
     if not len(app[keys.REGISTRY]):
         log.warning("no deployments in the config or the database: every model request gets a 404 until "
                     "one is added with POST /model/new")
-    app[keys.STATE]["ready"] = True
+    app[keys.STATE].ready = True
     yield
-    app[keys.STATE]["ready"] = False
+    app[keys.STATE].ready = False
     await db.close()

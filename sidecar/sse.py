@@ -41,7 +41,7 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
     The answer starts with the first chunk: a failure before it is a plain error answer with its
     status (as LiteLLM's proxy does), one after it an error event. (The router has already waited
     for the first chunk, retrying and falling back until one came.)"""
-    streams = request.app[keys.STATE]["streams"]
+    streams = request.app[keys.STATE].streams
     task = asyncio.current_task()
     streams.add(task)
     out: _Coalescer | None = None
@@ -196,7 +196,7 @@ async def _close(chunks) -> None:
 
 async def end_streams_before_deadline(app: web.Application) -> None:
     """``on_shutdown``: just before the grace period ends, end the streams still running."""
-    streams: set[asyncio.Task] = app[keys.STATE]["streams"]
+    streams: set[asyncio.Task] = app[keys.STATE].streams
     grace = app[keys.CONFIG].general.graceful_shutdown_seconds
 
     def cut() -> None:

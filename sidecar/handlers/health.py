@@ -19,7 +19,7 @@ async def readiness(request: web.Request) -> web.Response:
     """LiteLLM's fields (``status: "connected"`` once the database is open, ``db``, ``cache``,
     ``litellm_version``, ``success_callbacks``) beside the sidecar's own."""
     app = request.app
-    ready = app[keys.STATE].get("ready", False)
+    ready = app[keys.STATE].ready
     deployments = len(app[keys.REGISTRY]) if keys.REGISTRY in app else 0
     body = {
         "status": "connected" if ready else "starting",
