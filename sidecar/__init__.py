@@ -13,7 +13,9 @@ Plugin authors need only what this module exports (docs/plugins.md lists it):
   ``timeout_for``; :mod:`sidecar.upstream`);
 - the secret helpers (``is_secret_param``, ``secret_values``, ``scrub``; :mod:`sidecar.secrets`),
   the model catalog's ``catalog_lookup``, and small fixtures for offline answers and tests
-  (``mock_images``, ``tiny_png``, ``silent_wav``).
+  (``mock_images``, ``tiny_png``, ``silent_wav``);
+- for the hooks beyond providers: ``CallEvent`` and ``PreCall`` (what they see), ``SidecarError``
+  (to refuse a request) and ``public`` (a plugin route served without the master key).
 
 Everything but the contract is imported on first use, so ``import sidecar`` stays cheap.
 """
@@ -52,6 +54,9 @@ for _module, _names in {
         "iter_sse_data", "iter_sse_payloads", "open_stream", "post_json", "timeout_for",
     ),
     "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
+    "sidecar.events": ("CallEvent", "PreCall"),
+    "sidecar.hooks": ("public",),
+    "sidecar.errors": ("SidecarError",),
     "sidecar.rerank": (
         "RerankBilledUnits", "RerankMeta", "RerankRequest", "RerankResponse", "RerankResult", "document_text",
         "with_documents",

@@ -14,9 +14,10 @@ from aiohttp import web
 from sidecar import keys, middlewares, sync
 from sidecar.config import Config, ConfigError
 from sidecar.db import Database
-from sidecar.plugins import collect_providers, get_plugin_manager
 from sidecar.errors import SidecarError
+from sidecar.hooks import Hooks, add_plugin_routes
 from sidecar.info import InfoCache
+from sidecar.plugins import collect_providers, get_plugin_manager
 from sidecar.registry import Deployment, Registry, build_deployment, config_deployment_id
 from sidecar.routes import add_routes
 from sidecar.routing.policy import RouterPolicy
@@ -57,14 +58,25 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
     app[keys.REGISTRY] = registry
     app[keys.INFO_CACHE] = InfoCache(registry)
     app[keys.SYNCED_MODELS] = {}
-    app[keys.ROUTER] = build_router(config, registry, app[keys.SYNCED_MODELS], workers)
+    hooks = app[keys.HOOKS] = Hooks(pm, app, config.general.max_pending_events)
+    router = app[keys.ROUTER] = build_router(config, registry, app[keys.SYNCED_MODELS], workers)
+    router.pre_call, router.events = hooks.pre_call, hooks.events
     app[keys.USER_ROUTERS] = UserRouters()
-    app.cleanup_ctx.extend([client_session_ctx, database_ctx])
+    app.cleanup_ctx.extend([client_session_ctx, database_ctx, hooks.ctx])
     if workers > 1:
         app.cleanup_ctx.append(sync.poll_ctx)
     app.on_shutdown.append(end_streams_before_deadline)
     add_routes(app)
+    add_plugin_routes(app, hooks.plugin_routes(app), lambda method, path: _served(app, method, path))
     return app
+
+
+def _served(app: web.Application, method: str, path: str) -> bool:
+    """Whether ``method path`` already has a route (a plugin may not take it over)."""
+    for resource in app.router.resources():
+        if resource.canonical == path and any(r.method in (method, "*") for r in resource):
+            return True
+    return False
 
 
 def build_router(config: Config, registry: Registry, synced: dict, workers: int) -> Router:

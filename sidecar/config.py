@@ -54,6 +54,8 @@ class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     """Seconds an idle keep-alive connection is kept (aiohttp's default)."""
     max_upstream_connections: PositiveInt = 1000
     """Upstream connections open at once, in total; more requests wait for one within their timeout."""
+    max_pending_events: PositiveInt = 10_000
+    """Finished-call events waiting for ``sidecar_call_finished`` hooks; beyond this they are dropped."""
     max_upstream_connections_per_host: PositiveInt = 500
     """Of those, to one host (a burst cannot open thousands of sockets to one provider)."""
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sidecar.config import Config
 from sidecar.db import Database
+from sidecar.hooks import Hooks
 from sidecar.info import InfoCache
 from sidecar.provider import Provider
 from sidecar.registry import Registry
@@ -30,6 +31,8 @@ ROUTER: web.AppKey[Router] = web.AppKey("router")  # (typed by annotation: the r
 """Routes every OpenAI request: retries, fallbacks, cooldowns, limits (:mod:`sidecar.routing`)."""
 USER_ROUTERS: web.AppKey[UserRouters] = web.AppKey("user_routers")
 """Routers built from requests' ``user_config``, by the config's hash (a bounded LRU)."""
+HOOKS = web.AppKey("hooks", Hooks)
+"""The hooks beyond providers that plugins implement, looked up once (:mod:`sidecar.hooks`)."""
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 INFO_CACHE = web.AppKey("info_cache", InfoCache)
 

@@ -21,6 +21,7 @@ from sidecar.http import encoder
 from sidecar.provider import ProviderCall
 from sidecar.registry import Deployment
 from sidecar.secrets import scrub
+from sidecar.wire import Usage
 
 log = logging.getLogger("sidecar")
 
@@ -36,11 +37,12 @@ class _EventStream(web.StreamResponse):
 
 
 async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks,
-                     headers: dict[str, str], first: Any = None) -> web.StreamResponse:
+                     headers: dict[str, str], first: Any = None, record: Any = None) -> web.StreamResponse:
     """Relay ``first`` (an item the router already read) and ``chunks`` as SSE with ``headers``.
     The answer starts with the first chunk: a failure before it is a plain error answer with its
     status (as LiteLLM's proxy does), one after it an error event. (The router has already waited
-    for the first chunk, retrying and falling back until one came.)"""
+    for the first chunk, retrying and falling back until one came.) ``record`` (the router's call)
+    gets the stream's ``usage`` when a chunk carries one, and its ``error`` when it fails."""
     streams = request.app[keys.STATE].streams
     task = asyncio.current_task()
     streams.add(task)
@@ -48,10 +50,16 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
     last: SidecarError | None = None
     try:
         data = _events(first) if first is not None else b""
+        if record is not None:
+            record.usage = _usage_of(first)
         if data:
             out = _Coalescer(await _start(request, headers))
             out.add(data)
         async for item in chunks:
+            if record is not None:
+                usage = _usage_of(item)
+                if usage is not None:
+                    record.usage = usage
             data = _events(item)
             if not data:
                 continue
@@ -77,6 +85,8 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
         last = SidecarError(502, f"{dep.provider.name} failed mid-stream", code="upstream_error")
     finally:
         streams.discard(task)
+    if record is not None:
+        record.error = last
     if out is None:
         if last is not None:
             raise last  # nothing was sent yet: the client gets the status
@@ -108,6 +118,28 @@ def _events(item) -> bytes:
     # one C call for the batch: msgspec's JSON holds no raw newline, so each line is one event
     lines = encoder.encode_lines([msgspec.Raw(_one_line(c)) if isinstance(c, bytes) else c for c in item])
     return b"data: " + lines[:-1].replace(b"\n", b"\n\ndata: ") + b"\n\n"
+
+
+class _WithUsage(msgspec.Struct):
+    usage: Usage | None = None
+
+
+_usage_decoder = msgspec.json.Decoder(_WithUsage)
+
+
+def _usage_of(item: Any) -> Any:
+    """The usage a chunk (or the last of a list) carries: a Struct's, or read from JSON bytes
+    that mention one (only those are decoded)."""
+    if type(item) is list:
+        item = item[-1] if item else None
+    if isinstance(item, bytes):
+        if b'"usage"' not in item:
+            return None
+        try:
+            return _usage_decoder.decode(item).usage
+        except msgspec.DecodeError:
+            return None
+    return getattr(item, "usage", None)
 
 
 def _one_line(payload: bytes) -> bytes:

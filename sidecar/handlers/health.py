@@ -7,7 +7,6 @@ from aiohttp import web
 from sidecar import __version__, keys
 from sidecar.http import json_response
 
-
 NO_DEPLOYMENTS = "no deployments: add them to model_list or with POST /model/new"
 
 

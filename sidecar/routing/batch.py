@@ -36,6 +36,7 @@ async def batch_completions(request: web.Request, router: Router, body: dict[str
     calls = []
     for name in names:
         call = new_call(request, {**body, "model": name}, typed, name, "chat", OPENAI_CHAT_PARAMS)
+        call.batch = True
         router.check_names(call)
         calls.append(call)
     if calls[0].opts.fastest_response:

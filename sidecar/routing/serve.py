@@ -53,6 +53,6 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
                 usage = None
             return json_response(result, headers=router.headers(call, usage))
         return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
-                                first=result.first)
+                                first=result.first, record=call if router.events is not None else None)
     finally:
         router.finish(call, usage)
