@@ -56,6 +56,8 @@ for _module, _names in {
     "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
     "sidecar.events": ("CallEvent", "PreCall"),
     "sidecar.hooks": ("public",),
+    "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "database_path",
+                        "general_setting", "worker_count"),
     "sidecar.errors": ("SidecarError",),
     "sidecar.rerank": (
         "RerankBilledUnits", "RerankMeta", "RerankRequest", "RerankResponse", "RerankResult", "document_text",

@@ -124,11 +124,29 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
                                      keepalive_timeout=UPSTREAM_IDLE_SECONDS, ttl_dns_cache=300,
                                      enable_cleanup_closed=True)
     # No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls.
+    # Headers a pre-call hook adds (add_upstream_headers) go on through a trace hook, only when a
+    # plugin could add some: it costs every upstream request.
+    traces = [_upstream_headers_trace()] if app[keys.HOOKS].pre_call is not None else None
     session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
-                                    cookie_jar=aiohttp.DummyCookieJar())
+                                    cookie_jar=aiohttp.DummyCookieJar(), trace_configs=traces)
     app[keys.CLIENT_SESSION] = session
     yield
     await session.close()
+
+
+def _upstream_headers_trace() -> aiohttp.TraceConfig:
+    """Adds the headers hooks set for the current request (:func:`sidecar.add_upstream_headers`)."""
+    from sidecar.appview import upstream_headers
+
+    async def on_request_start(session: aiohttp.ClientSession, ctx: object,
+                               params: aiohttp.TraceRequestStartParams) -> None:
+        extra = upstream_headers()
+        if extra:
+            params.headers.update(extra)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    return trace
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

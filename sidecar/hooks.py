@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 from aiohttp import web
 
+from sidecar import keys
 from sidecar.config import ConfigError
 from sidecar.errors import SidecarError
 from sidecar.events import CallEvent, PreCall
@@ -209,6 +210,14 @@ class Hooks:
         self.events: EventBus | None = EventBus(finished, app, max_pending) if finished else None
         self.startup = _impls(hook.sidecar_startup)
         self.routes = _impls(hook.sidecar_routes)
+        config = app[keys.CONFIG]
+        self.callbacks = [name for name in config.callbacks if pm.get_plugin(name) is not None]
+        """The ``litellm_settings`` callbacks a plugin of that name serves."""
+        unserved = [name for name in config.callbacks if name not in self.callbacks]
+        if unserved:
+            log.warning("litellm_settings callbacks %s: no installed plugin is registered under %s; ignored "
+                        "(sidecar plugins lists the installed ones)", ", ".join(unserved),
+                        "that name" if len(unserved) == 1 else "those names")
 
     def plugin_routes(self, app: web.Application) -> list[tuple[str, web.RouteDef]]:
         """Each plugin's extra routes, with its name."""

@@ -13,12 +13,12 @@ from aiohttp import web
 
 from sidecar.config import Config
 from sidecar.db import Database
-from sidecar.hooks import Hooks
 from sidecar.info import InfoCache
 from sidecar.provider import Provider
 from sidecar.registry import Registry
 
 if TYPE_CHECKING:
+    from sidecar.hooks import Hooks
     from sidecar.routing.router import Router
     from sidecar.routing.user_config import UserRouters
 
@@ -31,7 +31,7 @@ ROUTER: web.AppKey[Router] = web.AppKey("router")  # (typed by annotation: the r
 """Routes every OpenAI request: retries, fallbacks, cooldowns, limits (:mod:`sidecar.routing`)."""
 USER_ROUTERS: web.AppKey[UserRouters] = web.AppKey("user_routers")
 """Routers built from requests' ``user_config``, by the config's hash (a bounded LRU)."""
-HOOKS = web.AppKey("hooks", Hooks)
+HOOKS: web.AppKey[Hooks] = web.AppKey("hooks")
 """The hooks beyond providers that plugins implement, looked up once (:mod:`sidecar.hooks`)."""
 CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 INFO_CACHE = web.AppKey("info_cache", InfoCache)

@@ -353,3 +353,42 @@ async def test_an_upstream_key_never_reaches_an_event(make_client, openai_fake):
     import msgspec
 
     assert KEY not in msgspec.json.encode(recorder.events[0]).decode()
+
+
+class Tracer:
+    @hookimpl
+    def sidecar_pre_call(self, call: PreCall) -> None:
+        from sidecar import add_upstream_headers
+
+        add_upstream_headers({"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"})
+        add_upstream_headers({"x-call": call.call_id})
+
+
+async def test_headers_a_pre_call_hook_adds_go_upstream_with_that_request_only(make_client, openai_fake):
+    client = await make_client({"model_list": group("g", "good", base=openai_fake.base_url)}, pm=manager(Tracer()))
+    status, _, headers = await post(client, CHAT, {"model": "g", "messages": user("hi")})
+    assert status == 200
+    sent = openai_fake.last.headers
+    assert sent["traceparent"] == f"00-{'ab' * 16}-{'cd' * 8}-01"
+    assert sent["x-call"] == headers["x-litellm-call-id"]
+    status, _, headers = await post(client, CHAT, {"model": "g", "messages": user("again")})
+    assert openai_fake.last.headers["x-call"] == headers["x-litellm-call-id"]  # its own, not the last request's
+
+
+async def test_config_callbacks_are_served_by_the_plugin_of_that_name(make_client, caplog):
+    class Named:
+        @hookimpl
+        def sidecar_call_finished(self, event: CallEvent) -> None:
+            pass
+
+    pm = manager()
+    pm.register(Named(), name="mylogger")
+    with caplog.at_level(logging.WARNING, logger="sidecar"):
+        client = await make_client({"model_list": [], "litellm_settings": {
+            "callbacks": ["mylogger", "langfuse"], "success_callback": ["mylogger"]}}, pm=pm)
+    assert "litellm_settings callbacks langfuse: no installed plugin is registered under that name" in caplog.text
+    body = await (await client.get("/health/readiness")).json()
+    assert body["success_callbacks"] == ["mylogger"]
+    from sidecar import callback_enabled
+
+    assert callback_enabled(client.app, "mylogger") and not callback_enabled(client.app, "prometheus")

@@ -25,7 +25,7 @@ async def readiness(request: web.Request) -> web.Response:
         "db": "connected" if ready else "not connected",
         "cache": None,  # no response cache
         "litellm_version": f"llm-sidecar {__version__}",
-        "success_callbacks": [],  # no logging callbacks are run
+        "success_callbacks": app[keys.HOOKS].callbacks,  # the litellm_settings callbacks a plugin serves
         "plugins": len(app[keys.PLUGIN_MANAGER].get_plugins()),
         "deployments": deployments,
         "version": __version__,
