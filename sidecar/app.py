@@ -58,6 +58,7 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
     app[keys.REGISTRY] = registry
     app[keys.INFO_CACHE] = InfoCache(registry)
     app[keys.SYNCED_MODELS] = {}
+    pm.hook.sidecar_configure(app=app, pm=pm)
     hooks = app[keys.HOOKS] = Hooks(pm, app, config.general.max_pending_events)
     router = app[keys.ROUTER] = build_router(config, registry, app[keys.SYNCED_MODELS], workers)
     router.pre_call, router.events = hooks.pre_call, hooks.events

@@ -52,6 +52,16 @@ def sidecar_providers() -> list[Provider]:
 
 
 @hookspec
+def sidecar_configure(app: web.Application, pm: pluggy.PluginManager) -> None:
+    """Called once when an app is created, before the sidecar looks up which hooks are
+    implemented: the place to turn a plugin on for this app only (pytest's ``pytest_configure``).
+    Read the config (``sidecar.callback_enabled(app, "myname")``...) and, when enabled,
+    ``pm.register(MyRecorder(app))``: an object whose methods are the hook implementations, with
+    state of its own for this app. A plugin that is off registers nothing, so requests pay nothing
+    for it."""
+
+
+@hookspec
 def sidecar_pre_call(call: PreCall, app: web.Application) -> dict[str, Any] | None:
     """See a request before the router sends it upstream; change it or refuse it.
 

@@ -392,3 +392,32 @@ async def test_config_callbacks_are_served_by_the_plugin_of_that_name(make_clien
     from sidecar import callback_enabled
 
     assert callback_enabled(client.app, "mylogger") and not callback_enabled(client.app, "prometheus")
+
+
+class OnWhenConfigured:
+    """Registers its recorder only for apps whose config names it (pytest's configure pattern)."""
+
+    def __init__(self) -> None:
+        self.recorders: list[Recorder] = []
+
+    @hookimpl
+    def sidecar_configure(self, app: web.Application, pm) -> None:
+        from sidecar import callback_enabled
+
+        if callback_enabled(app, "recorder"):
+            self.recorders.append(Recorder())
+            pm.register(self.recorders[-1])
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_a_plugin_configured_off_costs_nothing(make_client, openai_fake, enabled):
+    plugin = OnWhenConfigured()
+    config = {"model_list": group("g", "good", base=openai_fake.base_url),
+              "litellm_settings": {"callbacks": ["recorder"] if enabled else []}}
+    client = await make_client(config, pm=manager(plugin))
+    assert (client.app[keys.HOOKS].events is not None) is enabled
+    assert (await post(client, CHAT, {"model": "g", "messages": user("hi")}))[0] == 200
+    if enabled:
+        await until(lambda: plugin.recorders[0].events, what="the event")
+    else:
+        assert plugin.recorders == []
