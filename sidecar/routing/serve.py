@@ -9,6 +9,7 @@ from aiohttp import web
 from sidecar import keys
 from sidecar.errors import SidecarError
 from sidecar.http import json_response
+from sidecar.logs import CALL_ID
 from sidecar.provider import CAPABILITY_METHODS
 from sidecar.relay import relay_raw
 from sidecar.routing.policy import request_options
@@ -21,9 +22,11 @@ def new_call(request: web.Request, body: dict[str, Any], typed: Any, group: str,
              openai_params: frozenset[str]) -> RoutedCall:
     """The router's record of this request (its router keys checked: a 400 names a bad one); the
     provider method that serves it is the capability's (:data:`sidecar.provider.CAPABILITY_METHODS`)."""
-    return RoutedCall(group=group, method=CAPABILITY_METHODS[capability], capability=capability, body=body, typed=typed,
+    call = RoutedCall(group=group, method=CAPABILITY_METHODS[capability], capability=capability, body=body, typed=typed,
                       openai_params=openai_params, opts=request_options(body, request.headers.get("x-litellm-timeout")),
                       stream=bool(body.get("stream")))
+    CALL_ID.set(call.id)  # (log lines of this request carry it: --log-format json)
+    return call
 
 
 def router_for(request: web.Request, body: dict[str, Any]) -> Router:
