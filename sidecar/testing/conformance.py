@@ -50,13 +50,17 @@ from sidecar.secrets import is_secret_param
 from sidecar.testing.answers import assert_envelope, assert_valid_stream, parse_sse, tool_calls_of
 from sidecar.testing.spec import REQUEST_SCHEMAS, assert_valid, request_params
 
-__all__ = ["STATUS_FOR_KIND", "ErrorCase", "ProviderConformance", "WEATHER_TOOL"]
+__all__ = ["LITELLM_CLIENT_PARAMS", "STATUS_FOR_KIND", "ErrorCase", "ProviderConformance", "WEATHER_TOOL"]
 
 STATUS_FOR_KIND = {
     "bad_request": 400, "auth": 401, "permission": 403, "not_found": 404, "rate_limit": 429,
     "timeout": 504, "server": 502, "context_window": 400, "content_policy": 400,
 }
 """The status a client gets for a failure of each kind (:class:`sidecar.ProviderError`)."""
+LITELLM_CLIENT_PARAMS = frozenset({"extra_headers", "max_retries"})
+"""Options of LiteLLM's client that its ``get_supported_openai_params`` lists among OpenAI's params
+for some providers (OpenAI, Anthropic...): a plugin keeping ``/model_group/info`` as LiteLLM shows
+it may list them (``extra_params = LITELLM_CLIENT_PARAMS``)."""
 WAIT = 10.0
 """Seconds any one exchange with the gateway may take."""
 MASTER_KEY = "sk-conformance-master-key"
