@@ -10,7 +10,7 @@ import struct
 
 import openai
 import pytest
-from fake_google import CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, THOUGHT_TOKENS, GoogleFake
+from fake_google import CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, RETRY_DELAY, THOUGHT_TOKENS, GoogleFake
 from fake_upstreams import start
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
@@ -246,6 +246,13 @@ async def test_reasoning_effort_only_where_the_model_thinks(gateway):
     resp = await client.get("/model_group/info", params={"model_group": "flash"})
     [row] = (await resp.json())["data"]
     assert "reasoning_effort" in row["supported_openai_params"] and "gemini" in row["providers"]
+
+
+async def test_a_429_gives_the_retry_delay_of_its_retry_info_as_retry_after(gateway):
+    _, sdk = gateway
+    with pytest.raises(openai.RateLimitError) as limited:
+        await asyncio.wait_for(sdk.chat.completions.create(model="error-429", messages=user("hi")), WAIT)
+    assert limited.value.response.headers["Retry-After"] == RETRY_DELAY.removesuffix("s")
 
 
 @pytest.mark.parametrize(("model", "status", "kind_words"), [
