@@ -198,8 +198,8 @@ class ProviderConformance:
         for dep in client.app[keys.REGISTRY]:
             extra = dep.provider.secret_params()
             for name, value in dep.litellm_params.items():
-                if (is_secret_param(name) or name in extra) and "region" not in name:
-                    credentials.update(v for v in _strings(value) if len(v) >= 8 and "://" not in v)
+                if (is_secret_param(name) or name in extra) and "region" not in name:  # (a region is no secret)
+                    credentials.update(v for v in _strings(value) if len(v) >= 8 and not _is_url(v))
         return Gateway(client, upstream, tuple(sorted(credentials)), {"Authorization": f"Bearer {MASTER_KEY}"})
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -353,6 +353,11 @@ def _check_calls(calls: list[dict[str, Any]]) -> None:
         assert call["type"] == "function", call
         assert call["function"]["name"] == "get_weather", call
         assert isinstance(json.loads(call["function"]["arguments"]), dict), call
+
+
+def _is_url(value: str) -> bool:
+    """An ``api_base`` and the like: where a server lives (the core masks it; the suite looks for keys)."""
+    return value.startswith(("http://", "https://"))
 
 
 def _strings(value: Any) -> list[str]:
