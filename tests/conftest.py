@@ -12,7 +12,7 @@ from fake_upstreams import AzureFake, OpenAIFake, VLLMFake, start  # noqa: E402
 
 from sidecar.testing import MOCK_MODELS, MakeGateway  # noqa: E402, F401 - MOCK_MODELS: imported by tests
 
-pytest_plugins = ["sidecar.testing"]
+pytest_plugins = ["sidecar.testing", "pytester"]
 
 MakeClient = MakeGateway
 

@@ -313,12 +313,13 @@ class ProviderConformance:
         payloads, done = parse_sse(raw)
         assert done, "the cut stream did not end with data: [DONE]"
         *chunks, last = payloads
-        error = assert_envelope(last)
-        assert error["type"] == "upstream_error", error
         for chunk in chunks:
             assert_valid(chunk, "CreateChatCompletionStreamResponse")
-            assert not any(c.get("finish_reason") for c in chunk["choices"]), \
-                f"a cut stream was passed off as complete: {chunk}"
+        finished = [c for c in payloads if any(ch.get("finish_reason") for ch in c.get("choices") or ())]
+        assert not finished, f"a cut stream was passed off as complete: {finished[0]}"
+        assert "error" in last, f"the cut stream did not end with an error event: {last}"
+        error = assert_envelope(last)
+        assert error["type"] == "upstream_error", error
 
     async def test_error_scenario(self, gateway: Gateway, error_scenario: str) -> None:
         case = _as_case(self.error_scenarios[error_scenario])
