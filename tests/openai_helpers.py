@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import msgspec
-from sidecar.testing import assert_envelope  # noqa: F401 - shared
+from sidecar.testing import assert_envelope, deployment  # noqa: F401 - shared
 
 KEY = "sk-test-secret-123456789"
 WRONG_KEY = "sk-test-wrong-key-987654321"
@@ -27,12 +27,10 @@ WEATHER_TOOL = {
 
 
 def dep(name: str, model: str, api_base: str, **params: Any) -> dict[str, Any]:
-    """A model_list entry with a fixed deployment id ``dep-<name>``. It has ``num_retries: 0``
-    (unless given): the plugin tests see each upstream failure once, as the client gets it;
-    the router's retries have tests of their own (test_router_*.py)."""
-    return {"model_name": name, "litellm_params": {"model": model, "api_base": api_base, "api_key": KEY,
-                                                   "num_retries": 0, **params},
-            "model_info": {"id": f"dep-{name}"}}
+    """The kit's :func:`~sidecar.testing.deployment` (id ``dep-<name>``, ``num_retries: 0`` unless
+    given: the plugin tests see each upstream failure once, as the client gets it; the router's
+    retries have tests of their own) with ``api_base`` and the fake's key."""
+    return deployment(name, model, **{"api_base": api_base, "api_key": KEY, **params})
 
 
 def user(text: str) -> list[dict[str, Any]]:
