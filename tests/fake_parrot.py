@@ -82,7 +82,8 @@ class ParrotFake(FakeUpstream):
         tricks: dict[str, dict[str, Any]] = {}
         for line in lines:
             if line["kind"] == "trick":
-                trick = tricks.setdefault(line["ticket"], {"ticket": line["ticket"], "trick": line.get("trick"), "with": ""})
+                ticket = line["ticket"]
+                trick = tricks.setdefault(ticket, {"ticket": ticket, "trick": line.get("trick"), "with": ""})
                 trick["with"] += line["with_part"]
         return {"squawk_id": start["squawk_id"], "bird": start["bird"],
                 "said": "".join(line.get("text", "") for line in lines),

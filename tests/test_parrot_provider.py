@@ -43,8 +43,8 @@ def bounded(awaitable):
 
 async def test_chat_request_translation_and_answer(sdk, parrot):
     raw = await bounded(sdk.chat.completions.with_raw_response.create(
-        model="parrot-1", messages=[{"role": "system", "content": "Be brief."},
-                                    {"role": "user", "content": [{"type": "text", "text": "Say "}, {"type": "text", "text": "hi"}]}],
+        model="parrot-1", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": [
+            {"type": "text", "text": "Say "}, {"type": "text", "text": "hi"}]}],
         temperature=0.3, top_p=0.9, max_completion_tokens=64, stop="END"))
     assert raw.headers["x-litellm-model-id"] == "dep-parrot-1"
     completion = raw.parse()
@@ -58,7 +58,8 @@ async def test_chat_request_translation_and_answer(sdk, parrot):
     assert (got.method, got.path) == ("POST", "/v2/squawk")
     assert got.headers["X-Parrot-Key"] == KEY and got.headers["X-Parrot-Flock"] == FLOCK
     assert "Authorization" not in got.headers
-    assert got.body == {"bird": "parrot-1", "guide": "Be brief.", "conversation": [{"speaker": "human", "words": "Say hi"}],
+    assert got.body == {"bird": "parrot-1", "guide": "Be brief.",
+                        "conversation": [{"speaker": "human", "words": "Say hi"}],
                         "loudness": 0.3, "nucleus": 0.9, "most_words": 64, "hush_on": ["END"]}
 
 
@@ -94,13 +95,15 @@ async def test_tools_become_tricks_and_tricks_tool_calls(sdk, parrot):
         "tk_0001", "function", "get_weather", '{"location":"Paris"}')
     assert completion.choices[0].finish_reason == "tool_calls" and completion.choices[0].message.content is None
     fn = WEATHER_TOOL["function"]
-    assert parrot.last.body["tricks"] == [{"trick": "get_weather", "about": fn["description"], "shape": fn["parameters"]}]
+    assert parrot.last.body["tricks"] == [{"trick": "get_weather", "about": fn["description"],
+                                           "shape": fn["parameters"]}]
     assert parrot.last.body["trick_mode"] == {"only": "get_weather"}
     # the answer to the call goes back as a tool turn naming its ticket
+    turns = [{"role": "user", "content": "Weather in Paris?"},
+             completion.choices[0].message.model_dump(exclude_unset=True),
+             {"role": "tool", "tool_call_id": "tk_0001", "content": "sunny"}]
     answer = await bounded(sdk.chat.completions.create(model="parrot-1", tools=[WEATHER_TOOL], tool_choice="required",
-                                                       messages=[{"role": "user", "content": "Weather in Paris?"},
-                                                                 completion.choices[0].message.model_dump(exclude_unset=True),
-                                                                 {"role": "tool", "tool_call_id": "tk_0001", "content": "sunny"}]))
+                                                       messages=turns))
     assert answer.choices[0].message.content == "Hello from Parrot. sunny"
     assert parrot.last.body["trick_mode"] == "must"
     assert parrot.last.body["conversation"] == [
@@ -127,7 +130,8 @@ async def test_streamed_trick_arrives_as_tool_call_deltas(sdk):
 async def test_embeddings_in_position_order_as_floats_or_base64(sdk, parrot):
     floats = await bounded(sdk.embeddings.create(model="parrot-embed", input=["a", "b"], dimensions=3,
                                                  encoding_format="float"))
-    assert [d.embedding for d in floats.data] == [[1.0, 0.25, 0.25], [2.0, 0.25, 0.25]]  # (Parrot answers them reversed)
+    # (Parrot answers them in reverse order)
+    assert [d.embedding for d in floats.data] == [[1.0, 0.25, 0.25], [2.0, 0.25, 0.25]]
     assert floats.usage.prompt_tokens == 4
     assert parrot.last.path == "/v2/mimic"
     assert parrot.last.body == {"bird": "parrot-embed", "phrases": ["a", "b"], "size": 3}
@@ -173,11 +177,11 @@ async def test_key_and_base_from_the_environment_are_masked(make_gateway, openai
     monkeypatch.setenv("PARROT_API_KEY", "pk-parrot-env-wrong-key-5555")
     monkeypatch.setenv("PARROT_API_BASE", parrot.root_url)
     client = await make_gateway({"model_list": [deployment("env", "parrot/parrot-1")]}, plugins=[sidecar_example])
+    sdk = openai_sdk(client)
     with pytest.raises(openai.AuthenticationError) as denied:
-        await bounded(openai_sdk(client).chat.completions.create(model="env", messages=[{"role": "user", "content": "hi"}]))
+        await bounded(sdk.chat.completions.create(model="env", messages=[{"role": "user", "content": "hi"}]))
     assert parrot.last.headers["X-Parrot-Key"] == "pk-parrot-env-wrong-key-5555"
     assert "pk-parrot-env-wrong-key" not in denied.value.response.text
     monkeypatch.setenv("PARROT_API_KEY", KEY)
-    completion = await bounded(openai_sdk(client).chat.completions.create(
-        model="env", messages=[{"role": "user", "content": "hi"}]))
+    completion = await bounded(sdk.chat.completions.create(model="env", messages=[{"role": "user", "content": "hi"}]))
     assert completion.choices[0].message.content == "Hello from Parrot. hi"

@@ -32,7 +32,13 @@ from sidecar.testing.answers import (
     stream_text,
     tool_calls_of,
 )
-from sidecar.testing.conformance import LITELLM_CLIENT_PARAMS, STATUS_FOR_KIND, WEATHER_TOOL, ErrorCase, ProviderConformance
+from sidecar.testing.conformance import (
+    LITELLM_CLIENT_PARAMS,
+    STATUS_FOR_KIND,
+    WEATHER_TOOL,
+    ErrorCase,
+    ProviderConformance,
+)
 from sidecar.testing.fakes import FakeUpstream, Received, cut, cut_json, ndjson, sse, start
 from sidecar.testing.gateway import (
     MOCK_MODELS,
@@ -46,8 +52,9 @@ from sidecar.testing.gateway import (
 from sidecar.testing.spec import assert_valid, request_params, validation_errors
 
 __all__ = [
-    "LITELLM_CLIENT_PARAMS", "MOCK_MODELS", "MakeGateway", "STATUS_FOR_KIND", "WEATHER_TOOL", "ErrorCase", "FakeUpstream", "ProviderConformance",
-    "Received", "assert_envelope", "assert_error", "assert_valid", "assert_valid_stream", "build_config", "cut",
-    "cut_json", "deployment", "gateway_config", "make_gateway", "ndjson", "openai_sdk", "parse_sse",
-    "request_params", "sse", "start", "stream_text", "tool_calls_of", "validation_errors",
+    "LITELLM_CLIENT_PARAMS", "MOCK_MODELS", "MakeGateway", "STATUS_FOR_KIND", "WEATHER_TOOL", "ErrorCase",
+    "FakeUpstream", "ProviderConformance", "Received", "assert_envelope", "assert_error", "assert_valid",
+    "assert_valid_stream", "build_config", "cut", "cut_json", "deployment", "gateway_config", "make_gateway",
+    "ndjson", "openai_sdk", "parse_sse", "request_params", "sse", "start", "stream_text", "tool_calls_of",
+    "validation_errors",
 ]

@@ -229,8 +229,9 @@ def completion_of(answer: _Squawk) -> ChatCompletion:
     calls = [ToolCall(id=t.ticket, function=FunctionCall(name=t.trick, arguments=_encode(t.with_).decode()))
              for t in answer.tricks_done]
     message = ResponseMessage(content=None if calls else answer.said, tool_calls=calls or None)
-    return ChatCompletion(id=f"chatcmpl-{answer.squawk_id}", model=answer.bird, usage=_usage(answer.beak_count),
-                          choices=[Choice(index=0, message=message, finish_reason=FINISH.get(answer.why_stopped, "stop"))])
+    choice = Choice(index=0, message=message, finish_reason=FINISH.get(answer.why_stopped, "stop"))
+    return ChatCompletion(id=f"chatcmpl-{answer.squawk_id}", model=answer.bird, choices=[choice],
+                          usage=_usage(answer.beak_count))
 
 
 class ChirpState:
@@ -320,7 +321,8 @@ class ParrotProvider(Provider):
         return headers
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
-        url, headers, body = f"{self._base(call.params)}/v2/squawk", self._headers(call.params), _encode(squawk_body(call))
+        url, headers = f"{self._base(call.params)}/v2/squawk", self._headers(call.params)
+        body = _encode(squawk_body(call))
         if not call.stream:
             answer = await post_json(call.session, url, body, headers, timeout_for(call.params, False), _squawk,
                                      self.name, parse_error=parrot_error)
@@ -331,7 +333,8 @@ class ParrotProvider(Provider):
         include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
         return self._chunks(resp, ChirpState(call.model, include_usage, self.name))
 
-    async def _chunks(self, resp: aiohttp.ClientResponse, state: ChirpState) -> AsyncIterator[list[ChatCompletionChunk]]:
+    async def _chunks(self, resp: aiohttp.ClientResponse,
+                      state: ChirpState) -> AsyncIterator[list[ChatCompletionChunk]]:
         async with aclosing(iter_ndjson_batches(resp, self.name)) as batches:
             async for raw in batches:  # the lines of one network read, decoded in one call
                 try:
@@ -370,7 +373,8 @@ class ParrotProvider(Provider):
         data = [Embedding(index=e.position, embedding=raw_vector(_base64(e.vector) if b64 else e.vector))
                 for e in sorted(answer.echoes, key=lambda e: e.position)]
         heard = answer.beak_count.heard
-        return EmbeddingResponse(data=data, model=call.model, usage=EmbeddingUsage(prompt_tokens=heard, total_tokens=heard))
+        return EmbeddingResponse(data=data, model=call.model,
+                                 usage=EmbeddingUsage(prompt_tokens=heard, total_tokens=heard))
 
 
 def _base64(vector: list[float]) -> str:
