@@ -132,6 +132,9 @@ async def test_every_attempt_of_a_retried_fallen_back_stream_is_an_event(make_cl
     assert (first.deployment_id, first.status, first.upstream_status, first.error_kind) == ("dep-flaky", 502, 500,
                                                                                               "server")
     assert (second.deployment_id, second.upstream_status) == ("dep-error-503", 503)
+    # each failed attempt's upstream time is its own: the second began after the first ended
+    assert 0 < first.upstream_duration <= first.duration
+    assert 0 < second.upstream_duration <= second.duration - first.upstream_duration + 1e-6
     assert all(e.requested_group == "main" and e.stream and e.capability == "chat" for e in recorder.events)
     assert third.deployment_id == "dep-good" and third.provider == "openai" and third.model == "good"
     usage = events[-1]["usage"]
