@@ -203,8 +203,10 @@ def test_cli_plugins_json():
                                                {"name": "parrot", "capabilities": ["chat", "embedding"]}]
     for row in rows:
         assert row["version"], row
-        assert row["hooks"] == ["sidecar_providers"]
-        assert row["providers"], row
+        if row["providers"]:
+            assert row["hooks"] == ["sidecar_providers"], row
+        else:  # a plugin of other hooks only (otel...)
+            assert row["hooks"] and "sidecar_providers" not in row["hooks"], row
 
 
 def test_cli_plugins_table_has_one_line_per_provider():
@@ -213,13 +215,20 @@ def test_cli_plugins_table_has_one_line_per_provider():
     header, *lines = result.stdout.splitlines()
     assert header.split() == ["PLUGIN", "VERSION", "PROVIDER", "CAPABILITIES", "HOOKS"]
     expected = installed_providers()
-    assert len(lines) == len(expected)
-    seen = {}
+    hook_only = {row["name"]: ",".join(row["hooks"]) for row in describe_plugins(get_plugin_manager())
+                 if not row["providers"]}
+    assert len(lines) == len(expected) + len(hook_only)
+    seen, seen_hook_only = {}, {}
     for line in lines:
         plugin, version, provider, capabilities, hooks = line.split()
+        if provider == "-":  # a plugin without providers: one line with its hooks
+            assert capabilities == "-"
+            seen_hook_only[plugin] = hooks
+            continue
         seen[provider] = (plugin, version, capabilities.split(","))
         assert hooks == "sidecar_providers"
     assert seen == expected
+    assert seen_hook_only == hook_only
     assert seen["echo"] == ("example", "0.3.0", ["chat"])
     assert seen["mock"] == ("mock", expected["mock"][1], ["audio_speech", "audio_transcription", "chat", "completion",
                                                           "embedding", "image_generation", "moderation", "rerank"])
