@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -36,7 +37,8 @@ def _failed_entry_point(pm: pluggy.PluginManager) -> str:
 
 
 def collect_providers(pm: pluggy.PluginManager) -> dict[str, Provider]:
-    """Every provider of every plugin, by name; checks names are unique and capabilities known."""
+    """Every provider of every plugin, by name; checks names are unique and that capabilities
+    are known and match the methods the provider implements (both ways)."""
     providers: dict[str, Provider] = {}
     for batch in pm.hook.sidecar_providers():
         for provider in batch or ():
@@ -44,16 +46,38 @@ def collect_providers(pm: pluggy.PluginManager) -> dict[str, Provider]:
                 raise PluginError(f"provider {provider!r} has no name")
             if provider.name in providers:
                 raise PluginError(f"two plugins provide {provider.name!r}")
-            unknown = set(provider.capabilities) - set(CAPABILITIES)
-            if unknown:
-                raise PluginError(f"provider {provider.name!r} declares unknown capabilities {sorted(unknown)}")
-            for capability in sorted(provider.capabilities):
-                method = CAPABILITY_METHODS[capability]
-                if getattr(type(provider), method, None) is getattr(Provider, method):
-                    raise PluginError(f"provider {provider.name!r} ({type(provider).__module__}) declares the "
-                                      f"{capability!r} capability but does not implement Provider.{method}()")
+            check_capabilities(pm, provider)
             providers[provider.name] = provider
     return providers
+
+
+def check_capabilities(pm: pluggy.PluginManager, provider: Provider) -> None:
+    """A provider declares known capabilities, and overrides the Provider method of each it
+    declares (:data:`~sidecar.provider.CAPABILITY_METHODS`) and of no other."""
+    unknown = set(provider.capabilities) - set(CAPABILITIES)
+    if unknown:
+        raise PluginError(f"provider {provider.name!r} declares unknown capabilities {sorted(unknown)}")
+    cls = type(provider)
+    implemented = {c for c, method in CAPABILITY_METHODS.items() if getattr(cls, method, None) is not getattr(Provider, method)}
+    where = f"provider {provider.name!r} of plugin {_plugin_of(pm, cls)} ({cls.__module__}.{cls.__qualname__})"
+    missing = sorted(set(provider.capabilities) - implemented)
+    if missing:
+        raise PluginError(f"{where} declares the {missing[0]!r} capability but does not implement "
+                          f"Provider.{CAPABILITY_METHODS[missing[0]]}()")
+    undeclared = sorted(implemented - set(provider.capabilities))
+    if undeclared:
+        raise PluginError(f"{where} implements Provider.{CAPABILITY_METHODS[undeclared[0]]}() but does not "
+                          f"declare the {undeclared[0]!r} capability: add it to `capabilities`, or remove the method")
+
+
+def _plugin_of(pm: pluggy.PluginManager, cls: type) -> str:
+    """The registered name of the plugin a provider class comes from (by module), for messages."""
+    module = cls.__module__
+    for name, plugin in pm.list_name_plugin():
+        own = getattr(plugin, "__name__", None) if isinstance(plugin, ModuleType) else type(plugin).__module__
+        if own and (module == own or module.startswith(own + ".")):
+            return repr(name)
+    return repr(module.split(".")[0])
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:

@@ -37,7 +37,8 @@ CAPABILITY_METHODS = {
 }
 """Each capability and the Provider method that serves it: the one table the core dispatches by
 (a request for a capability calls its method; the routes of each are in :mod:`sidecar.routes`).
-A provider declaring a capability without overriding its method is refused at start-up."""
+A provider declaring a capability without overriding its method, or overriding the method of a
+capability it does not declare, is refused at start-up."""
 
 CAPABILITIES = tuple(CAPABILITY_METHODS)
 """Capability names a provider may declare; each matches a LiteLLM ``mode``."""

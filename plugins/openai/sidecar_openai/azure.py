@@ -9,11 +9,12 @@ from urllib.parse import quote
 
 from sidecar import NO_AMBIENT_CREDENTIALS, ProviderError
 from sidecar_openai.compatible import MEDIA, Compatible, OpenAICompatibleProvider
+from sidecar_openai.endpoints import Chat, Embeddings, Images, Speech, TextCompletions, Transcriptions
 
 DEFAULT_API_VERSION = "2024-10-21"
 
 
-class AzureProvider(OpenAICompatibleProvider):
+class AzureProvider(Chat, TextCompletions, Embeddings, Images, Speech, Transcriptions, OpenAICompatibleProvider):
     """``azure/<deployment>``: ``api_base`` is the resource (``https://NAME.openai.azure.com``)."""
 
     def __init__(self) -> None:

@@ -26,6 +26,7 @@ import yarl
 
 from sidecar import ChatCompletion, ProviderCall, ProviderError
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
+from sidecar_openai.endpoints import Chat, Embeddings
 
 _KEY_HEADER_HOSTS = (".services.ai.azure.com", ".openai.azure.com")
 
@@ -103,7 +104,7 @@ def uses_key_header(base: str) -> bool:
     return host.endswith(_KEY_HEADER_HOSTS)
 
 
-class AzureAIProvider(OpenAICompatibleProvider):
+class AzureAIProvider(Chat, Embeddings, OpenAICompatibleProvider):
     """Azure AI Foundry's OpenAI-compatible model inference API."""
 
     def __init__(self) -> None:

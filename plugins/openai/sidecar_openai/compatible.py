@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -16,22 +15,13 @@ import yarl
 from sidecar import (
     NO_AMBIENT_CREDENTIALS,
     OPENAI_CHAT_PARAMS,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChunkChoice,
-    Delta,
-    EmbeddingResponse,
-    ModerationResponse,
     Provider,
     ProviderCall,
     ProviderError,
     is_secret_param,
-    iter_sse_batches,
-    open_stream,
-    post_json,
     timeout_for,
 )
-from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, EndpointsMixin
+from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, with_endpoints
 
 CHAT_PARAMS = [
     "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens",
@@ -101,22 +91,7 @@ def _is_body_default(key: str) -> bool:
     return key in OPENAI_CHAT_PARAMS or not is_secret_param(key)
 
 
-_chat = msgspec.json.Decoder(ChatCompletion)
-_chunk = msgspec.json.Decoder(ChatCompletionChunk)
-_chunk_list = msgspec.json.Decoder(list[ChatCompletionChunk])
-_embedding = msgspec.json.Decoder(EmbeddingResponse)
-_moderation = msgspec.json.Decoder(ModerationResponse)
 _encode = msgspec.json.Encoder().encode
-
-
-def _without_annotations(choices: list[ChunkChoice]) -> list[ChunkChoice]:
-    """Azure's asynchronous content filter sends annotation choices with no ``delta`` (and
-    ``object: ""``): they carry nothing of OpenAI's format, so they are left out."""
-    kept = [c for c in choices if c.delta is not msgspec.UNSET or c.finish_reason is not None]
-    for choice in kept:
-        if choice.delta is msgspec.UNSET:
-            choice.delta = Delta()
-    return kept
 
 
 class _ModelList(msgspec.Struct):
@@ -164,8 +139,11 @@ COMPATIBLE = [
 ]
 
 
-class OpenAICompatibleProvider(EndpointsMixin, Provider):
-    """Sends the client's body on, and normalises answers to OpenAI's spec."""
+class OpenAICompatibleProvider(Provider):
+    """Sends the client's body on, and normalises answers to OpenAI's spec. This class holds the
+    connection (URL, headers, body); the capability methods come from the mixins of
+    :mod:`sidecar_openai.endpoints`: a subclass mixes in those of its capabilities, and
+    :func:`compatible_provider` builds the class for a :class:`Compatible` spec."""
 
     def __init__(self, spec: Compatible) -> None:
         self.spec = spec
@@ -193,60 +171,6 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
         if mode == "chat":
             return list(chat)
         return list(dict.fromkeys(chat + EMBEDDING_PARAMS))  # unknown model: either endpoint
-
-    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
-        url, headers = self.endpoint(call.params, call.model, "chat/completions")
-        body = _encode(self.upstream_body(call))
-        if not call.stream:
-            return await post_json(call.session, url, body, headers, timeout_for(call.params, False), _chat, self.name)
-        resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
-        return self._chunks(resp)
-
-    async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[ChatCompletionChunk]]:
-        # aclosing: a client that leaves closes this generator, and so the upstream response at once
-        async with aclosing(iter_sse_batches(resp, self.name)) as batches:
-            async for payloads in batches:
-                chunks, bad = self._decode(payloads)
-                # (Azure opens with a chunk of prompt_filter_results only: nothing to relay)
-                chunks = [chunk for chunk in chunks if chunk.choices or chunk.usage is not None]
-                if chunks:
-                    yield chunks
-                if bad is not None:
-                    raise bad
-
-    def _decode(self, payloads: list[bytes]) -> tuple[list[ChatCompletionChunk], ProviderError | None]:
-        """The chunks of one read, decoded in one call; when one is bad, those before it and
-        the error naming it (they are decoded one at a time only then)."""
-        bad = None
-        try:
-            chunks = _chunk_list.decode(b"[" + b",".join(payloads) + b"]")
-        except (msgspec.DecodeError, RecursionError):
-            chunks = []
-        if len(chunks) != len(payloads):  # a bad payload, or one that held more than one value
-            chunks = []
-            for payload in payloads:
-                try:
-                    chunks.append(_chunk.decode(payload))
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    bad = ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
-                                        code="bad_upstream_response")
-                    break
-        for chunk in chunks:
-            for choice in chunk.choices:
-                if choice.delta is msgspec.UNSET:
-                    chunk.choices = _without_annotations(chunk.choices)
-                    break
-        return chunks, bad
-
-    async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
-        url, headers = self.endpoint(call.params, call.model, "embeddings")
-        return await post_json(call.session, url, _encode(self.upstream_body(call)), headers,
-                               timeout_for(call.params, False), _embedding, self.name)
-
-    async def moderations(self, call: ProviderCall) -> ModerationResponse:
-        url, headers = self.endpoint(call.params, call.model, "moderations")
-        return await post_json(call.session, url, _encode(self.upstream_body(call)), headers,
-                               timeout_for(call.params, False), _moderation, self.name)
 
     async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:
         url, headers = self.endpoint(params, "", "models")
@@ -309,3 +233,8 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
         if isinstance(extra, dict):
             headers.update({str(k): str(v) for k, v in extra.items()})
         return headers
+
+
+def compatible_provider(spec: Compatible) -> OpenAICompatibleProvider:
+    """The provider for ``spec``: with the endpoint methods of its capabilities, and no other."""
+    return with_endpoints(OpenAICompatibleProvider, spec.capabilities)(spec)

@@ -30,6 +30,7 @@ from sidecar import (
     timeout_for,
 )
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
+from sidecar_openai.endpoints import TextCompletions
 
 CHAT_PARAMS = [
     "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens", "max_completion_tokens",
@@ -74,7 +75,7 @@ def prompt_of(messages: list[dict[str, Any]]) -> str | list[str]:
     return [_text(m.get("content")) for m in messages]
 
 
-class TextCompletionProvider(OpenAICompatibleProvider):
+class TextCompletionProvider(TextCompletions, OpenAICompatibleProvider):
     """OpenAI's ``/completions``; chat requests converted to a prompt and back."""
 
     def __init__(self) -> None:
