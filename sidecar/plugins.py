@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
+import warnings
 from types import ModuleType
 from typing import Any
 
 import pluggy
 
 from sidecar import hookspecs
-from sidecar.provider import CAPABILITIES, CAPABILITY_METHODS, Provider
+from sidecar.provider import CAPABILITIES, CAPABILITY_METHODS, SUPPORTED_PARAMS_SIGNATURE, Provider, takes_capability
 
 
 class PluginError(Exception):
@@ -38,8 +39,10 @@ def _failed_entry_point(pm: pluggy.PluginManager) -> str:
 
 def collect_providers(pm: pluggy.PluginManager) -> dict[str, Provider]:
     """Every provider of every plugin, by name; checks names are unique and that capabilities
-    are known and match the methods the provider implements (both ways)."""
+    are known and match the methods the provider implements (both ways); warns (once per
+    class) about a deprecated form of the contract a provider still uses."""
     providers: dict[str, Provider] = {}
+    warned: frozenset[type] = frozenset()
     for batch in pm.hook.sidecar_providers():
         for provider in batch or ():
             if not provider.name:
@@ -47,8 +50,23 @@ def collect_providers(pm: pluggy.PluginManager) -> dict[str, Provider]:
             if provider.name in providers:
                 raise PluginError(f"two plugins provide {provider.name!r}")
             check_capabilities(pm, provider)
+            warned = _warn_deprecated(type(provider), warned)
             providers[provider.name] = provider
     return providers
+
+
+def _warn_deprecated(cls: type, warned: frozenset[type]) -> frozenset[type]:
+    """One DeprecationWarning per provider class still using an older form of the contract
+    (it keeps working), pointing at the plugin's own code; returns the classes warned about so far."""
+    if cls in warned or takes_capability(cls):
+        return warned
+    code = getattr(cls.supported_openai_params, "__code__", None)
+    warnings.warn_explicit(
+        f"{cls.__module__}.{cls.__qualname__}.supported_openai_params(self, model) is deprecated: define "
+        f"{SUPPORTED_PARAMS_SIGNATURE}, which answers per capability (chat, embedding...); until then its one "
+        "list serves every capability", DeprecationWarning,
+        code.co_filename if code else cls.__module__, code.co_firstlineno if code else 0, module=cls.__module__)
+    return warned | {cls}
 
 
 def check_capabilities(pm: pluggy.PluginManager, provider: Provider) -> None:

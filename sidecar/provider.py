@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall",
-           "supported_params"]
+           "supported_params", "takes_capability"]
 
 if TYPE_CHECKING:
     import aiohttp
@@ -83,9 +83,9 @@ class Provider:
 
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         """OpenAI params this provider accepts for ``model`` (LiteLLM's list of the same name),
-        for the request's ``capability`` (``chat``, ``embedding``...). An override may leave the
-        ``capability`` argument out (the older one-argument form): its one list then serves
-        every capability."""
+        for the request's ``capability`` (``chat``, ``embedding``...; the core always passes it).
+        The older one-argument form, ``supported_openai_params(self, model)``, still works (its
+        one list then serves every capability), with a DeprecationWarning at start-up."""
         return []
 
     def secret_params(self) -> frozenset[str]:
@@ -155,14 +155,23 @@ class Provider:
 
 def supported_params(provider: Provider, model: str, capability: str) -> list[str]:
     """``provider.supported_openai_params`` for ``capability``, in either of its forms."""
-    if _takes_capability(type(provider)):
+    if takes_capability(type(provider)):
         return provider.supported_openai_params(model, capability)
     return provider.supported_openai_params(model)  # type: ignore[call-arg]
 
 
 @functools.lru_cache(maxsize=256)
-def _takes_capability(cls: type) -> bool:
+def takes_capability(cls: type) -> bool:
+    """Whether ``cls.supported_openai_params`` takes the ``capability`` argument (the current
+    form) rather than only ``model`` (the older one-argument form, deprecated)."""
     try:
-        return len(inspect.signature(cls.supported_openai_params).parameters) >= 3
-    except (TypeError, ValueError):
+        inspect.signature(cls.supported_openai_params).bind(None, "model", "chat")
+    except TypeError:
         return False
+    except ValueError:  # (no signature to read: a builtin; assume the current form)
+        return True
+    return True
+
+
+SUPPORTED_PARAMS_SIGNATURE = "supported_openai_params(self, model: str, capability: str | None = None)"
+"""The current form, named by the deprecation warning for the one-argument form."""

@@ -163,6 +163,66 @@ async def test_supported_params_answer_per_capability(aiohttp_client, make_confi
     assert status == 400 and body["error"]["param"] == "user", body
 
 
+class _OldForm(sidecar.Provider):
+    """A provider written against the contract before issue 11: one list of params for all."""
+
+    capabilities = frozenset({"chat", "embedding"})
+
+    def __init__(self, name: str = "oldform") -> None:
+        self.name = name
+
+    def supported_openai_params(self, model):
+        return ["temperature", "dimensions"]
+
+    async def chat(self, call):
+        return sidecar.ChatCompletion(id="c1", model=call.model, choices=[sidecar.Choice(
+            index=0, message=sidecar.ResponseMessage(content=f"t={call.body.get('temperature')}"), finish_reason="stop")])
+
+    async def embeddings(self, call):
+        return sidecar.EmbeddingResponse(data=[sidecar.Embedding(index=0, embedding=sidecar.raw_vector([0.5]))],
+                                         model=call.model)
+
+
+class _OldFormPlugin:
+    @sidecar.hookimpl
+    def sidecar_providers(self):
+        return [_OldForm(), _OldForm("oldform2")]
+
+
+async def test_a_provider_with_the_one_argument_form_loads_serves_and_warns_once_per_class(aiohttp_client, make_config):
+    from openai_helpers import post, user
+
+    from sidecar.app import create_app
+    from sidecar.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(_OldFormPlugin())
+    with pytest.warns(DeprecationWarning) as caught:
+        app = create_app(make_config({"model_list": [{"model_name": "m", "litellm_params": {"model": "oldform/x"}}]}),
+                         pm=pm)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert len(messages) == 1, messages  # one per class, not per provider
+    assert "test_plugin_api._OldForm.supported_openai_params(self, model) is deprecated" in messages[0]
+    assert "supported_openai_params(self, model: str, capability: str | None = None)" in messages[0]
+    client = await aiohttp_client(app)
+    status, body, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi"), "temperature": 0.5})
+    assert status == 200 and body["choices"][0]["message"]["content"] == "t=0.5", body
+    status, body, _ = await post(client, "/v1/embeddings", {"model": "m", "input": "hi", "dimensions": 1})
+    assert status == 200, body  # its one list serves every capability
+
+
+def test_the_current_form_does_not_warn():
+    import warnings
+
+    from sidecar.plugins import collect_providers, get_plugin_manager
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(_PerCapabilityPlugin())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(collect_providers(pm)) == ["percap"]
+
+
 def test_the_one_argument_form_still_serves_every_capability():
     from sidecar.provider import supported_params
 

@@ -79,7 +79,7 @@ class RecordingProvider(Provider):
     def __init__(self) -> None:
         self.calls: list[ProviderCall] = []
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return ["temperature", "stream"]
 
     async def chat(self, call: ProviderCall) -> ChatCompletion:

@@ -122,7 +122,7 @@ class AnthropicProvider(Provider):
     capabilities = frozenset({"chat"})
     description = "Anthropic's Messages API (Claude)"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return supported_params(model, self.name)
 
     def _key(self, params: Mapping[str, Any]) -> str | None:

@@ -50,7 +50,7 @@ class BedrockProvider(Provider):
     def __init__(self) -> None:
         self.signer = Signer()  # (no event-loop objects until the first call)
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return list(models.supported_params(model))
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:

@@ -69,10 +69,10 @@ class CohereProvider(Provider):
         self.name = name
         self.description = "Cohere's v2 API: /v2/chat, /v2/embed, /v2/rerank"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         from sidecar import catalog_lookup
 
-        mode = (catalog_lookup(model, self.name) or {}).get("mode")
+        mode = capability or (catalog_lookup(model, self.name) or {}).get("mode")
         if mode == "embedding":
             return list(EMBEDDING_PARAMS)
         if mode == "chat":

@@ -48,8 +48,8 @@ class GoogleProvider(Provider):
 
     # ---------------------------------------------------------------- contract
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        if self.is_embedding(model):
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        if capability == "embedding" or (capability is None and self.is_embedding(model)):
             return list(EMBEDDING_PARAMS)
         return CHAT_PARAMS + ["reasoning_effort"] if self.thinks(model) else list(CHAT_PARAMS)
 

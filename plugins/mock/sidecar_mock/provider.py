@@ -68,14 +68,20 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+_PARAMS = {"chat": OPENAI_CHAT_PARAMS, "embedding": OPENAI_EMBEDDING_PARAMS, "completion": OPENAI_COMPLETION_PARAMS}
+
+
 class MockProvider(MockMediaMixin, Provider):
     name = "mock"
     capabilities = frozenset({"chat", "completion", "embedding", "moderation", "image_generation", "audio_speech",
                               "audio_transcription", "rerank"})
     description = "offline deterministic answers"
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS | OPENAI_COMPLETION_PARAMS)
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        """Every OpenAI param of the capability (of all of them, asked without one)."""
+        if capability is None:
+            return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS | OPENAI_COMPLETION_PARAMS)
+        return sorted(_PARAMS.get(capability, ()))
 
     # ------------------------------------------------------------ chat
 

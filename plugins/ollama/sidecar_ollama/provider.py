@@ -60,9 +60,11 @@ class OllamaProvider(Provider):
         self.chat_api = name == "ollama_chat"
         self.description = f"Ollama's {'/api/chat' if self.chat_api else '/api/generate'} and /api/embed"
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        return CHAT_PARAMS + TOOL_PARAMS + ["dimensions", "encoding_format"] if self.chat_api else \
-            CHAT_PARAMS + ["dimensions", "encoding_format"]
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        chat = CHAT_PARAMS + TOOL_PARAMS if self.chat_api else list(CHAT_PARAMS)
+        if capability == "embedding":
+            return ["dimensions", "encoding_format"]
+        return chat if capability is not None else chat + ["dimensions", "encoding_format"]
 
     # ---------------------------------------------------------------- connection
 

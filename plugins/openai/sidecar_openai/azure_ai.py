@@ -112,11 +112,11 @@ class AzureAIProvider(Chat, Embeddings, OpenAICompatibleProvider):
                                     base_env="AZURE_AI_API_BASE"))
         self.description = "Azure AI Foundry models (model inference API)"
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        plugin = anthropic_plugin() if is_claude(model) else None
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        plugin = anthropic_plugin() if is_claude(model) and capability in (None, "chat") else None
         if plugin is not None:
             return plugin.supported_params(model, self.name)
-        return super().supported_openai_params(model)
+        return super().supported_openai_params(model, capability)
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[Any]:
         if is_claude(call.model):

@@ -30,7 +30,7 @@ from sidecar import (
     timeout_for,
 )
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
-from sidecar_openai.endpoints import TextCompletions
+from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, TextCompletions
 
 CHAT_PARAMS = [
     "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens", "max_completion_tokens",
@@ -83,8 +83,9 @@ class TextCompletionProvider(TextCompletions, OpenAICompatibleProvider):
                                     frozenset({"chat", "completion"})))
         self.description = "OpenAI's legacy /v1/completions (chat served as a prompt)"
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        return list(CHAT_PARAMS)
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        """The chat params that mean the same on ``/completions``; a completion takes its own too."""
+        return CHAT_PARAMS + TEXT_COMPLETION_ONLY_PARAMS if capability == "completion" else list(CHAT_PARAMS)
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
         url, headers = self.endpoint(call.params, call.model, "completions")

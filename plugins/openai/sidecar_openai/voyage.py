@@ -54,7 +54,7 @@ class VoyageProvider(Provider):
     capabilities = frozenset({"embedding"})
     description = "Voyage AI embeddings"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return ["encoding_format", "dimensions"]
 
     def _key(self, params: Mapping[str, Any]) -> str | None:
