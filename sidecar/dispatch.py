@@ -9,11 +9,12 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from aiohttp import web
 
 from sidecar import keys
 from sidecar.errors import ProviderError, SidecarError
-from sidecar.provider import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, supported_params
+from sidecar.provider import CORE_PARAMS, NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, supported_params
 from sidecar.registry import Deployment
 from sidecar.secrets import is_secret_param, longest_first, scrub, secret_values
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
@@ -73,6 +74,11 @@ def build_call(
     out = {k: v for k, v in body.items() if k not in GATEWAY_KEYS and k not in sent_credentials}
     out["model"] = upstream_model
     supported = _supported(provider, upstream_model, capability)
+    served = [k for k in CORE_PARAMS.get(capability, ()) if k in out and k not in supported]
+    if served:  # the core serves these for the provider (wants_base64, sidecar.sse): it never sees them
+        for k in served:
+            del out[k]
+        typed = msgspec.structs.replace(typed, **{k: msgspec.UNSET for k in served})
     unsupported = [k for k in out if k in openai_params and k not in supported]
     if unsupported:
         drop = _first_set(body.get("drop_params"), params.get("drop_params"), config.router.drop_params)
@@ -88,6 +94,12 @@ def build_call(
         model=upstream_model, body=out, request=typed, params=params,
         session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")), secrets=secrets,
     )
+
+
+def wants_base64(body: dict[str, Any], call: ProviderCall) -> bool:
+    """Whether the core encodes this embedding answer's vectors as base64: the client asked for
+    it and the provider was not handed ``encoding_format`` (it does not list it)."""
+    return body.get("encoding_format") == "base64" and "encoding_format" not in call.body
 
 
 def check_api_base(sent: dict[str, Any], allowed: list[str] | None) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall",
-           "supported_params", "takes_capability"]
+           "accepted_params", "supported_params", "takes_capability"]
 
 if TYPE_CHECKING:
     import aiohttp
@@ -151,6 +151,20 @@ class Provider:
     async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:
         """Model names the upstream offers now (``sidecar sync --models``); [] if unknown."""
         return []
+
+
+CORE_PARAMS = {"embedding": ("encoding_format",), "chat": ("stream_options",), "completion": ("stream_options",)}
+"""OpenAI params the core serves for a provider that does not list them (the same for all):
+base64 vectors from floats, and ``include_usage`` (a usage chunk not asked for is dropped).
+Such a param is then accepted, and left out of the body the provider gets."""
+
+
+def accepted_params(provider: Provider, model: str, capability: str) -> list[str]:
+    """The OpenAI params a request of ``capability`` for ``model`` may carry: the provider's
+    own, and those the core serves for it (:data:`CORE_PARAMS`)."""
+    params = supported_params(provider, model, capability)
+    extra = [p for p in CORE_PARAMS.get(capability, ()) if p not in params]
+    return params + extra if extra else params
 
 
 def supported_params(provider: Provider, model: str, capability: str) -> list[str]:

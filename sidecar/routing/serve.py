@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import keys
+from sidecar.dispatch import wants_base64
 from sidecar.errors import SidecarError
 from sidecar.http import json_response
 from sidecar.provider import CAPABILITY_METHODS
@@ -14,6 +15,7 @@ from sidecar.relay import relay_raw
 from sidecar.routing.policy import request_options
 from sidecar.routing.router import RoutedCall, Router
 from sidecar.sse import stream_sse
+from sidecar.wire import encode_base64
 from sidecar.wire_media import RawAnswer
 
 
@@ -48,6 +50,8 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
         if isinstance(result, RawAnswer):
             return await relay_raw(request, call.dep, call.provider_call, result, router.headers(call))
         if not call.stream:
+            if call.capability == "embedding" and wants_base64(call.body, call.provider_call):
+                result = encode_base64(result)
             usage = getattr(result, "usage", None)
             if isinstance(usage, dict):  # an image's or a transcription's: not chat tokens, no cost
                 usage = None

@@ -14,7 +14,7 @@ REGION_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "c
 
 BASE_CHAT_PARAMS = ["max_tokens", "max_completion_tokens", "stream", "stream_options", "stop", "temperature",
                     "top_p", "response_format"]
-EMBEDDING_PARAMS = ["encoding_format"]
+EMBEDDING_PARAMS: list[str] = []  # (encoding_format: base64 is the core's)
 _TOOLS = ("anthropic.", "mistral.", "cohere.command-r", "meta.llama3-1", "meta.llama3-2", "meta.llama3-3",
           "meta.llama4", "amazon.nova", "ai21.jamba", "writer.palmyra", "deepseek.", "openai.", "qwen.")
 """Families whose Converse API takes ``toolConfig`` (AWS's table of supported model features)."""

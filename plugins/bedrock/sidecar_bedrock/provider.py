@@ -111,13 +111,12 @@ class BedrockProvider(Provider):
     # ---------------------------------------------------------------- embeddings
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
-        b64 = call.body.get("encoding_format") == "base64"
         timeout = timeout_for(call.params, False)
         if models.is_titan_embedding(call.model):
             answers = await asyncio.gather(*(self._invoke(call, body, timeout, embeddings.titan_answer)
                                              for body in embeddings.titan_bodies(call.body, call.params)))
             tokens = sum(a.inputTextTokenCount for a, _ in answers)
-            return embeddings.response([a.embedding for a, _ in answers], call.model, tokens, b64)
+            return embeddings.response([a.embedding for a, _ in answers], call.model, tokens)
         if not models.base_model(call.model).startswith("cohere.embed"):
             raise ProviderError(400, f"bedrock embeds with Titan (amazon.titan-embed-*) and Cohere (cohere.embed-*) "
                                      f"models; {call.model!r} is neither", param="model", code="unsupported_model",
@@ -125,7 +124,7 @@ class BedrockProvider(Provider):
         answer, headers = await self._invoke(call, embeddings.cohere_body(call.body, call.params), timeout,
                                              embeddings.cohere_answer)
         tokens = int(headers.get("X-Amzn-Bedrock-Input-Token-Count") or 0)
-        return embeddings.response(embeddings.cohere_vectors(answer), call.model, tokens, b64)
+        return embeddings.response(embeddings.cohere_vectors(answer), call.model, tokens)
 
     async def _invoke(self, call: ProviderCall, body: bytes, timeout: aiohttp.ClientTimeout,
                       decoder: msgspec.json.Decoder) -> tuple[Any, Any]:

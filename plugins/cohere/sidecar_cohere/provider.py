@@ -165,8 +165,7 @@ class CohereProvider(Provider):
         if not all(isinstance(t, str) for t in texts):
             raise ProviderError(400, f"{self.name} embeds text only: send `input` as a string or a list of strings",
                                 param="input", code="invalid_input")
-        kind = "base64" if sent.get("encoding_format") == "base64" else "float"
-        body: dict[str, Any] = {"model": call.model, "texts": texts, "embedding_types": [kind]}
+        body: dict[str, Any] = {"model": call.model, "texts": texts, "embedding_types": ["float"]}
         for key in EMBED_KEYS:
             value = sent.get(key, call.params.get(key))
             if value is not None:
@@ -175,9 +174,9 @@ class CohereProvider(Provider):
         if sent.get("dimensions") is not None:
             body["output_dimension"] = sent["dimensions"]
         answer = await self._post(call, "/v2/embed", body, _embeddings)
-        vectors = answer.embeddings.get(kind)
+        vectors = answer.embeddings.get("float")
         if vectors is None or len(vectors) != len(texts):
-            raise ProviderError(502, f"{self.name} upstream answered without {kind} embeddings for every text",
+            raise ProviderError(502, f"{self.name} upstream answered without float embeddings for every text",
                                 code="bad_upstream_response")
         tokens = int(((answer.meta.billed_units if answer.meta else None) or {}).get("input_tokens") or 0)
         return EmbeddingResponse(data=[Embedding(index=i, embedding=v) for i, v in enumerate(vectors)],

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -68,7 +66,9 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-_PARAMS = {"chat": OPENAI_CHAT_PARAMS, "embedding": OPENAI_EMBEDDING_PARAMS, "completion": OPENAI_COMPLETION_PARAMS}
+_PARAMS = {"chat": OPENAI_CHAT_PARAMS, "embedding": OPENAI_EMBEDDING_PARAMS - {"encoding_format"},
+           "completion": OPENAI_COMPLETION_PARAMS}
+"""The params of each capability (``encoding_format``: base64 is the core's)."""
 
 
 class MockProvider(MockMediaMixin, Provider):
@@ -195,14 +195,12 @@ class MockProvider(MockMediaMixin, Provider):
             raise ProviderError(400, f"dimensions must be between 1 and {MAX_DIMENSIONS}", param="dimensions",
                                 code="invalid_value")
         items = [req.input] if isinstance(req.input, str) or (req.input and isinstance(req.input[0], int)) else req.input
-        as_base64 = req.encoding_format == "base64"
         data, tokens = [], 0
         for i, item in enumerate(items):
             text = item if isinstance(item, str) else " ".join(map(str, item))
             tokens += len(item) if isinstance(item, list) else len(_words(item))
             vector = _unit_vector(text, dims)
-            value: list[float] | str = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
-            data.append(Embedding(index=i, embedding=raw_vector(value)))
+            data.append(Embedding(index=i, embedding=raw_vector(vector)))
         return EmbeddingResponse(data=data, model=call.model, usage=EmbeddingUsage(tokens, tokens))
 
     # ------------------------------------------------------------ moderations

@@ -37,7 +37,7 @@ _OPENAI_TO_OPTION = {"max_tokens": "num_predict", "max_completion_tokens": "num_
                      "top_p": "top_p", "seed": "seed", "frequency_penalty": "frequency_penalty",
                      "presence_penalty": "presence_penalty"}
 _CONSUMED = frozenset({"model", "messages", "stream", "stream_options", "stop", "response_format", "tools",
-                       "tool_choice", "reasoning_effort", "input", "dimensions", "encoding_format", "user",
+                       "tool_choice", "reasoning_effort", "input", "dimensions", "user",
                        *_OPENAI_TO_OPTION})
 _FINISH = {"stop": "stop", "length": "length"}
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import os
-import struct
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -63,8 +61,8 @@ class OllamaProvider(Provider):
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         chat = CHAT_PARAMS + TOOL_PARAMS if self.chat_api else list(CHAT_PARAMS)
         if capability == "embedding":
-            return ["dimensions", "encoding_format"]
-        return chat if capability is not None else chat + ["dimensions", "encoding_format"]
+            return ["dimensions"]  # (encoding_format: base64 is the core's)
+        return chat if capability is not None else chat + ["dimensions"]
 
     # ---------------------------------------------------------------- connection
 
@@ -178,14 +176,7 @@ class OllamaProvider(Provider):
             body["options"] = options
         answer = await post_json(call.session, self.url(call.params, "/api/embed"), _encode(body),
                                  self.headers(call.params), timeout_for(call.params, False), _embeddings, self.name)
-        b64 = call.body.get("encoding_format") == "base64"
-        data = [Embedding(index=i, embedding=raw_vector(_base64(v) if b64 else v))
-                for i, v in enumerate(answer.embeddings)]
+        data = [Embedding(index=i, embedding=raw_vector(v)) for i, v in enumerate(answer.embeddings)]
         tokens = answer.prompt_eval_count
         return EmbeddingResponse(data=data, model=answer.model or call.model,
                                  usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
-
-
-def _base64(vector: list[float]) -> str:
-    """OpenAI's base64 encoding: little-endian float32."""
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
