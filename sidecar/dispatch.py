@@ -13,6 +13,7 @@ import msgspec
 from aiohttp import web
 
 from sidecar import keys
+from sidecar.defaults import apply_defaults
 from sidecar.errors import ProviderError, SidecarError
 from sidecar.provider import CORE_PARAMS, NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, supported_params
 from sidecar.registry import Deployment
@@ -90,6 +91,10 @@ def build_call(
                 param=unsupported[0], code="unsupported_params")
         for k in unsupported:
             del out[k]
+    if dep.defaults:  # (worked out once per deployment: most have none)
+        defaults = dep.defaults.get(capability)
+        if defaults is not None:
+            typed = apply_defaults(defaults, out, typed, supported)
     return ProviderCall(
         model=upstream_model, body=out, request=typed, params=params,
         session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")), secrets=secrets,

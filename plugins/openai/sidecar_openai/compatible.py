@@ -15,6 +15,8 @@ import yarl
 from sidecar import (
     NO_AMBIENT_CREDENTIALS,
     OPENAI_CHAT_PARAMS,
+    OPENAI_COMPLETION_PARAMS,
+    OPENAI_EMBEDDING_PARAMS,
     Provider,
     ProviderCall,
     ProviderError,
@@ -38,7 +40,8 @@ COMPAT_CHAT_PARAMS = [
     "tool_choice", "parallel_tool_calls", "response_format", "user", "extra_headers",
 ]
 
-# litellm_params that configure the connection; every other key is a default for the body.
+# litellm_params that configure the connection; every other key is a default for the body (the
+# core applies those that are OpenAI params, per capability and only where accepted: OPENAI_PARAMS).
 CONNECTION_PARAMS = frozenset({
     "model", "api_key", "api_base", "base_url", "api_version", "organization", "timeout",
     "stream_timeout", "max_retries", "tpm", "rpm", "drop_params", "extra_headers", "azure_ad_token",
@@ -83,12 +86,17 @@ def _parsed_url(base: str, path: str) -> yarl.URL:
     return url
 
 
+OPENAI_PARAMS = OPENAI_CHAT_PARAMS | OPENAI_COMPLETION_PARAMS | OPENAI_EMBEDDING_PARAMS
+"""OpenAI request params: as ``litellm_params`` defaults, the core's to apply (to ``call.body``)."""
+
+
 def _is_body_default(key: str) -> bool:
-    """Whether a ``litellm_params`` key is a default for the request body. Credentials (by their
-    name: ``*_key``, ``*_token``, ``client_secret``, ``aws_*``...) never are."""
-    if key in CONNECTION_PARAMS or key in LITELLM_ONLY_PARAMS or "cost" in key.split("_"):
+    """Whether a ``litellm_params`` key is a default this plugin puts into the request body: a
+    provider-specific one (vLLM's ``top_k``, ``extra_body``...). Credentials (by their name:
+    ``*_key``, ``*_token``, ``client_secret``, ``aws_*``...) never are."""
+    if key in CONNECTION_PARAMS or key in LITELLM_ONLY_PARAMS or key in OPENAI_PARAMS or "cost" in key.split("_"):
         return False
-    return key in OPENAI_CHAT_PARAMS or not is_secret_param(key)
+    return not is_secret_param(key)
 
 
 _encode = msgspec.json.Encoder().encode
@@ -188,7 +196,8 @@ class OpenAICompatibleProvider(Provider):
     # ---------------------------------------------------------------- wire details
 
     def upstream_body(self, call: ProviderCall) -> dict[str, Any]:
-        """The client's body, over defaults given as extra ``litellm_params`` (as LiteLLM does)."""
+        """The client's body (with the OpenAI params' defaults the core applied), over
+        provider-specific defaults given as extra ``litellm_params`` (as LiteLLM does)."""
         params = call.params
         keys = _body_default_keys(tuple(params))
         if not keys:
