@@ -14,7 +14,7 @@ from sidecar.provider import CAPABILITY_METHODS
 from sidecar.relay import relay_raw
 from sidecar.routing.policy import request_options
 from sidecar.routing.router import RoutedCall, Router
-from sidecar.sse import stream_sse
+from sidecar.sse import UsageTap, stream_sse
 from sidecar.wire import encode_base64
 from sidecar.wire_media import RawAnswer
 
@@ -56,7 +56,17 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
             if isinstance(usage, dict):  # an image's or a transcription's: not chat tokens, no cost
                 usage = None
             return json_response(result, headers=router.headers(call, usage))
-        return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
-                                first=result.first)
+        tap = UsageTap(relay=asked_for_usage(call.typed))
+        try:
+            return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
+                                    first=result.first, tap=tap)
+        finally:
+            usage = tap.usage
     finally:
         router.finish(call, usage)
+
+
+def asked_for_usage(typed: Any) -> bool:
+    """Whether a stream's client asked for the usage chunk (``stream_options.include_usage``)."""
+    options = getattr(typed, "stream_options", None)
+    return bool(options and options.include_usage)

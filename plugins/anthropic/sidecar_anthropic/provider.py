@@ -81,8 +81,7 @@ async def messages_chat(call: ProviderCall, url: str | yarl.URL, headers: Mappin
         return completion_of(message, call.model, json_mode)
     resp = await open_stream(call.session, url, data, headers, timeout_for(call.params, True), provider,
                              parse_error=error_from_answer)
-    include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-    return _relay(resp, StreamState(call.model, include_usage, json_mode, provider), provider)
+    return _relay(resp, StreamState(call.model, json_mode, provider), provider)
 
 
 async def _relay(resp: aiohttp.ClientResponse, state: StreamState, provider: str) -> AsyncIterator[list[Any]]:

@@ -89,8 +89,7 @@ class BedrockProvider(Provider):
                 raise _bad_answer(exc) from None
             return completion_of(answer, call.model, request.json_tool)
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True))
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, StreamState(call.model, include_usage, request.json_tool))
+        return self._chunks(resp, StreamState(call.model, request.json_tool))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
         async with aclosing(iter_events(resp)) as batches:

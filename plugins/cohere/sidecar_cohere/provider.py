@@ -128,8 +128,7 @@ class CohereProvider(Provider):
         headers = {**self.headers(call.params), "Accept": "text/event-stream"}
         resp = await _mapped(open_stream(call.session, self.url(call.params, "/v2/chat"), _encode(body), headers,
                                          timeout_for(call.params, True), self.name))
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, StreamState(call.model, include_usage, self.name))
+        return self._chunks(resp, StreamState(call.model, self.name))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
         async with aclosing(iter_sse_payloads(resp, self.name)) as batches:

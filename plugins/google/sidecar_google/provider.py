@@ -81,8 +81,7 @@ class GoogleProvider(Provider):
             return completion_of(answer, call.model, self.name)
         url, headers = await self.endpoint(call, "streamGenerateContent")
         resp = await self.open_stream(call, url.update_query(alt="sse"), body, headers)
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, StreamState(call.model, include_usage, self.name))
+        return self._chunks(resp, StreamState(call.model, self.name))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
         """The stream's chunks, one list per network read. An error event, or a block, before the
@@ -108,9 +107,7 @@ class GoogleProvider(Provider):
         if not state.finished:
             raise ProviderError(502, f"{self.name} upstream ended the stream before a finishReason",
                                 code="upstream_disconnected")
-        usage = state.usage_chunk()
-        if usage is not None:
-            yield [usage]
+        yield [state.usage_chunk()]
 
     # ---------------------------------------------------------------- embeddings
 

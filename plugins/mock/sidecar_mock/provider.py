@@ -99,8 +99,7 @@ class MockProvider(MockMediaMixin, Provider):
         usage = Usage(prompt_tokens, completion_tokens * n, prompt_tokens + completion_tokens * n)
         reply_id = "chatcmpl-mock-" + hashlib.sha256(repr((call.model, text, prompt_tokens)).encode()).hexdigest()[:24]
         if call.stream:
-            include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return self._stream(call, reply_id, text, tool_call, finish, n, usage if include_usage else None)
+            return self._stream(call, reply_id, text, tool_call, finish, n, usage)
         choices = [
             Choice(index=i, message=ResponseMessage(content=text, tool_calls=[tool_call] if tool_call else None),
                    finish_reason=finish)
@@ -109,7 +108,7 @@ class MockProvider(MockMediaMixin, Provider):
         return ChatCompletion(id=reply_id, choices=choices, model=call.model, usage=usage)
 
     async def _stream(self, call: ProviderCall, reply_id: str, text: str | None, tool_call: ToolCall | None,
-                      finish: str, n: int, usage: Usage | None) -> AsyncIterator[ChatCompletionChunk]:
+                      finish: str, n: int, usage: Usage) -> AsyncIterator[ChatCompletionChunk]:
         def chunk(delta: Delta, index: int, finish_reason: str | None = None) -> ChatCompletionChunk:
             return ChatCompletionChunk(id=reply_id, model=call.model,
                                        choices=[ChunkChoice(index=index, delta=delta, finish_reason=finish_reason)])
@@ -127,8 +126,7 @@ class MockProvider(MockMediaMixin, Provider):
                     await self._delay(call)
                     yield chunk(Delta(content=word if w == len(words) - 1 else word + " "), i)
             yield chunk(Delta(), i, finish)
-        if usage is not None:
-            yield ChatCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)
+        yield ChatCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)  # (the core drops it unasked)
 
     def _reply(self, req: Any) -> tuple[str, str]:
         last = next((m for m in reversed(req.messages) if m.role in ("user", "tool")), req.messages[-1])

@@ -133,8 +133,7 @@ class OllamaProvider(Provider):
                 raise ProviderError(502, f"{self.name} upstream answered an error: {line.error}")
             return completion_of(line, call.model)
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, StreamState(call.model, include_usage))
+        return self._chunks(resp, StreamState(call.model))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
         async with aclosing(iter_ndjson_batches(resp, self.name)) as batches:

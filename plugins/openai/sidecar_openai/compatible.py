@@ -119,13 +119,18 @@ class Compatible:
     capabilities: frozenset[str] = frozenset({"chat", "embedding"})
     full_params: bool = False
     base_env: str | None = None  # the variable LiteLLM reads for the api_base (``CEREBRAS_API_BASE``...)
+    stream_usage: bool = False
+    """Whether a stream asks the upstream for its usage chunk even when the client did not (the
+    router then counts the real tokens; the core drops the chunk for that client): for servers
+    known to take ``stream_options``, as some others refuse it."""
 
 
 MEDIA = frozenset({"image_generation", "audio_speech", "audio_transcription"})
 
 COMPATIBLE = [
     Compatible("openai", "https://api.openai.com/v1", "OPENAI_API_KEY",
-               frozenset({"chat", "completion", "embedding", "moderation", *MEDIA}), full_params=True),
+               frozenset({"chat", "completion", "embedding", "moderation", *MEDIA}), full_params=True,
+               stream_usage=True),
     Compatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", frozenset({"chat"})),
     Compatible("together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY",
                frozenset({"chat", "completion", "embedding"})),
@@ -137,7 +142,7 @@ COMPATIBLE = [
     Compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY", frozenset({"chat"})),
     Compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", frozenset({"chat"})),
     Compatible("hosted_vllm", None, "HOSTED_VLLM_API_KEY", frozenset({"chat", "completion", "embedding"}),
-               full_params=True),
+               full_params=True, stream_usage=True),
     Compatible("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", frozenset({"chat"}),
                base_env="CEREBRAS_API_BASE"),
     Compatible("deepinfra", "https://api.deepinfra.com/v1/openai", "DEEPINFRA_API_KEY", base_env="DEEPINFRA_API_BASE"),
@@ -207,6 +212,18 @@ class OpenAICompatibleProvider(Provider):
         if isinstance(extra, dict):
             defaults.update(extra)
         return {**defaults, **call.body}
+
+    def stream_body(self, call: ProviderCall) -> dict[str, Any]:
+        """:meth:`upstream_body` for a streamed chat or completion: asking for the usage chunk
+        where the upstream takes it (:meth:`asks_stream_usage`), so the router counts the tokens."""
+        body = self.upstream_body(call)
+        options = body.get("stream_options")
+        if not self.asks_stream_usage(call.params) or (isinstance(options, dict) and options.get("include_usage")):
+            return body
+        return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+
+    def asks_stream_usage(self, params: Mapping[str, Any]) -> bool:
+        return self.spec.stream_usage
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str | yarl.URL, dict[str, str]]:
         base = params.get("api_base") or params.get("base_url") or self._env_base(params) or self.spec.api_base

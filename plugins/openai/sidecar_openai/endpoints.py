@@ -52,12 +52,13 @@ READ_CHUNK = 64 * 1024
 
 class _OpenAIEndpoint:
     """A mixin of :class:`~sidecar_openai.compatible.OpenAICompatibleProvider`, which gives
-    ``name``, ``endpoint(params, model, path)`` and ``upstream_body(call)`` (not defined here:
-    a mixin comes first in the class's MRO)."""
+    ``name``, ``endpoint(params, model, path)``, ``upstream_body(call)`` and ``stream_body(call)``
+    (not defined here: a mixin comes first in the class's MRO)."""
 
     name: str
     endpoint: Any
     upstream_body: Any
+    stream_body: Any
 
 
 class Chat(_OpenAIEndpoint):
@@ -65,7 +66,7 @@ class Chat(_OpenAIEndpoint):
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
         url, headers = self.endpoint(call.params, call.model, "chat/completions")
-        body = _encode(self.upstream_body(call))
+        body = _encode(self.stream_body(call) if call.stream else self.upstream_body(call))
         if not call.stream:
             return await post_json(call.session, url, body, headers, timeout_for(call.params, False), _chat, self.name)
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
@@ -141,7 +142,7 @@ class TextCompletions(_OpenAIEndpoint):
 
     async def text_completion(self, call: ProviderCall) -> TextCompletion | AsyncIterator[list[TextCompletionChunk]]:
         url, headers = self.endpoint(call.params, call.model, "completions")
-        body = _encode(self.upstream_body(call))
+        body = _encode(self.stream_body(call) if call.stream else self.upstream_body(call))
         if not call.stream:
             return await post_json(call.session, url, body, headers, timeout_for(call.params, False), _text, self.name)
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)

@@ -80,7 +80,7 @@ class TextCompletionProvider(TextCompletions, OpenAICompatibleProvider):
 
     def __init__(self) -> None:
         super().__init__(Compatible("text-completion-openai", "https://api.openai.com/v1", "OPENAI_API_KEY",
-                                    frozenset({"chat", "completion"})))
+                                    frozenset({"chat", "completion"}), stream_usage=True))
         self.description = "OpenAI's legacy /v1/completions (chat served as a prompt)"
 
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
@@ -89,7 +89,7 @@ class TextCompletionProvider(TextCompletions, OpenAICompatibleProvider):
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
         url, headers = self.endpoint(call.params, call.model, "completions")
-        chat = self.upstream_body(call)
+        chat = self.stream_body(call) if call.stream else self.upstream_body(call)
         body = {k: v for k, v in chat.items() if k not in ("messages", "max_completion_tokens")}
         body["prompt"] = prompt_of(chat["messages"])
         if "max_completion_tokens" in chat and "max_tokens" not in chat:
