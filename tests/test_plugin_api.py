@@ -163,10 +163,8 @@ async def test_supported_params_answer_per_capability(aiohttp_client, make_confi
     assert status == 400 and body["error"]["param"] == "user", body
 
 
-class _OldForm(sidecar.Provider):
+class _OldForm(_PerCapability):
     """A provider written against the contract before issue 11: one list of params for all."""
-
-    capabilities = frozenset({"chat", "embedding"})
 
     def __init__(self, name: str = "oldform") -> None:
         self.name = name
@@ -177,10 +175,6 @@ class _OldForm(sidecar.Provider):
     async def chat(self, call):
         return sidecar.ChatCompletion(id="c1", model=call.model, choices=[sidecar.Choice(
             index=0, message=sidecar.ResponseMessage(content=f"t={call.body.get('temperature')}"), finish_reason="stop")])
-
-    async def embeddings(self, call):
-        return sidecar.EmbeddingResponse(data=[sidecar.Embedding(index=0, embedding=sidecar.raw_vector([0.5]))],
-                                         model=call.model)
 
 
 class _OldFormPlugin:

@@ -7,7 +7,7 @@ as the client sends it. A provider mixes in those of the capabilities it declare
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from functools import lru_cache
 from typing import Any
@@ -60,17 +60,23 @@ class _OpenAIEndpoint:
     upstream_body: Any
     stream_body: Any
 
+    async def _answer(self, call: ProviderCall, path: str, decoder: msgspec.json.Decoder,
+                      relay: Callable[[aiohttp.ClientResponse], Any]) -> Any:
+        """POST to ``path``: the answer decoded with ``decoder``, or (``call.stream``) ``relay``
+        of the open stream."""
+        url, headers = self.endpoint(call.params, call.model, path)
+        body = _encode(self.stream_body(call) if call.stream else self.upstream_body(call))
+        if not call.stream:
+            return await post_json(call.session, url, body, headers, timeout_for(call.params, False), decoder,
+                                   self.name)
+        return relay(await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name))
+
 
 class Chat(_OpenAIEndpoint):
     """``chat``: ``/chat/completions``, answers and chunks normalised to OpenAI's spec."""
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
-        url, headers = self.endpoint(call.params, call.model, "chat/completions")
-        body = _encode(self.stream_body(call) if call.stream else self.upstream_body(call))
-        if not call.stream:
-            return await post_json(call.session, url, body, headers, timeout_for(call.params, False), _chat, self.name)
-        resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
-        return self._chunks(resp)
+        return await self._answer(call, "chat/completions", _chat, self._chunks)
 
     async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[ChatCompletionChunk]]:
         # aclosing: a client that leaves closes this generator, and so the upstream response at once
@@ -141,12 +147,7 @@ class TextCompletions(_OpenAIEndpoint):
     """``completion``: the legacy ``/completions``, decoded and normalised like chat."""
 
     async def text_completion(self, call: ProviderCall) -> TextCompletion | AsyncIterator[list[TextCompletionChunk]]:
-        url, headers = self.endpoint(call.params, call.model, "completions")
-        body = _encode(self.stream_body(call) if call.stream else self.upstream_body(call))
-        if not call.stream:
-            return await post_json(call.session, url, body, headers, timeout_for(call.params, False), _text, self.name)
-        resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
-        return self._text_chunks(resp)
+        return await self._answer(call, "completions", _text, self._text_chunks)
 
     async def _text_chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[TextCompletionChunk]]:
         async with aclosing(iter_sse_batches(resp, self.name)) as batches:
