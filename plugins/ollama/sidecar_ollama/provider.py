@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -12,7 +11,7 @@ import msgspec
 import yarl
 
 from sidecar import (
-    NO_AMBIENT_CREDENTIALS,
+    ApiAccess,
     ChatCompletion,
     ChatCompletionChunk,
     Embedding,
@@ -42,6 +41,8 @@ from sidecar_ollama.convert import (
 
 DEFAULT_API_BASE = "http://localhost:11434"
 _ENDPOINTS = ("/api/chat", "/api/generate", "/api/embed")
+ACCESS = ApiAccess("ollama", key_envs=("OLLAMA_API_KEY",), base_envs=("OLLAMA_API_BASE",), default_base=DEFAULT_API_BASE,
+                   endpoints=_ENDPOINTS)
 _line = msgspec.json.Decoder(OllamaLine)
 _lines = msgspec.json.Decoder(list[OllamaLine])
 _embeddings = msgspec.json.Decoder(OllamaEmbeddings)
@@ -67,40 +68,14 @@ class OllamaProvider(Provider):
     # ---------------------------------------------------------------- connection
 
     def url(self, params: Mapping[str, Any], path: str) -> yarl.URL:
-        base = params.get("api_base") or params.get("base_url")
-        if not base and not params.get(NO_AMBIENT_CREDENTIALS):
-            base = os.environ.get("OLLAMA_API_BASE")
-        base = str(base or DEFAULT_API_BASE).rstrip("/")
-        for known in _ENDPOINTS:  # an api_base naming the endpoint itself, as LiteLLM allows
-            base = base.removesuffix(known)
-        try:
-            url = yarl.URL(f"{base}{path}")
-            url.port  # noqa: B018 - a port out of range raises here
-        except ValueError:
-            raise ProviderError(400, "litellm_params.api_base is not a valid URL", param="api_base",
-                                code="invalid_api_base") from None
-        return url
-
-    def _key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get("api_key"):
-            return str(params["api_key"])
-        return None if params.get(NO_AMBIENT_CREDENTIALS) else os.environ.get("OLLAMA_API_KEY") or None
+        """``api_base`` (one naming the endpoint itself, as LiteLLM allows, is not repeated) + ``path``."""
+        return ACCESS.url(params, path)
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        found = [] if params.get("api_key") else [self._key(params)]
-        if not params.get("api_base") and not params.get("base_url") and not params.get(NO_AMBIENT_CREDENTIALS):
-            found.append(os.environ.get("OLLAMA_API_BASE"))
-        return [v for v in found if v]
+        return ACCESS.ambient(params)
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        key = self._key(params)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        extra = params.get("extra_headers")
-        if isinstance(extra, dict):
-            headers.update({str(k): str(v) for k, v in extra.items()})
-        return headers
+        return ACCESS.headers(params)
 
     # ---------------------------------------------------------------- chat
 

@@ -131,19 +131,19 @@ class AzureAIProvider(Chat, Embeddings, OpenAICompatibleProvider):
                                      "plugin (sidecar-anthropic, plugins/anthropic) to serve it",
                                 param="model", code="missing_plugin", kind="bad_request")
         params = call.params
-        base = params.get("api_base") or params.get("base_url") or self._env_base(params)
+        base = self.access.base(params)
         if not base:
             raise ProviderError(400, "azure_ai needs litellm_params.api_base (or $AZURE_AI_API_BASE): your "
                                      "Azure AI endpoint", param="api_base", code="missing_api_base")
         headers = {"Content-Type": "application/json", "anthropic-version": plugin.API_VERSION}
-        key = params.get("api_key") or self._env_key(params)
+        key = self.access.key(params)
         if key:
             headers["x-api-key"] = headers["api-key"] = str(key)
         headers.update(plugin.extra_headers(params))
         return await plugin.messages_chat(call, anthropic_url(str(base)), headers, self.name)
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[yarl.URL, dict[str, str]]:
-        base = params.get("api_base") or params.get("base_url") or self._env_base(params)
+        base = self.access.base(params)
         if not base:
             raise ProviderError(400, "azure_ai needs litellm_params.api_base (or $AZURE_AI_API_BASE): your "
                                      "Azure AI endpoint", param="api_base", code="missing_api_base")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +14,7 @@ import yarl
 from sidecar import (
     NO_AMBIENT_CREDENTIALS,
     OPENAI_CHAT_PARAMS,
+    ApiAccess,
     OPENAI_COMPLETION_PARAMS,
     OPENAI_EMBEDDING_PARAMS,
     Provider,
@@ -68,22 +68,6 @@ LITELLM_ONLY_PARAMS = frozenset({
 def _body_default_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     """The ``litellm_params`` keys that are body defaults (decided once per set of keys)."""
     return tuple(k for k in keys if _is_body_default(k))
-
-
-def _url(base: str, path: str) -> yarl.URL:
-    """The endpoint URL (parsed once per base and path); a malformed ``api_base`` is a 400."""
-    try:
-        return _parsed_url(base, path)
-    except ValueError:
-        raise ProviderError(400, "litellm_params.api_base is not a valid URL", param="api_base",
-                            code="invalid_api_base") from None
-
-
-@lru_cache(maxsize=1024)
-def _parsed_url(base: str, path: str) -> yarl.URL:
-    url = yarl.URL(f"{base.rstrip('/')}/{path}")
-    url.port  # noqa: B018 - a port out of range raises here, not deep inside the client
-    return url
 
 
 OPENAI_PARAMS = OPENAI_CHAT_PARAMS | OPENAI_COMPLETION_PARAMS | OPENAI_EMBEDDING_PARAMS
@@ -160,6 +144,8 @@ class OpenAICompatibleProvider(Provider):
 
     def __init__(self, spec: Compatible) -> None:
         self.spec = spec
+        self.access = ApiAccess(spec.name, key_envs=(spec.key_env,) if spec.key_env else (),
+                                base_envs=(spec.base_env,) if spec.base_env else (), default_base=spec.api_base)
         self.name = spec.name
         self.capabilities = spec.capabilities
         self.description = f"OpenAI protocol at {spec.api_base or 'your api_base'}"
@@ -226,39 +212,14 @@ class OpenAICompatibleProvider(Provider):
         return self.spec.stream_usage
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str | yarl.URL, dict[str, str]]:
-        base = params.get("api_base") or params.get("base_url") or self._env_base(params) or self.spec.api_base
-        if not base:
-            where = f" (or ${self.spec.base_env})" if self.spec.base_env else ""
-            raise ProviderError(400, f"{self.name} needs litellm_params.api_base{where}", param="api_base",
-                                code="missing_api_base")
-        return _url(str(base), path), self.headers(params)
-
-    def _env_base(self, params: Mapping[str, Any]) -> str | None:
-        if params.get(NO_AMBIENT_CREDENTIALS) or not self.spec.base_env:
-            return None
-        return os.environ.get(self.spec.base_env)
-
-    def _env_key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get(NO_AMBIENT_CREDENTIALS) or not self.spec.key_env:
-            return None
-        return os.environ.get(self.spec.key_env)
+        return self.access.url(params, "/" + path), self.headers(params)
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        key = None if params.get("api_key") else self._env_key(params)
-        base = None if params.get("api_base") or params.get("base_url") else self._env_base(params)
-        return [v for v in (key, base) if v]
+        return self.access.ambient(params)
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        key = params.get("api_key") or self._env_key(params)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        if params.get("organization"):
-            headers["OpenAI-Organization"] = str(params["organization"])
-        extra = params.get("extra_headers")
-        if isinstance(extra, dict):
-            headers.update({str(k): str(v) for k, v in extra.items()})
-        return headers
+        organization = params.get("organization")
+        return self.access.headers(params, {"OpenAI-Organization": str(organization)} if organization else None)
 
 
 def compatible_provider(spec: Compatible) -> OpenAICompatibleProvider:
