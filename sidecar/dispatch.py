@@ -23,8 +23,11 @@ from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 log = logging.getLogger("sidecar")
 
 @lru_cache(maxsize=4096)
-def _supported(provider: Provider, model: str, capability: str) -> frozenset[str]:
-    return frozenset(supported_params(provider, model, capability))
+def _supported(provider: Provider, model: str, capability: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The params ``provider`` takes for ``model`` and ``capability``, and the core's params it
+    does not list (:data:`~sidecar.provider.CORE_PARAMS`): the core serves those for it."""
+    supported = frozenset(supported_params(provider, model, capability))
+    return supported, tuple(k for k in CORE_PARAMS.get(capability, ()) if k not in supported)
 
 
 def flatten_extra_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -74,12 +77,13 @@ def build_call(
     upstream_model = dep.upstream_model(captured)
     out = {k: v for k, v in body.items() if k not in GATEWAY_KEYS and k not in sent_credentials}
     out["model"] = upstream_model
-    supported = _supported(provider, upstream_model, capability)
-    served = [k for k in CORE_PARAMS.get(capability, ()) if k in out and k not in supported]
-    if served:  # the core serves these for the provider (wants_base64, sidecar.sse): it never sees them
-        for k in served:
-            del out[k]
-        typed = msgspec.structs.replace(typed, **{k: msgspec.UNSET for k in served})
+    supported, core_served = _supported(provider, upstream_model, capability)
+    if core_served:  # the core serves these for the provider (wants_base64, sidecar.sse): it never sees them
+        served = [k for k in core_served if k in out]
+        if served:
+            for k in served:
+                del out[k]
+            typed = msgspec.structs.replace(typed, **{k: msgspec.UNSET for k in served})
     unsupported = [k for k in out if k in openai_params and k not in supported]
     if unsupported:
         drop = _first_set(body.get("drop_params"), params.get("drop_params"), config.router.drop_params)
