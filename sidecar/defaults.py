@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -42,40 +43,66 @@ class Defaults:
     typed: frozenset[str]
 
 
-def _requests() -> dict[str, tuple[type, frozenset[str]]]:
-    """Each capability with OpenAI request params: its request Struct and those params."""
+@lru_cache(maxsize=1)
+def _requests() -> dict[str, tuple[frozenset[str], type, frozenset[str]]]:
+    """Each capability with OpenAI request params: those params, a Struct of the typed ones (each
+    optional, with the request's type: msgspec checks a deployment's values in one call), and the
+    names of those that are fields of the request Struct too."""
     from sidecar.wire import OPENAI_CHAT_PARAMS, OPENAI_EMBEDDING_PARAMS, ChatCompletionRequest, EmbeddingRequest
     from sidecar.wire_completions import OPENAI_COMPLETION_PARAMS, TextCompletionRequest
 
-    return {"chat": (ChatCompletionRequest, OPENAI_CHAT_PARAMS),
-            "completion": (TextCompletionRequest, OPENAI_COMPLETION_PARAMS),
-            "embedding": (EmbeddingRequest, OPENAI_EMBEDDING_PARAMS)}
+    out = {}
+    for capability, struct, params in (("chat", ChatCompletionRequest, OPENAI_CHAT_PARAMS),
+                                       ("completion", TextCompletionRequest, OPENAI_COMPLETION_PARAMS),
+                                       ("embedding", EmbeddingRequest, OPENAI_EMBEDDING_PARAMS)):
+        fields = [(f.name, f.type, msgspec.UNSET) for f in msgspec.structs.fields(struct)
+                  if f.name in params and f.name not in NOT_DEFAULTS]
+        checked = msgspec.defstruct(f"{struct.__name__}Defaults", fields)
+        out[capability] = (params - NOT_DEFAULTS, checked, frozenset(name for name, _, _ in fields))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _all_params() -> frozenset[str]:
+    return frozenset().union(*(params for params, _, _ in _requests().values()))
 
 
 def param_defaults(params: Mapping[str, Any], capabilities: frozenset[str]) -> dict[str, Defaults]:
     """Per capability, the OpenAI request params ``params`` sets (none: an empty dict). A value
     of the wrong type for every capability it is a param of raises :class:`BadDefault`."""
+    every = _all_params()
+    if not any(k in every for k in params):  # (most deployments: nothing to work out)
+        return {}
     out: dict[str, Defaults] = {}
-    fits: dict[str, str] = {}  # key -> why it did not fit (until it fits one capability)
-    for capability, (struct, openai) in _requests().items():
-        keys = [k for k in params if k in openai and k not in NOT_DEFAULTS and params[k] is not None]
-        if capability not in capabilities or not keys:
+    fits: dict[str, str] = {}  # key -> why it did not fit ("" once it fits one capability)
+    for capability, (openai, checked, typed) in _requests().items():
+        values = {k: v for k, v in params.items() if k in openai and v is not None}
+        if capability not in capabilities or not values:
             continue
-        fields = {f.name: f.type for f in msgspec.structs.fields(struct)}
-        values: dict[str, Any] = {}
-        for key in keys:
+        while True:
             try:
-                values[key] = msgspec.convert(params[key], fields[key], strict=False) if key in fields else params[key]
+                converted = msgspec.convert({k: v for k, v in values.items() if k in typed}, checked, strict=False)
+                break
             except msgspec.ValidationError as exc:
-                fits.setdefault(key, str(exc))
-                continue
+                key = _key_of(exc, values)
+                fits.setdefault(key, str(exc).split(" - at `$")[0])
+                del values[key]
+        values.update({k: getattr(converted, k) for k in typed if k in values})
+        for key in values:
             fits[key] = ""
         if values:
-            out[capability] = Defaults(values, frozenset(k for k in values if k in fields))
+            out[capability] = Defaults(values, frozenset(k for k in values if k in typed))
     bad = next((k for k, why in fits.items() if why), None)
     if bad is not None:
         raise BadDefault(bad, fits[bad])
     return out
+
+
+def _key_of(exc: msgspec.ValidationError, values: Mapping[str, Any]) -> str:
+    """The top-level key msgspec's message names (``... - at `$.temperature```)."""
+    _, _, at = str(exc).partition(" - at `$.")
+    key = at.split("`")[0].split(".")[0].split("[")[0]
+    return key if key in values else next(iter(values))
 
 
 def apply_defaults(defaults: Defaults, body: dict[str, Any], typed: Any, supported: frozenset[str]) -> Any:
