@@ -6,7 +6,8 @@ request's own value overrides. The core applies them for every provider: worked 
 deployment (:func:`param_defaults`, each value checked against the request's type), applied per
 attempt to the body the provider gets (:func:`apply_defaults`), so a fallback deployment never
 inherits another's. Only the params of the request's capability are applied, and only those
-the provider accepts for the model; ``stream`` and ``stream_options`` are never defaults.
+the provider accepts for the model; ``stream``, ``stream_options`` and ``encoding_format`` are
+never defaults (the client chooses the form of its answer).
 """
 
 from __future__ import annotations
