@@ -49,9 +49,10 @@ class ProviderCall:
     """Everything a provider needs to serve one request.
 
     ``body`` is the OpenAI request as the client sent it, with ``model`` set to the upstream model
-    name and the gateway's own keys (``metadata``, ``drop_params``, ...) and unsupported params
-    removed: an OpenAI-compatible provider can send it as it is. ``request`` is the same body as a
-    typed :mod:`sidecar.wire` Struct. ``params`` are the deployment's ``litellm_params`` with
+    name, the gateway's own keys (``metadata``, ``drop_params``, ...), unsupported params and the
+    params the core serves for the provider (:data:`CORE_PARAMS`) removed, and the deployment's
+    defaults for OpenAI params added (:mod:`sidecar.defaults`): an OpenAI-compatible provider can
+    send it as it is. ``request`` is the same body as a typed :mod:`sidecar.wire` Struct. ``params`` are the deployment's ``litellm_params`` with
     ``os.environ/`` references resolved (credentials included: never log them).
     """
 
