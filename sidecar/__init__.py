@@ -15,7 +15,9 @@ Plugin authors need only what this module exports (docs/plugins.md lists it):
   masked, as URL and headers) and ``join_url``; :mod:`sidecar.access`;
 - the secret helpers (``is_secret_param``, ``secret_values``, ``scrub``; :mod:`sidecar.secrets`),
   the model catalog's ``catalog_lookup``, and small fixtures for offline answers and tests
-  (``mock_images``, ``tiny_png``, ``silent_wav``).
+  (``mock_images``, ``tiny_png``, ``silent_wav``);
+- for the hooks beyond providers: ``CallEvent`` and ``PreCall`` (what they see), ``SidecarError``
+  (to refuse a request) and ``public`` (a plugin route served without the master key).
 
 Everything but the contract is imported on first use, so ``import sidecar`` stays cheap.
 """
@@ -55,6 +57,11 @@ for _module, _names in {
     ),
     "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
     "sidecar.access": ("ApiAccess", "join_url"),
+    "sidecar.events": ("CallEvent", "PreCall"),
+    "sidecar.hooks": ("public",),
+    "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "database_path",
+                        "general_setting", "worker_count"),
+    "sidecar.errors": ("SidecarError",),
     "sidecar.rerank": (
         "RerankBilledUnits", "RerankMeta", "RerankRequest", "RerankResponse", "RerankResult", "document_text",
         "with_documents",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,9 +14,10 @@ from aiohttp import web
 from sidecar import keys, middlewares, sync
 from sidecar.config import Config, ConfigError
 from sidecar.db import Database
-from sidecar.plugins import collect_providers, get_plugin_manager
 from sidecar.errors import SidecarError
+from sidecar.hooks import Hooks, add_plugin_routes
 from sidecar.info import InfoCache
+from sidecar.plugins import collect_providers, get_plugin_manager
 from sidecar.registry import Deployment, Registry, build_deployment, config_deployment_id
 from sidecar.routes import add_routes
 from sidecar.routing.policy import RouterPolicy
@@ -53,21 +52,32 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
     app[keys.CONFIG] = config
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.PROVIDERS] = providers
-    app[keys.STATE] = {"ready": False, "started_at": time.time(), "streams": set(), "workers": workers,
-                       "sync_lock": asyncio.Lock()}
+    app[keys.STATE] = keys.AppState(workers=workers)
     registry = Registry(providers)
     registry.put_many(config_deployments(config, registry))
     app[keys.REGISTRY] = registry
     app[keys.INFO_CACHE] = InfoCache(registry)
     app[keys.SYNCED_MODELS] = {}
-    app[keys.ROUTER] = build_router(config, registry, app[keys.SYNCED_MODELS], workers)
+    pm.hook.sidecar_configure(app=app, pm=pm)
+    hooks = app[keys.HOOKS] = Hooks(pm, app, config.general.max_pending_events)
+    router = app[keys.ROUTER] = build_router(config, registry, app[keys.SYNCED_MODELS], workers)
+    router.pre_call, router.events = hooks.pre_call, hooks.events
     app[keys.USER_ROUTERS] = UserRouters()
-    app.cleanup_ctx.extend([client_session_ctx, database_ctx])
+    app.cleanup_ctx.extend([client_session_ctx, database_ctx, hooks.ctx])
     if workers > 1:
         app.cleanup_ctx.append(sync.poll_ctx)
     app.on_shutdown.append(end_streams_before_deadline)
     add_routes(app)
+    add_plugin_routes(app, hooks.plugin_routes(app), lambda method, path: _served(app, method, path))
     return app
+
+
+def _served(app: web.Application, method: str, path: str) -> bool:
+    """Whether ``method path`` already has a route (a plugin may not take it over)."""
+    for resource in app.router.resources():
+        if resource.canonical == path and any(r.method in (method, "*") for r in resource):
+            return True
+    return False
 
 
 def build_router(config: Config, registry: Registry, synced: dict, workers: int) -> Router:
@@ -117,11 +127,29 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
                                      keepalive_timeout=UPSTREAM_IDLE_SECONDS, ttl_dns_cache=300,
                                      enable_cleanup_closed=True)
     # No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls.
+    # Headers a pre-call hook adds (add_upstream_headers) go on through a trace hook, only when a
+    # plugin could add some: it costs every upstream request.
+    traces = [_upstream_headers_trace()] if app[keys.HOOKS].pre_call is not None else None
     session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
-                                    cookie_jar=aiohttp.DummyCookieJar())
+                                    cookie_jar=aiohttp.DummyCookieJar(), trace_configs=traces)
     app[keys.CLIENT_SESSION] = session
     yield
     await session.close()
+
+
+def _upstream_headers_trace() -> aiohttp.TraceConfig:
+    """Adds the headers hooks set for the current request (:func:`sidecar.add_upstream_headers`)."""
+    from sidecar.appview import upstream_headers
+
+    async def on_request_start(session: aiohttp.ClientSession, ctx: object,
+                               params: aiohttp.TraceRequestStartParams) -> None:
+        extra = upstream_headers()
+        if extra:
+            params.headers.update(extra)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    return trace
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -133,13 +161,13 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         raise ConfigError(f"cannot open the database {path}: {exc}") from None
     app[keys.DATABASE] = db
     # read before loading: another process's commit during the load is then seen as a change
-    app[keys.STATE]["data_version"] = await db.data_version()
+    app[keys.STATE].data_version = await db.data_version()
     await sync.load_stored_deployments(db, app[keys.REGISTRY])
     app[keys.SYNCED_MODELS].update(await db.synced_models())
     if not len(app[keys.REGISTRY]):
         log.warning("no deployments in the config or the database: every model request gets a 404 until "
                     "one is added with POST /model/new")
-    app[keys.STATE]["ready"] = True
+    app[keys.STATE].ready = True
     yield
-    app[keys.STATE]["ready"] = False
+    app[keys.STATE].ready = False
     await db.close()

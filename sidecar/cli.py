@@ -65,7 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--models", action="store_true", help="sync model lists (the only thing to sync today)")
     sync.add_argument("--providers", default="", help="comma-separated provider names (default: all configured)")
     sync.set_defaults(func=cmd_sync)
+    _plugin_commands(sub)
     return parser
+
+
+def _plugin_commands(sub: argparse._SubParsersAction) -> None:
+    """Subcommands plugins add (``sidecar_commands``); a plugin that fails to load adds none
+    here (``sidecar serve`` then reports it)."""
+    from sidecar.plugins import PluginError, get_plugin_manager
+
+    try:
+        pm = get_plugin_manager()
+    except PluginError:
+        return
+    pm.hook.sidecar_commands(subparsers=sub)
 
 
 def _positive(text: str) -> int:

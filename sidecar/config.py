@@ -54,6 +54,8 @@ class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     """Seconds an idle keep-alive connection is kept (aiohttp's default)."""
     max_upstream_connections: PositiveInt = 1000
     """Upstream connections open at once, in total; more requests wait for one within their timeout."""
+    max_pending_events: PositiveInt = 10_000
+    """Finished-call events waiting for ``sidecar_call_finished`` hooks; beyond this they are dropped."""
     max_upstream_connections_per_host: PositiveInt = 500
     """Of those, to one host (a burst cannot open thousands of sockets to one provider)."""
 
@@ -167,8 +169,12 @@ class _DeploymentEntry(msgspec.Struct, forbid_unknown_fields=True):
 
 _OWN_SECTIONS = ("model_list", "router_settings", "general_settings", "litellm_settings", "environment_variables")
 """Top-level sections the sidecar reads; any other (``guardrails``, ``sandbox_tools``...) is warned."""
-LITELLM_SETTINGS_KEYS = frozenset({*LITELLM_ROUTER_KEYS, "set_verbose", "json_logs"})
-"""``litellm_settings`` keys that take effect; every other one is warned (``callbacks``...)."""
+CALLBACK_KEYS = ("callbacks", "success_callback", "failure_callback")
+"""``litellm_settings`` lists naming LiteLLM callbacks (``prometheus``, ``otel``...): each name is
+served by the plugin registered under it, and a name no plugin has is warned at start-up."""
+LITELLM_SETTINGS_KEYS = frozenset({*LITELLM_ROUTER_KEYS, "set_verbose", "json_logs", *CALLBACK_KEYS,
+                                   "callback_settings"})
+"""``litellm_settings`` keys that take effect; every other one is warned (``cache``...)."""
 _ENTRY_KEYS = frozenset(_DeploymentEntry.__struct_fields__)
 _MODEL_INFO_KEYS = frozenset({*_KnownModelInfo.__struct_fields__, *DESCRIPTIVE_MODEL_INFO, "db_model"})
 
@@ -196,6 +202,10 @@ class Config:
     """``litellm_settings.set_verbose``: the sidecar's logger at DEBUG unless ``--log-level`` is given."""
     json_logs: bool = False
     """``litellm_settings.json_logs``: one JSON object per log line unless ``--log-format`` is given."""
+    callbacks: list[str] = field(default_factory=list)
+    """The names in ``litellm_settings`` ``callbacks``, ``success_callback`` and ``failure_callback``."""
+    callback_settings: dict[str, Any] = field(default_factory=dict)
+    """``litellm_settings.callback_settings``: each callback's own settings, by its name."""
     ignored_keys: list[str] = field(default_factory=list)
     """Every key accepted but not acted on, as ``section.key`` (the one start-up warning names them)."""
 
@@ -305,6 +315,7 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
         if litellm.get(flag) is not None:
             where = f"$.litellm_settings.{flag}"
             setattr(config, flag, _convert(resolve_env(litellm[flag], where, source), bool, where, source))
+    _read_callbacks(config, litellm, source)
     config.router = router_settings(data, litellm, source, config.warnings, lenient)
     model_list = data.get("model_list") or []
     if not isinstance(model_list, list):
@@ -316,6 +327,24 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
     if warning:
         config.warnings.insert(0, warning)
     return config
+
+
+def _read_callbacks(config: Config, litellm: dict[str, Any], source: str) -> None:
+    names: dict[str, None] = {}
+    for key in CALLBACK_KEYS:
+        value = litellm.get(key)
+        if value is None:
+            continue
+        where = f"$.litellm_settings.{key}"
+        value = resolve_env(value, where, source)
+        if isinstance(value, str):
+            value = [value]
+        names.update(dict.fromkeys(_convert(value, list[str], where, source)))
+    config.callbacks = list(names)
+    if litellm.get("callback_settings") is not None:
+        where = "$.litellm_settings.callback_settings"
+        config.callback_settings = _convert(resolve_env(litellm["callback_settings"], where, source),
+                                            dict[str, dict[str, Any]], where, source)
 
 
 def _sorted(lenient: Leniency, mapping: Any, acted_on: Any, where: str, source: str,

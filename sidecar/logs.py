@@ -8,6 +8,7 @@ logger, passes :class:`SecretMask` first, so a credential that slips through is 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
@@ -19,6 +20,9 @@ from sidecar.secrets import KNOWN_SECRETS, MASK, scrub
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 OWN_LOGGER = "sidecar"
 REPEAT_INTERVAL_SECONDS = 10.0
+
+CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("sidecar_call_id", default=None)
+"""The id of the call being served (``x-litellm-call-id``): JSON log lines carry it as ``call_id``."""
 
 # Credential-shaped text, for secrets not (yet) known to any deployment: a value after a
 # credential-named key (SQL parameters, JSON, query strings, headers) and bearer tokens.
@@ -90,7 +94,8 @@ class RepeatLimiter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``,
-    and ``exception`` when there is a traceback (``--log-format json``, ``litellm_settings.json_logs``)."""
+    ``call_id`` when the line was logged while serving a call, and ``exception`` when there is a
+    traceback (``--log-format json``, ``litellm_settings.json_logs``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -101,6 +106,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         line = {"time": stamp, "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        call_id = CALL_ID.get()
+        if call_id is not None:
+            line["call_id"] = call_id
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -73,7 +73,8 @@ def auth(master_key: str) -> web.middleware:
 
     @web.middleware
     async def require_master_key(request: web.Request, handler) -> web.StreamResponse:
-        if not request.path.startswith(PUBLIC_PREFIXES):
+        if not request.path.startswith(PUBLIC_PREFIXES) and not getattr(request.match_info.handler,
+                                                                         "sidecar_public", False):
             sent = presented_keys(request)
             if not sent:
                 raise SidecarError(401, "missing API key: send 'Authorization: Bearer <key>', 'x-api-key: <key>' "

@@ -146,7 +146,7 @@ async def _serve(app: web.Application, host: str | None, port: int | None, socks
             return
         received.append(signal.Signals(signum).name)
         log.info("%s: stopping; %d requests in flight (%d streams), graceful_shutdown_seconds %g",
-                 received[0], in_flight(runner.server), len(app[keys.STATE].get("streams", ())),
+                 received[0], in_flight(runner.server), len(app[keys.STATE].streams),
                  general.graceful_shutdown_seconds)
         stop.set()
 

@@ -64,7 +64,7 @@ class UsageTap:
             if b'"usage"' not in chunk:  # (the cheap test: most chunks carry no usage at all)
                 return False
             try:
-                seen = _usage_of(chunk)
+                seen = _usage_and_choices(chunk)
             except (msgspec.DecodeError, RecursionError):
                 return False  # (not ours to judge: relayed as it is)
             usage, empty = seen.usage, not seen.choices
@@ -83,18 +83,20 @@ class _UsageOf(msgspec.Struct):
     usage: Usage | None = None
 
 
-_usage_of = msgspec.json.Decoder(_UsageOf).decode
+_usage_and_choices = msgspec.json.Decoder(_UsageOf).decode
 
 
 async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks,
-                     headers: dict[str, str], first: Any = None, tap: UsageTap | None = None) -> web.StreamResponse:
+                     headers: dict[str, str], first: Any = None, tap: UsageTap | None = None,
+                     record: Any = None) -> web.StreamResponse:
     """Relay ``first`` (an item the router already read) and ``chunks`` as SSE with ``headers``;
     ``tap`` reads the usage and drops the usage chunk the client did not ask for.
     The answer starts with the first chunk: a failure before it is a plain error answer with its
     status (as LiteLLM's proxy does), one after it an error event. (The router has already waited
-    for the first chunk, retrying and falling back until one came.)"""
+    for the first chunk, retrying and falling back until one came.) ``record`` (the router's call)
+    gets the stream's ``error`` when it fails."""
     tap = tap or UsageTap(relay=True)
-    streams = request.app[keys.STATE]["streams"]
+    streams = request.app[keys.STATE].streams
     task = asyncio.current_task()
     streams.add(task)
     out: _Coalescer | None = None
@@ -135,6 +137,8 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
         last = SidecarError(502, f"{dep.provider.name} failed mid-stream", code="upstream_error")
     finally:
         streams.discard(task)
+    if record is not None:
+        record.error = last
     if out is None:
         if last is not None:
             raise last  # nothing was sent yet: the client gets the status
@@ -254,7 +258,7 @@ async def _close(chunks) -> None:
 
 async def end_streams_before_deadline(app: web.Application) -> None:
     """``on_shutdown``: just before the grace period ends, end the streams still running."""
-    streams: set[asyncio.Task] = app[keys.STATE]["streams"]
+    streams: set[asyncio.Task] = app[keys.STATE].streams
     grace = app[keys.CONFIG].general.graceful_shutdown_seconds
 
     def cut() -> None:

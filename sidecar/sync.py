@@ -67,7 +67,7 @@ async def refresh(app: web.Application) -> bool:
     """Reload from the database if another process committed since the last look; True if so.
     A caller that is cancelled (its client left) does not cut a reload short."""
     db = app.get(keys.DATABASE)
-    if db is None or await db.data_version() == app[keys.STATE].get("data_version"):
+    if db is None or await db.data_version() == app[keys.STATE].data_version:
         return False  # (the common case: no task for the shield)
     return await asyncio.shield(_reload(app))
 
@@ -75,9 +75,9 @@ async def refresh(app: web.Application) -> bool:
 async def _reload(app: web.Application) -> bool:
     state = app[keys.STATE]
     db = app[keys.DATABASE]
-    async with state["sync_lock"]:
+    async with state.sync_lock:
         version = await db.data_version()
-        if version == state.get("data_version"):
+        if version == state.data_version:
             return False
         await load_stored_deployments(db, app[keys.REGISTRY], warn=False)
         synced = await db.synced_models()
@@ -87,7 +87,7 @@ async def _reload(app: web.Application) -> bool:
             current.update(synced)
             for dep in app[keys.REGISTRY]:
                 dep.info_cache.clear()  # (keyed by the dict's identity, which stays the same)
-        state["data_version"] = version  # only once the reload is done: a failed one is retried
+        state.data_version = version  # only once the reload is done: a failed one is retried
         return True
 
 
@@ -135,7 +135,7 @@ async def changing(app: web.Application) -> AsyncIterator[None]:
     concurrent changes never lose one another: in this process, and with several workers across
     processes (a lock file next to the database), after reloading what the others changed."""
     async with app[keys.REGISTRY].write_lock:
-        if app[keys.STATE].get("workers", 1) <= 1:
+        if app[keys.STATE].workers <= 1:
             yield
             return
         async with _file_lock(app[keys.DATABASE].path + ".lock"):

@@ -125,7 +125,9 @@ def test_litellm_sections_are_accepted_with_a_warning(monkeypatch):
         "general_settings": {"store_model_in_db": True, "master_key": "sk-x"},
     })
     [warned] = config.warnings  # one warning names every key not acted on
-    assert "litellm_settings.callbacks" in warned and "callback_settings" in warned
+    assert "callback_settings" in warned  # (a top-level section here: LiteLLM reads it in litellm_settings)
+    assert "litellm_settings.callbacks" not in warned and config.callbacks == ["langfuse"]  # (warned at start-up
+    # when no plugin is registered under the name)
     assert "drop_params" not in warned and config.router.drop_params is True  # a router key: acted on
     assert "general_settings.store_model_in_db" in warned
     # environment_variables is applied (LiteLLM sets them), so it is not "unused"

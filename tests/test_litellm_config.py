@@ -42,8 +42,7 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
     expected = ["sandbox_tools", "policies", "general_settings.disable_prisma_schema_update",
                 "general_settings.coordination_redis", "general_settings.otel",
                 "general_settings.custom_team_metadata_validate", "router_settings.enable_tag_filtering",
-                "router_settings.polling_interval", "litellm_settings.callbacks", "litellm_settings.success_callback",
-                "litellm_settings.cache", "litellm_settings.proxy_budget_rescheduler_min_time",
+                "router_settings.polling_interval", "litellm_settings.cache", "litellm_settings.proxy_budget_rescheduler_min_time",
                 "model_list[*].litellm_credential_name", "model_list[*].model_info.base_model"]
     assert sorted(config.ignored_keys) == sorted(expected)
     for path in expected:
@@ -53,6 +52,7 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
         assert f".{acted}," not in warning and not warning.endswith(f".{acted}")
     assert (config.general.master_key, config.router.num_retries, config.router.drop_params) == ("sk-x", 2, True)
     assert config.model_list[0].model_info["base_model"] == "gpt-4o", "model_info keys are kept (shown by info)"
+    assert config.callbacks == ["prometheus", "langfuse"]  # served by the plugins of those names
 
 
 @pytest.mark.parametrize(("data", "path", "typo", "meant"), [

@@ -38,3 +38,29 @@ async def test_port_0_logs_the_port_bound_and_a_stop_logs_what_was_in_flight(tmp
         assert re.search(r"the last request in flight finished after \d+\.\d s", output), output
         assert output.index("SIGTERM: stopping") < output.index("the last request in flight finished")
         assert output.rstrip().endswith("stopped")
+
+
+async def test_json_log_lines_carry_the_call_id(make_client, openai_fake):
+    import io
+    import logging
+
+    import msgspec
+    from openai_helpers import dep, post, user
+
+    from sidecar.logs import JsonFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("sidecar")
+    logger.addHandler(handler)
+    try:
+        client = await make_client({"model_list": [dep("g", "openai/error-503", openai_fake.base_url)]})
+        status, _, headers = await post(client, "/v1/chat/completions", {"model": "g", "messages": user("hi")})
+    finally:
+        logger.removeHandler(handler)
+    assert status == 502  # (an upstream 503 is a 502 to the client)
+    lines = [msgspec.json.decode(line) for line in out.getvalue().splitlines()]
+    failure = next(line for line in lines if "failed: 503" in line["message"])
+    assert failure["call_id"] == headers["x-litellm-call-id"]
+    assert failure["level"] == "WARNING" and failure["logger"] == "sidecar"

@@ -35,7 +35,8 @@ def test_plugin_manager_lists_the_example_plugin():
     assert example["version"] == "0.3.0"
     assert example["distribution"] == "sidecar-example"
     assert example["hooks"] == ["sidecar_providers"]
-    assert example["providers"] == [{"name": "echo", "capabilities": ["chat"]}]
+    assert example["providers"] == [{"name": "echo", "capabilities": ["chat"]},
+                                    {"name": "parrot", "capabilities": ["chat", "embedding"]}]
     assert {"mock", "openai", "ollama", "anthropic"} <= set(rows)
     assert rows["anthropic"]["distribution"] == "sidecar-anthropic"
     assert rows["anthropic"]["providers"] == [{"name": "anthropic", "capabilities": ["chat"]}]
@@ -209,7 +210,8 @@ def test_cli_plugins_json():
     assert rows == describe_plugins(get_plugin_manager())
     by_name = {row["name"]: row for row in rows}
     assert by_name["example"]["version"] == "0.3.0"
-    assert by_name["example"]["providers"] == [{"name": "echo", "capabilities": ["chat"]}]
+    assert by_name["example"]["providers"] == [{"name": "echo", "capabilities": ["chat"]},
+                                               {"name": "parrot", "capabilities": ["chat", "embedding"]}]
     for row in rows:
         assert row["version"], row
         assert row["hooks"] == ["sidecar_providers"]

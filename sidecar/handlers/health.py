@@ -7,7 +7,6 @@ from aiohttp import web
 from sidecar import __version__, keys
 from sidecar.http import json_response
 
-
 NO_DEPLOYMENTS = "no deployments: add them to model_list or with POST /model/new"
 
 
@@ -19,14 +18,14 @@ async def readiness(request: web.Request) -> web.Response:
     """LiteLLM's fields (``status: "connected"`` once the database is open, ``db``, ``cache``,
     ``litellm_version``, ``success_callbacks``) beside the sidecar's own."""
     app = request.app
-    ready = app[keys.STATE].get("ready", False)
+    ready = app[keys.STATE].ready
     deployments = len(app[keys.REGISTRY]) if keys.REGISTRY in app else 0
     body = {
         "status": "connected" if ready else "starting",
         "db": "connected" if ready else "not connected",
         "cache": None,  # no response cache
         "litellm_version": f"llm-sidecar {__version__}",
-        "success_callbacks": [],  # no logging callbacks are run
+        "success_callbacks": app[keys.HOOKS].callbacks,  # the litellm_settings callbacks a plugin serves
         "plugins": len(app[keys.PLUGIN_MANAGER].get_plugins()),
         "deployments": deployments,
         "version": __version__,

@@ -110,7 +110,7 @@ async def list_models(request: web.Request) -> web.Response:
     access_groups = q.get("include_model_access_groups", "").lower() in _TRUE
     only_groups = q.get("only_model_access_groups", "").lower() in _TRUE
     app = request.app
-    created = int(app[keys.STATE]["started_at"])
+    created = int(app[keys.STATE].started_at)
 
     def build() -> ModelList:
         ids = model_ids(app[keys.REGISTRY], app[keys.SYNCED_MODELS], team_id=team_id,
@@ -130,7 +130,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
         deps, _ = request.app[keys.REGISTRY].resolve(aliases[name])
     if not deps:
         raise SidecarError(404, f"model {name!r} not found", param="model", code="model_not_found")
-    created = int(request.app[keys.STATE]["started_at"])
+    created = int(request.app[keys.STATE].started_at)
     return bytes_response(encoder.encode(ModelCard(id=name, created=created, owned_by=deps[0].provider.name)))
 
 

@@ -77,13 +77,13 @@ def _default_moderation_model(request: web.Request) -> str:
     app = request.app
     registry = app[keys.REGISTRY]
     state = app[keys.STATE]
-    cached = state.get("moderation_default")
+    cached = state.moderation_default
     if cached is None or cached[0] != registry.version:
         synced = app[keys.SYNCED_MODELS]
         candidates = [dep for dep in registry if "moderation" in dep.provider.capabilities and not dep.is_wildcard]
         chosen = next((d for d in candidates if deployment_info(d, synced=synced)["mode"] == "moderation"),
                       candidates[0] if candidates else None)
-        cached = state["moderation_default"] = (registry.version, chosen.model_name if chosen else None)
+        cached = state.moderation_default = (registry.version, chosen.model_name if chosen else None)
     if cached[1] is None:
         raise SidecarError(400, "no `model` given and no moderation model is configured", param="model",
                            code="model_not_found")

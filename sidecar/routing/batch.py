@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sidecar.errors import SidecarError, bad_request
 from sidecar.http import json_response
+from sidecar.logs import CALL_ID
 from sidecar.routing.router import RoutedCall, Router
 from sidecar.routing.serve import new_call
 from sidecar.wire import OPENAI_CHAT_PARAMS
@@ -36,6 +37,7 @@ async def batch_completions(request: web.Request, router: Router, body: dict[str
     calls = []
     for name in names:
         call = new_call(request, {**body, "model": name}, typed, name, "chat", OPENAI_CHAT_PARAMS)
+        call.batch = True
         router.check_names(call)
         calls.append(call)
     if calls[0].opts.fastest_response:
@@ -47,6 +49,7 @@ async def batch_completions(request: web.Request, router: Router, body: dict[str
 
 async def _member(request: web.Request, router: Router, call: RoutedCall) -> tuple[Any, bool]:
     """One member's completion, or its error; and whether it succeeded."""
+    CALL_ID.set(call.id)  # (its own task: its log lines carry its own id)
     try:
         result = await router.run(request, call)
     except SidecarError as err:

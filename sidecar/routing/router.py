@@ -15,18 +15,24 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from sidecar.dispatch import build_call, scrubbed
 from sidecar.errors import ProviderError, SidecarError
+from sidecar.events import CallEvent, PreCall
+from sidecar.http import convert
 from sidecar.info import info_for_model, response_cost
 from sidecar.provider import ProviderCall
 from sidecar.registry import Deployment, Registry
+from sidecar.routing import report
 from sidecar.routing.choose import candidates, estimate_input_tokens, pick
 from sidecar.routing.policy import RequestOptions, RouteInfo, RouterPolicy, route_info
 from sidecar.routing.state import RouterState
+
+if TYPE_CHECKING:
+    from sidecar.hooks import EventBus, PreCallRunner
 
 log = logging.getLogger("sidecar")
 
@@ -71,6 +77,15 @@ class RoutedCall:
     finished: bool = False
     upload: Any = None
     """A transcription's file (:class:`sidecar.uploads.Upload`), handed to each attempt's ProviderCall."""
+    batch: bool = False
+    usage: Any = None
+    """A stream's usage, when its final chunk carried one."""
+    error: SidecarError | None = None
+    """A stream's failure after its first chunk (the client got an error event)."""
+    first_at: float = 0.0
+    """When a stream's first chunk arrived (monotonic)."""
+    failed_attempt: CallEvent | None = None
+    """The last failed attempt's event, held until it is known whether the client gets its error."""
 
 
 def call_id() -> str:
@@ -91,6 +106,10 @@ class Router:
         self.synced = synced if synced is not None else {}
         self._needs_estimate = policy.pre_call_checks or policy.strategy.startswith("usage-based")
         self._live_version = -1
+        self.pre_call: PreCallRunner | None = None
+        """``sidecar_pre_call`` implementations, if any plugin has one (:mod:`sidecar.hooks`)."""
+        self.events: EventBus | None = None
+        """Where finished calls are told to ``sidecar_call_finished``, if any plugin listens."""
 
     # ---------------------------------------------------------------- names
 
@@ -122,6 +141,31 @@ class Router:
     async def run(self, request: web.Request, call: RoutedCall) -> Any:
         """The provider's answer (a stream: primed with its first chunk) from the first
         deployment that serves the call, through retries and fallbacks; else the last error."""
+        if self.events is None and self.pre_call is None:
+            return await self._run(request, call)
+        try:
+            if self.pre_call is not None:
+                await self._pre_call(request, call)
+            return await self._run(request, call)
+        except SidecarError as err:
+            if self.events is not None:
+                report.final_failure(self, call, err)
+            raise
+
+    async def _pre_call(self, request: web.Request, call: RoutedCall) -> None:
+        """The plugins' ``sidecar_pre_call``: the body they leave is the one routed (typed anew)."""
+        assert self.pre_call is not None
+        pre = PreCall(call_id=call.id, group=call.group, capability=call.capability, body=call.body,
+                      headers=request.headers, stream=call.stream)
+        body = await self.pre_call.run(pre)
+        call.typed = convert(body, type(call.typed))
+        call.body = body
+        call.stream = bool(body.get("stream"))
+        model = body.get("model")
+        if isinstance(model, str) and model and model != call.group:
+            call.group = model
+
+    async def _run(self, request: web.Request, call: RoutedCall) -> Any:
         if call.opts.timeout is not None:
             call.deadline = call.started + call.opts.timeout
             call.timeout = call.opts.timeout
@@ -151,9 +195,13 @@ class Router:
             return
         call.finished = True
         now = time.monotonic()
+        if usage is None:
+            usage = call.usage
         self.state.end(call.dep.id, call.route.limits, getattr(usage, "total_tokens", None) or call.estimate, now)
         if not call.stream and not failed:
             self._sample(call.dep.id, now, call.upstream_seconds)
+        if self.events is not None:
+            self.events.emit(report.served(self, call, usage, now))
 
     def headers(self, call: RoutedCall, usage: Any = None) -> dict[str, str]:
         """The answer's headers: LiteLLM's ``x-litellm-*`` (and ``x-ratelimit-*`` where the
@@ -236,11 +284,14 @@ class Router:
                 continue
             except ProviderError as err:
                 last = err
+                cooled = False
                 if not isinstance(err, _MockFailure):
-                    self._failed(dep, route, err, len(deps), call)
+                    cooled = self._failed(dep, route, err, len(deps), call)
                     allowed = self.policy.retries_for(err.kind, route.num_retries, call.opts.num_retries)
                 else:
                     allowed = 0
+                if self.events is not None:
+                    report.attempt_failed(self, call, group, dep, err, original, cooled)
                 if tries >= allowed or self._past_deadline(call):
                     raise
                 tries += 1
@@ -277,11 +328,15 @@ class Router:
             self.state.end(dep.id, route.limits, 0, time.monotonic())
             raise
         call.dep, call.route, call.provider_call, call.served_group = dep, route, pcall, group
+        if call.failed_attempt is not None and self.events is not None:
+            self.events.emit(call.failed_attempt)  # (a retry or fallback served: not final)
+            call.failed_attempt = None
         alias_of = self.policy.aliases.get(group)
         if alias_of is not None and not self.registry.resolve(group)[0]:
             call.served_group = alias_of  # (x-litellm-model-group names the group, not the alias)
         if call.stream:
-            self._sample(dep.id, time.monotonic(), call.upstream_seconds)  # time to first token
+            call.first_at = time.monotonic()
+            self._sample(dep.id, call.first_at, call.upstream_seconds)  # time to first token
         return result
 
     async def _call_provider(self, call: RoutedCall, dep: Deployment, pcall: ProviderCall) -> Any:
@@ -334,8 +389,8 @@ class Router:
 
     # ---------------------------------------------------------------- failures
 
-    def _failed(self, dep: Deployment, route: RouteInfo, err: ProviderError, group_size: int, call: RoutedCall) -> None:
-        """Count a failure, and cool the deployment down when the rules say so."""
+    def _failed(self, dep: Deployment, route: RouteInfo, err: ProviderError, group_size: int, call: RoutedCall) -> bool:
+        """Count a failure, and cool the deployment down when the rules say so (then True)."""
         now = time.monotonic()
         stats = self.state.of(dep.id)
         stats.roll(now)
@@ -347,7 +402,7 @@ class Router:
             self._sample(dep.id, now, 1000.0)  # a timed-out deployment is not the fastest
         policy = self.policy
         if policy.disable_cooldowns or group_size < 2 or kind not in COOLABLE:
-            return
+            return False
         if kind == "rate_limit":
             cool = True
         elif kind in policy.allowed_fails_by_kind:
@@ -357,7 +412,7 @@ class Router:
         else:  # LiteLLM's default: not-retryable kinds at once, others past half of this minute's requests
             cool = kind in ("auth", "not_found") or stats.fails * 2 > max(stats.requests, 1)
         if not cool:
-            return
+            return False
         seconds = route.cooldown_time
         if seconds is None:
             seconds = retry_after(err)
@@ -366,6 +421,8 @@ class Router:
         if self.state.cool(dep.id, now + seconds):
             log.warning("deployment %s (%s) cooling down for %.3g s after a %s failure [call %s]",
                         dep.id, dep.model_name, seconds, kind, call.id)
+            return True
+        return False
 
     def _retry_wait(self, err: ProviderError, tries: int) -> float:
         """The upstream's ``Retry-After`` (at most 60 s), else backoff with jitter (0.5 s doubling, at most 8 s)."""

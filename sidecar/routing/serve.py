@@ -10,6 +10,7 @@ from sidecar import keys
 from sidecar.dispatch import wants_base64
 from sidecar.errors import SidecarError
 from sidecar.http import json_response
+from sidecar.logs import CALL_ID
 from sidecar.provider import CAPABILITY_METHODS
 from sidecar.relay import relay_raw
 from sidecar.routing.policy import request_options
@@ -23,9 +24,11 @@ def new_call(request: web.Request, body: dict[str, Any], typed: Any, group: str,
              openai_params: frozenset[str]) -> RoutedCall:
     """The router's record of this request (its router keys checked: a 400 names a bad one); the
     provider method that serves it is the capability's (:data:`sidecar.provider.CAPABILITY_METHODS`)."""
-    return RoutedCall(group=group, method=CAPABILITY_METHODS[capability], capability=capability, body=body, typed=typed,
+    call = RoutedCall(group=group, method=CAPABILITY_METHODS[capability], capability=capability, body=body, typed=typed,
                       openai_params=openai_params, opts=request_options(body, request.headers.get("x-litellm-timeout")),
                       stream=bool(body.get("stream")))
+    CALL_ID.set(call.id)  # (log lines of this request carry it: --log-format json)
+    return call
 
 
 def router_for(request: web.Request, body: dict[str, Any]) -> Router:
@@ -59,9 +62,9 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
         tap = UsageTap(relay=asked_for_usage(call.typed))
         try:
             return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
-                                    first=result.first, tap=tap)
+                                    first=result.first, tap=tap, record=call if router.events is not None else None)
         finally:
-            usage = tap.usage
+            call.usage = tap.usage  # (router.finish counts it)
     finally:
         router.finish(call, usage)
 

@@ -103,7 +103,10 @@ def _build(app: web.Application, value: dict[str, Any]) -> Router:
     if not len(registry):
         raise SidecarError(400, "`user_config` has no model_list: the router it describes serves nothing",
                            param="user_config.model_list", code="invalid_user_config")
-    return Router(registry, policy, RouterState(samples=policy.samples), app[keys.SYNCED_MODELS])
+    router = Router(registry, policy, RouterState(samples=policy.samples), app[keys.SYNCED_MODELS])
+    hooks = app[keys.HOOKS]
+    router.pre_call, router.events = hooks.pre_call, hooks.events
+    return router
 
 
 def _refuse_env_references(value: Any, where: str) -> None:

@@ -74,9 +74,10 @@ def takes_tool_choice(model: str) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def supported_params(model: str) -> tuple[str, ...]:
-    """The OpenAI params a model accepts (LiteLLM's list for Converse, per family)."""
-    if is_embedding(model):
+def supported_params(model: str, capability: str | None = None) -> tuple[str, ...]:
+    """The OpenAI params a model accepts for ``capability`` (LiteLLM's list for Converse, per
+    family); without one, those of the model's own kind (embedding or chat)."""
+    if capability == "embedding" or (capability is None and is_embedding(model)):
         if base_model(model).startswith("amazon.titan-embed-text-v2"):
             return (*EMBEDDING_PARAMS, "dimensions")
         return tuple(EMBEDDING_PARAMS)

@@ -51,7 +51,7 @@ class BedrockProvider(Provider):
         self.signer = Signer()  # (no event-loop objects until the first call)
 
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
-        return list(models.supported_params(model))
+        return list(models.supported_params(model, capability))
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
         found = ambient_keys(params)

@@ -4,6 +4,7 @@ finish reasons and usage in OpenAI's words."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -66,6 +67,7 @@ class GoogleError(msgspec.Struct):
     code: int = 500
     message: str = ""
     status: str = ""
+    details: list[Any] = []
 
 
 class GenerateContentResponse(msgspec.Struct, rename="camel"):
@@ -254,10 +256,25 @@ def google_error(error: GoogleError, provider: str, status: int | None = None,
         kind = "context_window"
     err = ProviderError(status, f"{provider} upstream answered {status}: {text}", kind=kind,
                         code=error.status or None)
-    if headers:
-        forwarded = {k: v for k, v in headers.items() if k.lower() in _FORWARDED}
-        err.headers = forwarded or None
+    forwarded = {k: v for k, v in headers.items() if k.lower() in _FORWARDED} if headers else {}
+    wait = _retry_delay(error.details) if kind == "rate_limit" and not forwarded else None
+    if wait is not None:
+        forwarded = {"Retry-After": wait}
+    err.headers = forwarded or None
     return err
+
+
+def _retry_delay(details: list[Any]) -> str | None:
+    """Seconds (rounded up) of the ``google.rpc.RetryInfo`` detail (``"retryDelay": "34s"``), with
+    which Google says when to retry a RESOURCE_EXHAUSTED, as a ``Retry-After`` value."""
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = str(detail.get("retryDelay") or "").removesuffix("s")
+            try:
+                return str(max(math.ceil(float(delay)), 1))
+            except ValueError:
+                return None
+    return None
 
 
 def error_from_response(status: int, body: bytes, provider: str, headers: Any = None) -> ProviderError:

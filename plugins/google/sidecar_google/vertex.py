@@ -74,7 +74,9 @@ class VertexProvider(GoogleProvider):
         self.tokens = TokenCache()  # (a plain dict: no event-loop objects before the workers fork)
 
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
-        return list(CLAUDE_PARAMS) if is_claude(model) else super().supported_openai_params(model, capability)
+        if is_claude(model) and capability in (None, "chat"):
+            return list(CLAUDE_PARAMS)
+        return super().supported_openai_params(model, capability)
 
     def secret_params(self) -> frozenset[str]:
         return frozenset({"vertex_credentials"})

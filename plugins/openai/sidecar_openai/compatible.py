@@ -34,6 +34,15 @@ CHAT_PARAMS = [
     "prompt_cache_retention",
 ]
 EMBEDDING_PARAMS = ["encoding_format", "dimensions", "user"]
+MEDIA_PARAMS = {
+    "moderation": [],
+    "image_generation": ["background", "moderation", "n", "output_compression", "output_format", "partial_images",
+                         "quality", "response_format", "size", "stream", "style", "user"],
+    "audio_speech": ["instructions", "response_format", "speed", "stream_format", "voice"],
+    "audio_transcription": ["chunking_strategy", "include", "language", "prompt", "response_format", "stream",
+                            "temperature", "timestamp_granularities"],
+}
+"""The optional params of OpenAI's other requests (their bodies go upstream as sent)."""
 COMPAT_CHAT_PARAMS = [
     "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens",
     "n", "presence_penalty", "seed", "stop", "stream", "stream_options", "temperature", "top_p", "tools",
@@ -155,10 +164,14 @@ class OpenAICompatibleProvider(Provider):
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         """Per capability when asked (embeddings take ``encoding_format``, chat does not); without
         one (callers of the one-argument form), by the model's catalog mode, else both lists."""
-        from sidecar import catalog_lookup
+        from sidecar import OPENAI_COMPLETION_PARAMS, catalog_lookup
 
+        if capability in MEDIA_PARAMS:
+            return list(MEDIA_PARAMS[capability])
         chat = CHAT_PARAMS if self.spec.full_params else COMPAT_CHAT_PARAMS
-        if "completion" in self.capabilities:
+        if capability == "completion":
+            return [p for p in chat + TEXT_COMPLETION_ONLY_PARAMS if p in OPENAI_COMPLETION_PARAMS]
+        if "completion" in self.capabilities and capability is None:  # (one list for every capability)
             chat = chat + TEXT_COMPLETION_ONLY_PARAMS
         if capability == "embedding":
             return list(EMBEDDING_PARAMS)

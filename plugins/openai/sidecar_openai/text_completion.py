@@ -15,6 +15,7 @@ import aiohttp
 import msgspec
 
 from sidecar import (
+    OPENAI_COMPLETION_PARAMS,
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
@@ -85,7 +86,9 @@ class TextCompletionProvider(TextCompletions, OpenAICompatibleProvider):
 
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         """The chat params that mean the same on ``/completions``; a completion takes its own too."""
-        return CHAT_PARAMS + TEXT_COMPLETION_ONLY_PARAMS if capability == "completion" else list(CHAT_PARAMS)
+        if capability == "completion":
+            return [p for p in CHAT_PARAMS + TEXT_COMPLETION_ONLY_PARAMS if p in OPENAI_COMPLETION_PARAMS]
+        return list(CHAT_PARAMS)
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
         url, headers = self.endpoint(call.params, call.model, "completions")
