@@ -11,6 +11,8 @@ Plugin authors need only what this module exports (docs/plugins.md lists it):
 - the upstream HTTP helpers (``post_json``, ``open_stream``, ``iter_sse_batches``,
   ``iter_ndjson_batches``, ``iter_bytes``, ``error_from_body``, ``connection_error``,
   ``timeout_for``; :mod:`sidecar.upstream`);
+- ``ApiAccess`` (an upstream's API key and base URL from ``litellm_params`` or the environment,
+  masked, as URL and headers) and ``join_url``; :mod:`sidecar.access`;
 - the secret helpers (``is_secret_param``, ``secret_values``, ``scrub``; :mod:`sidecar.secrets`),
   the model catalog's ``catalog_lookup``, and small fixtures for offline answers and tests
   (``mock_images``, ``tiny_png``, ``silent_wav``);
@@ -54,6 +56,7 @@ for _module, _names in {
         "iter_sse_data", "iter_sse_payloads", "open_stream", "post_json", "timeout_for",
     ),
     "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
+    "sidecar.access": ("ApiAccess", "join_url"),
     "sidecar.events": ("CallEvent", "PreCall"),
     "sidecar.hooks": ("public",),
     "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "database_path",

@@ -333,9 +333,10 @@ class FakeUpstream(kit.FakeUpstream):
             return await fake_wire.sse(request, events, done=False)
         if model == "no-done-early":  # a clean end of the body before any finish_reason
             return await fake_wire.sse(request, events[:2], done=False)
-        if model == "no-done-cut":  # a clean end of the body inside the last event, after `"finish_reason":"st`
-            last = b"data: " + _encode(events[-1])
-            return await fake_wire.sse(request, events[:-1], done=False, tail=last[:last.index(b'"finish_reason":"') + 19])
+        if model == "no-done-cut":  # a clean end of the body inside the finish event, after `"finish_reason":"st`
+            at = max(i for i, e in enumerate(events) if any(c.get("finish_reason") for c in e["choices"]))
+            last = b"data: " + _encode(events[at])
+            return await fake_wire.sse(request, events[:at], done=False, tail=last[:last.index(b'"finish_reason":"') + 19])
         if model == "odd-framing":
             return await fake_wire.odd_framing(request, events)
         if model == "error-mid-stream":

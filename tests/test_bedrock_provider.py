@@ -502,7 +502,7 @@ async def test_model_group_info_shows_each_models_params(gateway):
     assert "reasoning_effort" not in groups["claude"]["supported_openai_params"]
     assert {"tools", "tool_choice", "response_format", "stop"} <= set(groups["claude"]["supported_openai_params"])
     assert "tool_choice" not in groups["llama"]["supported_openai_params"]
-    assert groups["titan"]["supported_openai_params"] == ["encoding_format", "dimensions"]
+    assert groups["titan"]["supported_openai_params"] == ["dimensions", "encoding_format"]  # (base64: the core's)
 
 
 def test_loading_the_plugin_does_not_import_botocore():

@@ -38,12 +38,6 @@ class TestAzureConformance(ProviderConformance):
     def upstream(self, azure_fake):
         return azure_fake
 
-    @pytest.mark.xfail(strict=True, reason="AzureProvider inherits moderations() (Azure OpenAI has no /moderations) "
-                       "without declaring it; fixed on branch core-params (one endpoint mixin per declared "
-                       "capability): remove this marker when that is merged")
-    def test_capabilities_match_implemented_methods(self, gateway):
-        super().test_capabilities_match_implemented_methods(gateway)
-
     def litellm_params(self, upstream, scenario):
         return {"model": f"azure/{scenario}", "api_base": upstream.root_url, "api_key": AZURE_KEY,
                 "api_version": "2024-10-21"}

@@ -80,7 +80,7 @@ class RecordingProvider(Provider):
     def __init__(self) -> None:
         self.calls: list[ProviderCall] = []
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return ["temperature", "stream"]
 
     async def chat(self, call: ProviderCall) -> ChatCompletion:
@@ -170,7 +170,7 @@ def test_unknown_capability_is_an_error():
 
 def test_a_capability_without_its_method_is_an_error_naming_both():
     class Hollow(RecordingProvider):
-        capabilities = frozenset({"chat", "rerank"})  # (RecordingProvider has no rerank())
+        capabilities = frozenset({"chat", "embedding", "rerank"})  # (RecordingProvider has no rerank())
 
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(FakePlugin(Hollow()), name="hollow")
@@ -179,11 +179,22 @@ def test_a_capability_without_its_method_is_an_error_naming_both():
         collect_providers(pm)
 
 
+def test_a_method_without_its_capability_is_an_error_naming_both():
+    class Undeclared(RecordingProvider):
+        capabilities = frozenset({"chat"})  # (RecordingProvider implements embeddings() too)
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(FakePlugin(Undeclared()), name="undeclared")
+    with pytest.raises(PluginError, match=r"provider 'fake' of plugin 'undeclared' .* implements "
+                                          r"Provider\.embeddings\(\) but does not declare the 'embedding' capability"):
+        collect_providers(pm)
+
+
 def test_every_installed_provider_implements_what_it_declares():
     for name, provider in collect_providers(get_plugin_manager()).items():
-        for capability in provider.capabilities:
-            assert getattr(type(provider), CAPABILITY_METHODS[capability]) is not getattr(
-                Provider, CAPABILITY_METHODS[capability]), (name, capability)
+        for capability, method in CAPABILITY_METHODS.items():
+            implemented = getattr(type(provider), method) is not getattr(Provider, method)
+            assert implemented == (capability in provider.capabilities), (name, capability)
 
 
 def installed_providers() -> dict[str, tuple[str, str, list[str]]]:

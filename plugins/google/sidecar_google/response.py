@@ -169,10 +169,9 @@ class StreamState:
     """What one stream's chunks share: id, model, per candidate whether its role was sent and how
     many tool calls it made; the last usage seen (Gemini repeats it, growing, in every event)."""
 
-    def __init__(self, model: str, include_usage: bool, provider: str) -> None:
+    def __init__(self, model: str, provider: str) -> None:
         self.id = ""
         self.model = model
-        self.include_usage = include_usage
         self.provider = provider
         self.started: set[int] = set()
         self.calls: dict[int, int] = {}
@@ -214,10 +213,8 @@ class StreamState:
                 out.append(self._chunk([ChunkChoice(index=index, delta=Delta(), finish_reason=reason)]))
         return out
 
-    def usage_chunk(self) -> ChatCompletionChunk | None:
-        """The last chunk (``choices: []``, the usage) when the client asked for usage."""
-        if not self.include_usage:
-            return None
+    def usage_chunk(self) -> ChatCompletionChunk:
+        """The last chunk (``choices: []``, the usage): the core drops it for a client that did not ask."""
         return self._chunk([], usage_of(self.usage))
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:

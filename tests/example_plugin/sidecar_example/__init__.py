@@ -34,7 +34,7 @@ class EchoProvider(Provider):
     capabilities = frozenset({"chat"})
     description = "echoes the last message in upper case"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return ["stream", "stream_options", "temperature", "max_tokens", "user"]
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
