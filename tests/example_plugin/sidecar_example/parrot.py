@@ -24,9 +24,6 @@ does not know as one, hence ``secret_params``).
 
 from __future__ import annotations
 
-import base64
-import os
-import struct
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -35,7 +32,7 @@ import aiohttp
 import msgspec
 
 from sidecar import (
-    NO_AMBIENT_CREDENTIALS,
+    ApiAccess,
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
@@ -58,10 +55,13 @@ from sidecar import (
     timeout_for,
 )
 
-DEFAULT_API_BASE = "https://api.parrot.example"
+ACCESS = ApiAccess("parrot", key_envs=("PARROT_API_KEY",), base_envs=("PARROT_API_BASE",),
+                   default_base="https://api.parrot.example", key_header="X-Parrot-Key", key_prefix="",
+                   key_required=True)
+"""Where the key and base URL come from (litellm_params, else the environment) and how they are sent."""
 CHAT_PARAMS = ["stream", "stream_options", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop",
                "tools", "tool_choice"]
-EMBEDDING_PARAMS = ["dimensions", "encoding_format"]
+EMBEDDING_PARAMS = ["dimensions"]
 FINISH = {"done": "stop", "out_of_words": "length", "trick": "tool_calls", "muzzled": "content_filter"}
 SPEAKERS = {"user": "human", "assistant": "bird", "tool": "tool"}
 
@@ -237,8 +237,8 @@ def completion_of(answer: _Squawk) -> ChatCompletion:
 class ChirpState:
     """What a streamed answer's chunks share: its id and model, the tricks seen, whether it ended."""
 
-    def __init__(self, model: str, include_usage: bool, provider: str) -> None:
-        self.id, self.model, self.include_usage, self.provider = "chatcmpl-parrot", model, include_usage, provider
+    def __init__(self, model: str, provider: str) -> None:
+        self.id, self.model, self.provider = "chatcmpl-parrot", model, provider
         self.tickets: dict[str, int] = {}
         self.ended = False
 
@@ -260,7 +260,7 @@ class ChirpState:
         if line.kind == "end":
             self.ended = True
             out = [self._chunk(Delta(), FINISH.get(line.why_stopped, "stop"))]
-            if self.include_usage and line.beak_count is not None:
+            if line.beak_count is not None:  # (the core drops it for a client that did not ask)
                 out.append(ChatCompletionChunk(id=self.id, model=self.model, choices=[], usage=_usage(line.beak_count)))
             return out
         if line.kind == "oops":
@@ -292,36 +292,15 @@ class ParrotProvider(Provider):
     def secret_params(self) -> frozenset[str]:
         return frozenset({"flock"})
 
-    def _key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get("api_key"):
-            return str(params["api_key"])
-        return None if params.get(NO_AMBIENT_CREDENTIALS) else os.environ.get("PARROT_API_KEY") or None
-
-    def _base(self, params: Mapping[str, Any]) -> str:
-        base = params.get("api_base")
-        if not base and not params.get(NO_AMBIENT_CREDENTIALS):
-            base = os.environ.get("PARROT_API_BASE")
-        return str(base or DEFAULT_API_BASE).rstrip("/")
-
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
         """The key and base read from the environment, so the core masks them too."""
-        found = [] if params.get("api_key") else [self._key(params)]
-        if not params.get("api_base") and not params.get(NO_AMBIENT_CREDENTIALS):
-            found.append(os.environ.get("PARROT_API_BASE"))
-        return [v for v in found if v]
+        return ACCESS.ambient(params)
 
     def _headers(self, params: Mapping[str, Any]) -> dict[str, str]:
-        key = self._key(params)
-        if not key:
-            raise ProviderError(401, "parrot needs litellm_params.api_key or $PARROT_API_KEY", kind="auth",
-                                param="api_key", code="missing_api_key")
-        headers = {"Content-Type": "application/json", "X-Parrot-Key": key}
-        if params.get("flock"):
-            headers["X-Parrot-Flock"] = str(params["flock"])
-        return headers
+        return ACCESS.headers(params, {"X-Parrot-Flock": str(params["flock"])} if params.get("flock") else None)
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
-        url, headers = f"{self._base(call.params)}/v2/squawk", self._headers(call.params)
+        url, headers = ACCESS.url(call.params, "/v2/squawk"), self._headers(call.params)
         body = _encode(squawk_body(call))
         if not call.stream:
             answer = await post_json(call.session, url, body, headers, timeout_for(call.params, False), _squawk,
@@ -330,8 +309,7 @@ class ParrotProvider(Provider):
         # the upstream's refusal (a 429, a bad key...) raises here, before the first chunk
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name,
                                  parse_error=parrot_error)
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, ChirpState(call.model, include_usage, self.name))
+        return self._chunks(resp, ChirpState(call.model, self.name))
 
     async def _chunks(self, resp: aiohttp.ClientResponse,
                       state: ChirpState) -> AsyncIterator[list[ChatCompletionChunk]]:
@@ -366,17 +344,12 @@ class ParrotProvider(Provider):
         body: dict[str, Any] = {"bird": call.model, "phrases": phrases}
         if call.body.get("dimensions") is not None:
             body["size"] = call.body["dimensions"]
-        answer = await post_json(call.session, f"{self._base(call.params)}/v2/mimic", _encode(body),
+        answer = await post_json(call.session, ACCESS.url(call.params, "/v2/mimic"), _encode(body),
                                  self._headers(call.params), timeout_for(call.params, False), _mimicry, self.name,
                                  parse_error=parrot_error)
-        b64 = call.body.get("encoding_format") == "base64"
-        data = [Embedding(index=e.position, embedding=raw_vector(_base64(e.vector) if b64 else e.vector))
+        data = [Embedding(index=e.position, embedding=raw_vector(e.vector))  # (base64 is the core's job)
                 for e in sorted(answer.echoes, key=lambda e: e.position)]
         heard = answer.beak_count.heard
         return EmbeddingResponse(data=data, model=call.model,
                                  usage=EmbeddingUsage(prompt_tokens=heard, total_tokens=heard))
 
-
-def _base64(vector: list[float]) -> str:
-    """OpenAI's base64 encoding of a vector: little-endian float32."""
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
