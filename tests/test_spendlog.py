@@ -135,7 +135,8 @@ async def test_one_row_per_request_with_failures_retries_and_unknown_models(make
 
     served = rows[ok["x-litellm-call-id"]]
     assert (served["status"], served["attempts"], served["model_id"]) == ("success", 2, "g-good")
-    assert served["spend"] == float(ok["x-litellm-response-cost"]) and served["total_tokens"] == body["usage"]["total_tokens"]
+    assert served["spend"] == float(ok["x-litellm-response-cost"])
+    assert served["total_tokens"] == body["usage"]["total_tokens"]
 
     refused = rows[failed["x-litellm-call-id"]]
     assert (refused["status"], refused["status_code"], refused["model_id"]) == ("failure", 429, "dep-error-429")
@@ -329,7 +330,8 @@ async def test_sidecar_spend_prints_totals_per_group_and_day(make_client, openai
     def line(day: str, group_name: str, *names: str, failed: int = 0) -> list[str]:
         usages = [answers[n][0] for n in names]
         return [day, group_name, str(len(names)), str(failed),
-                *(str(sum(u.get(k, 0) for u in usages)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")),
+                *(str(sum(u.get(k, 0) for u in usages))
+                  for k in ("prompt_tokens", "completion_tokens", "total_tokens")),
                 f"{sum(answers[n][1] for n in names):.6f}"]
 
     status, table = spend_table(capsys, "--config", str(config))
@@ -362,7 +364,8 @@ def test_sidecar_spend_without_a_spend_log_or_with_bad_dates(tmp_path, capsys):
                                                  "general_settings": {"database_url": f"sqlite:///{tmp_path}/none.db"}})
     assert sidecar_main(["spend", "--config", str(config)]) == 1
     assert "no spend log in" in capsys.readouterr().err
-    assert sidecar_main(["spend", "--config", str(config), "--start-date", "2025-02-02", "--end-date", "2025-02-01"]) == 2
+    reversed_dates = ["--start-date", "2025-02-02", "--end-date", "2025-02-01"]
+    assert sidecar_main(["spend", "--config", str(config), *reversed_dates]) == 2
     with pytest.raises(SystemExit) as exited:
         sidecar_main(["spend", "--config", str(config), "--start-date", "yesterday"])
     assert exited.value.code == 2
@@ -383,7 +386,8 @@ def test_two_workers_write_one_spend_log(tmp_path):
             time.sleep(0.05)
         assert len(rows) == 12 and {row["status"] for row in rows} == {"success"}
         for i in range(6):  # these may still wait in a worker's memory when it is stopped
-            assert call(server, "POST", CHAT, {"model": "mock-gpt", "messages": user(f"bye {i}"), "user": "w"})[0] == 200
+            body = {"model": "mock-gpt", "messages": user(f"bye {i}"), "user": "w"}
+            assert call(server, "POST", CHAT, body)[0] == 200
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=15) == 0
     with sqlite3.connect(tmp_path / "shared.db") as conn:

@@ -48,7 +48,8 @@ async def spend_logs(request: web.Request) -> web.Response:
     where, args = filters(request.query)
     limit = _count(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _count(request.query, "offset", 0, 0, None)
-    sql = f"{_SELECT}{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY start_ms DESC, rowid DESC LIMIT ? OFFSET ?"
+    sql = (f"{_SELECT}{' WHERE ' + ' AND '.join(where) if where else ''}"
+           " ORDER BY start_ms DESC, rowid DESC LIMIT ? OFFSET ?")
     rows = await request.app[SPEND_LOG].select(sql, [*args, limit, offset])
     return web.Response(body=_encode([litellm_row(row) for row in rows]), content_type="application/json")
 

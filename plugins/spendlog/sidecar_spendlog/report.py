@@ -27,7 +27,8 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
                     "totals, from the spend log in the database of the config (no server needed).")
     cmd.add_argument("--config", default=None, help="config file (default: $SIDECAR_CONFIG, then config/sidecar.yaml)")
     cmd.add_argument("--start-date", type=_day, metavar="YYYY-MM-DD", help="first day (UTC); default: the oldest kept")
-    cmd.add_argument("--end-date", type=_day, metavar="YYYY-MM-DD", help="last day, included (UTC); default: the newest")
+    cmd.add_argument("--end-date", type=_day, metavar="YYYY-MM-DD",
+                     help="last day, included (UTC); default: the newest")
     cmd.set_defaults(func=run)
 
 
