@@ -14,7 +14,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ COLUMNS = ("request_id", "start_ms", "end_ms", "first_ms", "capability", "stream
            "status_code", "error_kind", "error_message", "attempts", "fallback", "user", "metadata")
 """The table's columns, in the order of a row tuple (:func:`row_of`)."""
 _INSERT = f"INSERT OR IGNORE INTO spend_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_encode = msgspec.json.Encoder().encode
+_encode = msgspec.json.Encoder(enc_hook=str).encode  # (a pre-call hook may have put any object there)
 
 
 def row_of(event: CallEvent) -> tuple[Any, ...]:
@@ -96,8 +96,17 @@ def row_of(event: CallEvent) -> tuple[Any, ...]:
         event.prompt_tokens, event.completion_tokens, event.total_tokens, event.cached_tokens,
         event.reasoning_tokens, event.cost if event.ok else None, "success" if event.ok else "failure",
         event.status, event.error_kind, event.error_message, event.attempt, int(event.fallback),
-        event.user, _encode(event.metadata) if event.metadata else None,
+        event.user, _metadata(event.metadata),
     )
+
+
+def _metadata(metadata: dict[str, Any] | None) -> bytes | None:
+    if not metadata:
+        return None
+    try:
+        return _encode(metadata)
+    except (TypeError, ValueError, msgspec.EncodeError):  # a row without metadata, not a lost batch
+        return None
 
 
 class SpendLog:
@@ -111,7 +120,8 @@ class SpendLog:
         self.recording = recording
         self.dropped = 0
         self.written = 0
-        self._rows: list[tuple[Any, ...]] = []
+        self._events: list[CallEvent] = []
+        """Final events waiting to be written (their rows are built in aiosqlite's thread)."""
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task | None = None
@@ -141,11 +151,11 @@ class SpendLog:
         """Queue the row of ``event`` if it is a request's final one (never blocks, never raises)."""
         if not event.final or not self.recording or self._closing:
             return
-        if len(self._rows) >= MAX_PENDING_ROWS:
+        if len(self._events) >= MAX_PENDING_ROWS:
             self._drop(1)
             return
-        self._rows.append(row_of(event))
-        if len(self._rows) >= BATCH_ROWS:
+        self._events.append(event)
+        if len(self._events) >= BATCH_ROWS:
             self._wake.set()
 
     async def close(self) -> None:
@@ -176,21 +186,21 @@ class SpendLog:
 
     async def flush(self) -> int:
         """Write the waiting rows in one transaction; on failure keep them for the next try."""
-        rows, self._rows = self._rows, []
-        if not rows:
+        events, self._events = self._events, []
+        if not events:
             return 0
         try:
-            await self._transaction(_INSERT, rows)
+            await self._transaction(_INSERT, map(row_of, events))  # (iterated in aiosqlite's thread)
         except sqlite3.Error as exc:
-            self._rows = rows + self._rows
-            excess = len(self._rows) - MAX_PENDING_ROWS
+            self._events = events + self._events
+            excess = len(self._events) - MAX_PENDING_ROWS
             if excess > 0:
-                del self._rows[:excess]
+                del self._events[:excess]
                 self._drop(excess)
-            self._warn("cannot write the spend log to %s (%d rows waiting): %s", self.path, len(self._rows), exc)
+            self._warn("cannot write the spend log to %s (%d rows waiting): %s", self.path, len(self._events), exc)
             return 0
-        self.written += len(rows)
-        return len(rows)
+        self.written += len(events)
+        return len(events)
 
     async def delete_expired(self, now: float | None = None) -> int:
         """Delete rows older than the retention, :data:`DELETE_CHUNK` per transaction (none when
@@ -217,7 +227,7 @@ class SpendLog:
         async with self.conn.execute(sql, args) as cur:
             return list(await cur.fetchall())
 
-    async def _transaction(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    async def _transaction(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> int:
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
             cur = await self.conn.executemany(sql, rows)
