@@ -20,8 +20,10 @@ from sidecar_spendlog import store
 from test_router_failures import group
 from test_workers import call, config as workers_config
 
+from sidecar import hookimpl
 from sidecar.cli import main as sidecar_main
 from sidecar.config import ConfigError, parse_config
+from sidecar.plugins import get_plugin_manager
 
 CHAT = "/v1/chat/completions"
 SPEND = "/spend/logs"
@@ -169,6 +171,28 @@ async def test_disable_spend_logs_writes_nothing(make_client, openai_fake):
     await first.close()
     second = await make_client(spend_config(model_list))
     assert await query(second) == (200, [])
+
+
+class Team:
+    def __str__(self) -> str:
+        return "team-7"
+
+
+class TeamTagger:
+    """A pre-call hook that puts an object (not JSON) into the body's metadata."""
+
+    @hookimpl
+    def sidecar_pre_call(self, call) -> None:
+        call.body["metadata"] = {"team": Team()}
+
+
+async def test_metadata_a_hook_made_unencodable_is_kept_as_text(make_client, openai_fake):
+    pm = get_plugin_manager()
+    pm.register(TeamTagger())
+    client = await make_client(spend_config(priced("g", "good", base=openai_fake.base_url)), pm=pm)
+    assert (await post(client, CHAT, {"model": "g", "messages": user("hi")}))[0] == 200
+    (row,) = await spend_rows(client, 1)
+    assert row["metadata"] == {"team": "team-7"}
 
 
 # ---------------------------------------------------------------- GET /spend/logs

@@ -144,7 +144,10 @@ class SpendLog:
         return cls(conn, path, retention, recording)
 
     def start(self) -> None:
-        """Start the writer (and the retention clean-up) in the background."""
+        """Start the writer (and the retention clean-up) in the background. The writer owns the
+        connection: it writes what waits and closes it when :meth:`close` stops it, and also when
+        it is cancelled without that (another plugin's start-up failed after this one's, so the
+        app's cleanup never runs): an open connection's thread would keep the process alive."""
         self._task = asyncio.ensure_future(self._run())
 
     def add(self, event: CallEvent) -> None:
@@ -162,27 +165,37 @@ class SpendLog:
         """Write what waits, stop the writer, close the connection."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
+        if self._task is None:
+            await self._finish()
+        else:
             with contextlib.suppress(Exception):
                 await self._task
-        await self.flush()
-        await self.conn.close()
 
     async def _run(self) -> None:
         next_cleanup = 0.0  # at start-up, then every CLEANUP_SECONDS
-        while not self._closing:
-            try:
-                if self.retention and time.time() >= next_cleanup:
-                    next_cleanup = time.time() + CLEANUP_SECONDS
-                    await self.delete_expired()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(FLUSH_SECONDS):
-                        await self._wake.wait()
-                self._wake.clear()
-                await self.flush()
-            except Exception as exc:  # never let the writer die: the next turn tries again
-                self._warn("spend log writer: %s: %s", type(exc).__name__, exc)
-                await asyncio.sleep(FLUSH_SECONDS)
+        try:
+            while not self._closing:
+                try:
+                    if self.retention and time.time() >= next_cleanup:
+                        next_cleanup = time.time() + CLEANUP_SECONDS
+                        await self.delete_expired()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(FLUSH_SECONDS):
+                            await self._wake.wait()
+                    self._wake.clear()
+                    await self.flush()
+                except Exception as exc:  # never let the writer die: the next turn tries again
+                    self._warn("spend log writer: %s: %s", type(exc).__name__, exc)
+                    await asyncio.sleep(FLUSH_SECONDS)
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        self._closing = True
+        try:
+            await self.flush()
+        finally:
+            await self.conn.close()
 
     async def flush(self) -> int:
         """Write the waiting rows in one transaction; on failure keep them for the next try."""
@@ -191,12 +204,14 @@ class SpendLog:
             return 0
         try:
             await self._transaction(_INSERT, map(row_of, events))  # (iterated in aiosqlite's thread)
-        except sqlite3.Error as exc:
+        except BaseException as exc:  # a failure, or the writer cancelled meanwhile: they wait on
             self._events = events + self._events
             excess = len(self._events) - MAX_PENDING_ROWS
             if excess > 0:
                 del self._events[:excess]
                 self._drop(excess)
+            if not isinstance(exc, sqlite3.Error):
+                raise
             self._warn("cannot write the spend log to %s (%d rows waiting): %s", self.path, len(self._events), exc)
             return 0
         self.written += len(events)
