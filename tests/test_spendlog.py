@@ -150,6 +150,7 @@ async def test_one_row_per_request_with_failures_retries_and_unknown_models(make
 
     missing = rows[unknown["x-litellm-call-id"]]
     assert (missing["model_group"], missing["model_id"], missing["status_code"]) == ("nope", "", 404)
+    assert missing["error_information"]["error_class"] == "NotFoundError"
 
 
 async def test_rows_waiting_at_shutdown_are_written_and_survive_a_restart(make_client, openai_fake, monkeypatch):

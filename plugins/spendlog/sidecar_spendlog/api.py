@@ -33,6 +33,9 @@ ERROR_CLASSES = {
     "content_policy": "ContentPolicyViolationError",
 }
 """The router's error kind -> the exception class LiteLLM names in ``error_information``."""
+STATUS_KINDS = {400: "bad_request", 401: "auth", 403: "permission", 404: "not_found", 408: "timeout",
+                429: "rate_limit", 504: "timeout"}
+"""A failure without a kind (refused before any attempt: an unknown model...) is classed by its status."""
 
 _SELECT = ("SELECT request_id, start_ms, end_ms, first_ms, capability, stream, requested_group, "
            "model_group, deployment_id, provider, model, prompt_tokens, completion_tokens, total_tokens, "
@@ -152,7 +155,8 @@ def litellm_row(row: tuple[Any, ...]) -> dict[str, Any]:
         "fallback": bool(fallback),
         "status_code": status_code,
         "error_information": None if status == "success" else {
-            "error_code": str(status_code), "error_class": ERROR_CLASSES.get(kind or "", ""),
+            "error_code": str(status_code),
+            "error_class": ERROR_CLASSES.get(kind or STATUS_KINDS.get(status_code, "server"), ""),
             "error_kind": kind, "error_message": message or "", "llm_provider": provider or "",
         },
     }
