@@ -17,7 +17,8 @@ Plugin authors need only what this module exports (docs/plugins.md lists it):
   the model catalog's ``catalog_lookup``, and small fixtures for offline answers and tests
   (``mock_images``, ``tiny_png``, ``silent_wav``);
 - for the hooks beyond providers: ``CallEvent`` and ``PreCall`` (what they see), ``SidecarError``
-  (to refuse a request) and ``public`` (a plugin route served without the master key).
+  (to refuse a request) and ``public`` (a plugin route served without the master key); for a
+  plugin's CLI command, ``config_database_path`` and ``ConfigError``.
 
 Everything but the contract is imported on first use, so ``import sidecar`` stays cheap.
 """
@@ -59,9 +60,10 @@ for _module, _names in {
     "sidecar.access": ("ApiAccess", "join_url"),
     "sidecar.events": ("CallEvent", "PreCall"),
     "sidecar.hooks": ("public",),
-    "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "database_path",
-                        "general_setting", "worker_count"),
+    "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "config_database_path",
+                        "database_path", "general_setting", "worker_count"),
     "sidecar.errors": ("SidecarError",),
+    "sidecar.config": ("ConfigError",),
     "sidecar.rerank": (
         "RerankBilledUnits", "RerankMeta", "RerankRequest", "RerankResponse", "RerankResult", "document_text",
         "with_documents",

@@ -22,6 +22,8 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+Duration = Annotated[str, msgspec.Meta(pattern=r"^\d+(mo|[smhdw])?$")] | NonNegativeInt
+"""LiteLLM's duration: ``"30d"``, ``"12h"``, ``"60m"``, ``"3600s"``, ``"2w"``, ``"1mo"`` (30 days), or seconds."""
 
 ENV_PREFIX = "os.environ/"
 
@@ -58,6 +60,12 @@ class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     """Finished-call events waiting for ``sidecar_call_finished`` hooks; beyond this they are dropped."""
     max_upstream_connections_per_host: PositiveInt = 500
     """Of those, to one host (a burst cannot open thousands of sockets to one provider)."""
+    spend_log_retention: Duration | None = None
+    """How long the spend log (the ``spendlog`` plugin) keeps a row; unset: 30 days; 0: for ever."""
+    maximum_spend_logs_retention_period: Duration | None = None
+    """LiteLLM's name for ``spend_log_retention`` (which wins when both are set)."""
+    disable_spend_logs: bool = False
+    """LiteLLM's switch: write no spend log rows."""
 
 
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing",
