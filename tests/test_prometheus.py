@@ -6,8 +6,12 @@ app; and with ``sidecar serve --workers 2``, the whole sidecar's counts."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -313,3 +317,21 @@ def test_with_two_workers_metrics_count_the_whole_sidecar(tmp_path):
         assert "counter_999999.db" not in written
         assert {f"counter_{pid}.db" for pid in pids} <= written, written  # both workers served and counted
 
+
+
+MULTIPROC_DIR = """
+import os
+from sidecar_prometheus.multiproc import directory
+assert directory(1) is None  # one process: no files
+path = directory(2)
+print(path, os.environ["PROMETHEUS_MULTIPROC_DIR"] == path, oct(os.stat(path).st_mode & 0o777))
+"""
+
+
+def test_without_the_variable_workers_share_a_private_directory_removed_at_exit():
+    env = {name: value for name, value in os.environ.items() if name != "PROMETHEUS_MULTIPROC_DIR"}
+    out = subprocess.run([sys.executable, "-c", MULTIPROC_DIR], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    path, inherited, mode = out.stdout.split()
+    assert inherited == "True" and mode == "0o700"  # (the workers inherit the variable)
+    assert not Path(path).exists()
