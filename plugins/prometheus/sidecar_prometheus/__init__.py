@@ -60,19 +60,20 @@ def sidecar_configure(app: web.Application, pm: pluggy.PluginManager) -> None:
     from sidecar_prometheus.recorder import Recorder
 
     path = multiproc.directory(worker_count(app))
+    end_user = _end_user(app)
     registry = CollectorRegistry()
     if path is None:
         from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
-        families = Families(registry, end_user=_end_user(app))
+        families = Families(registry, end_user)
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=registry)  # (as LiteLLM's /metrics: process_*, python_* families)
     else:
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        families = Families(None, end_user=_end_user(app))  # (values in files, read back by the collector)
+        families = Families(None, end_user)  # (values in files, read back by the collector)
         MultiProcessCollector(registry, path=path)
-    recorder = Recorder(app, families, end_user=_end_user(app))
+    recorder = Recorder(app, families, end_user)
     app[METRICS] = Metrics(registry, recorder, pm, path, bool(litellm_setting(app, "require_auth_for_metrics_endpoint")))
     pm.register(recorder)
 
