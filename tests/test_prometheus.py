@@ -24,6 +24,7 @@ from test_router_failures import group
 from test_workers import both_workers
 
 from sidecar import keys
+from sidecar_prometheus.recorder import Recorder
 
 CHAT = "/v1/chat/completions"
 MASTER = "sk-metrics-master"
@@ -240,13 +241,20 @@ async def test_fallbacks_count_once_per_fallback_group_with_the_failure_that_cau
 # ---------------------------------------------------------------- on, off, keys, apps
 
 
+def recorders(app: Any) -> list[Recorder]:
+    """The prometheus recorders that get this app's call events."""
+    events = app[keys.HOOKS].events
+    impls = [*events.sync_impls, *events.async_impls] if events is not None else []
+    return [impl.function.__self__ for impl in impls if isinstance(getattr(impl.function, "__self__", None), Recorder)]
+
+
 async def test_off_unless_the_config_names_it(make_client, openai_fake):
     client = await make_client({"model_list": group("g", "gpt-4o-mini", base=openai_fake.base_url)})
-    assert client.app[keys.HOOKS].events is None  # no recorder: requests pay nothing for the plugin
+    assert recorders(client.app) == []  # requests pay nothing for the plugin
     assert (await chat(client, "g"))[0] == 200
     await assert_error(await client.get("/metrics"), 404)
     client = await make_client({"model_list": MOCK_MODELS, "litellm_settings": {"success_callback": ["prometheus"]}})
-    assert client.app[keys.HOOKS].events is not None
+    assert [recorder.app for recorder in recorders(client.app)] == [client.app]
     assert (await scrape(client)).families
     ready = await (await client.get("/health/readiness")).json()
     assert "prometheus" in ready["success_callbacks"]
