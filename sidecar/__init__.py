@@ -61,7 +61,7 @@ for _module, _names in {
     "sidecar.events": ("CallEvent", "PreCall"),
     "sidecar.hooks": ("public",),
     "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "config_database_path",
-                        "database_path", "general_setting", "worker_count"),
+                        "database_path", "general_setting", "litellm_setting", "worker_count"),
     "sidecar.errors": ("SidecarError",),
     "sidecar.config": ("ConfigError",),
     "sidecar.rerank": (

@@ -15,7 +15,7 @@ from aiohttp import web
 from sidecar import keys
 
 __all__ = ["add_upstream_headers", "callback_enabled", "callback_settings", "config_database_path", "database_path",
-           "general_setting", "worker_count"]
+           "general_setting", "litellm_setting", "worker_count"]
 
 _UPSTREAM_HEADERS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "sidecar_upstream_headers", default=None)
@@ -35,6 +35,12 @@ def callback_settings(app: web.Application, name: str) -> dict[str, Any]:
 def general_setting(app: web.Application, name: str) -> Any:
     """A ``general_settings`` value the sidecar reads (its default when the config has none)."""
     return getattr(app[keys.CONFIG].general, name)
+
+
+def litellm_setting(app: web.Application, name: str, default: Any = None) -> Any:
+    """A ``litellm_settings`` key a built-in plugin acts on (``require_auth_for_metrics_endpoint``...:
+    the core checks their types, :data:`sidecar.config.PLUGIN_LITELLM_SETTINGS`), or ``default``."""
+    return app[keys.CONFIG].litellm_settings.get(name, default)
 
 
 def database_path(app: web.Application) -> str:

@@ -423,7 +423,10 @@ async def test_a_plugin_configured_off_costs_nothing(make_client, openai_fake, e
     config = {"model_list": group("g", "good", base=openai_fake.base_url),
               "litellm_settings": {"callbacks": ["recorder"] if enabled else []}}
     client = await make_client(config, pm=manager(plugin))
-    assert (client.app[keys.HOOKS].events is not None) is enabled
+    events = client.app[keys.HOOKS].events  # (built-in plugins may listen too: spendlog is on by default)
+    impls = [*events.sync_impls, *events.async_impls] if events is not None else []
+    assert [i.function.__self__ for i in impls if isinstance(getattr(i.function, "__self__", None), Recorder)] \
+        == plugin.recorders
     assert (await post(client, CHAT, {"model": "g", "messages": user("hi")}))[0] == 200
     if enabled:
         await until(lambda: plugin.recorders[0].events, what="the event")

@@ -220,6 +220,7 @@ def test_cli_plugins_json():
             assert row["hooks"] and "sidecar_providers" not in row["hooks"], row
     assert by_name["spendlog"]["hooks"] == ["sidecar_call_finished", "sidecar_commands", "sidecar_routes",
                                             "sidecar_startup"]
+    assert by_name["prometheus"]["hooks"] == ["sidecar_configure", "sidecar_routes", "sidecar_startup"]
 
 
 def test_cli_plugins_table_has_one_line_per_provider():
@@ -243,6 +244,7 @@ def test_cli_plugins_table_has_one_line_per_provider():
     assert seen == expected
     assert seen_hook_only == hook_only
     assert seen_hook_only["spendlog"] == "sidecar_call_finished,sidecar_commands,sidecar_routes,sidecar_startup"
+    assert seen_hook_only["prometheus"] == "sidecar_configure,sidecar_routes,sidecar_startup"
     assert seen["echo"] == ("example", "0.3.0", ["chat"])
     assert seen["mock"] == ("mock", expected["mock"][1], ["audio_speech", "audio_transcription", "chat", "completion",
                                                           "embedding", "image_generation", "moderation", "rerank"])
