@@ -223,12 +223,10 @@ async def test_events_beyond_the_bound_are_dropped_counted_and_logged(make_clien
 
 
 async def test_no_listener_means_no_bus_and_no_pre_call(make_client):
-    pm = get_plugin_manager()
-    for caller in (pm.hook.sidecar_call_finished, pm.hook.sidecar_pre_call):  # the built-in spend log, say
-        for impl in caller.get_hookimpls():
-            if pm.is_registered(impl.plugin):
-                pm.unregister(impl.plugin)
-    client = await make_client(pm=pm)
+    from conftest import MOCK_MODELS
+
+    # the installed plugins, with the one listener on by default (the spend log) turned off
+    client = await make_client({"model_list": MOCK_MODELS, "general_settings": {"disable_spend_logs": True}})
     hooks = client.app[keys.HOOKS]
     assert hooks.events is None and hooks.pre_call is None
     router = client.app[keys.ROUTER]

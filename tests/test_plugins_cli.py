@@ -218,8 +218,8 @@ def test_cli_plugins_json():
             assert row["hooks"] == ["sidecar_providers"], row
         else:  # a plugin of other hooks only (otel...)
             assert row["hooks"] and "sidecar_providers" not in row["hooks"], row
-    assert by_name["spendlog"]["hooks"] == ["sidecar_call_finished", "sidecar_commands", "sidecar_routes",
-                                            "sidecar_startup"]
+    assert by_name["spendlog"]["hooks"] == ["sidecar_commands", "sidecar_configure", "sidecar_routes",
+                                            "sidecar_startup"]  # (its call_finished is on a per-app recorder)
     assert by_name["prometheus"]["hooks"] == ["sidecar_configure", "sidecar_routes", "sidecar_startup"]
 
 
@@ -243,7 +243,7 @@ def test_cli_plugins_table_has_one_line_per_provider():
         assert hooks == "sidecar_providers"
     assert seen == expected
     assert seen_hook_only == hook_only
-    assert seen_hook_only["spendlog"] == "sidecar_call_finished,sidecar_commands,sidecar_routes,sidecar_startup"
+    assert seen_hook_only["spendlog"] == "sidecar_commands,sidecar_configure,sidecar_routes,sidecar_startup"
     assert seen_hook_only["prometheus"] == "sidecar_configure,sidecar_routes,sidecar_startup"
     assert seen["echo"] == ("example", "0.3.0", ["chat"])
     assert seen["mock"] == ("mock", expected["mock"][1], ["audio_speech", "audio_transcription", "chat", "completion",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 
+import pluggy
 from aiohttp import web
 
 from sidecar import CallEvent, database_path, general_setting, hookimpl
@@ -56,11 +57,22 @@ async def sidecar_startup(app: web.Application) -> None:
     app.on_cleanup.append(close)  # runs after the core has delivered the last events
 
 
+class Recorder:
+    """Hands each finished call to the app's spend log: registered only while it is on."""
+
+    @hookimpl
+    async def sidecar_call_finished(self, event: CallEvent, app: web.Application) -> None:
+        spend_log = app.get(SPEND_LOG)
+        if spend_log is not None:
+            spend_log.add(event)
+
+
 @hookimpl
-async def sidecar_call_finished(event: CallEvent, app: web.Application) -> None:
-    spend_log = app.get(SPEND_LOG)
-    if spend_log is not None:
-        spend_log.add(event)
+def sidecar_configure(app: web.Application, pm: pluggy.PluginManager) -> None:
+    """On unless ``disable_spend_logs``: then no event is even made for it (``/spend/logs`` still
+    reads what was written before)."""
+    if not general_setting(app, "disable_spend_logs"):
+        pm.register(Recorder())
 
 
 @hookimpl
