@@ -241,16 +241,19 @@ def completion_of(line: OllamaLine, model: str) -> ChatCompletion:
 class StreamState:
     """What a stream's chunks share: id, model, whether the role was sent, whether tools were called."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, provider: str) -> None:
         self.id = new_id()
         self.model = model
+        self.provider = provider
         self.started = False
         self.calls = 0
         self.done = False
 
     def chunks(self, line: OllamaLine) -> list[ChatCompletionChunk]:
         """The chunks for one stream line: its content, thinking or tool calls; on the last
-        (``done: true``) the finish reason, then the usage."""
+        (``done: true``) the finish reason, then the usage. An ``error`` line raises."""
+        if line.error:
+            raise ProviderError(500, f"{self.provider} upstream answered 500: {line.error}")
         msg = line.message
         text = msg.content if msg is not None else (line.response or "")
         thinking = msg.thinking if msg is not None else line.thinking
