@@ -3,7 +3,6 @@ Gemini's wire format, upstream errors in the router's kinds, per-model params.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -20,8 +19,9 @@ from sidecar import (
     Provider,
     ProviderCall,
     ProviderError,
-    connection_error,
     iter_sse_payloads,
+    open_stream,
+    post_json,
     raw_vector,
     timeout_for,
     translate_stream,
@@ -100,36 +100,14 @@ class GoogleProvider(Provider):
     async def post(self, call: ProviderCall, url: yarl.URL, body: bytes, headers: Mapping[str, str],
                    decoder: msgspec.json.Decoder) -> Any:
         """POST and decode a 2xx answer; Google's errors in the router's kinds."""
-        try:
-            async with call.session.post(url, data=body, headers=headers,
-                                         timeout=timeout_for(call.params, False)) as resp:
-                data = await resp.read()
-                if resp.status >= 400:
-                    raise error_from_response(resp.status, data, self.name, resp.headers)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise connection_error(exc, self.name) from None
-        try:
-            return decoder.decode(data)
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise ProviderError(502, f"{self.name} upstream sent an answer that is not valid: {exc}",
-                                code="bad_upstream_response") from None
+        return await post_json(call.session, url, body, headers, timeout_for(call.params, False), decoder, self.name,
+                               parse_error=error_from_response)
 
     async def open_stream(self, call: ProviderCall, url: yarl.URL, body: bytes,
                           headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         """POST a streaming request; the open response once the upstream said 2xx."""
-        try:
-            resp = await call.session.post(url, data=body, headers=headers, timeout=timeout_for(call.params, True))
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise connection_error(exc, self.name) from None
-        if resp.status >= 400:
-            try:
-                data = await resp.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                data = b""
-            finally:
-                resp.release()
-            raise error_from_response(resp.status, data, self.name, resp.headers)
-        return resp
+        return await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name,
+                                 parse_error=error_from_response)
 
 
 def parse_url(text: str, param: str = "api_base") -> yarl.URL:
