@@ -1,6 +1,7 @@
 """Helpers for a provider whose upstream speaks its own wire format: its stream's events turned
-into OpenAI chunks (:func:`translate_stream`), an embeddings request's ``input`` as texts
-(:func:`text_inputs`)."""
+into OpenAI chunks (:func:`translate_stream`); from OpenAI's requests, an embeddings ``input`` as
+texts (:func:`text_inputs`), a message's text (:func:`message_text`), a tool call's arguments
+(:func:`tool_arguments`)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from sidecar.errors import ProviderError
 if TYPE_CHECKING:
     from sidecar.wire import ChatCompletionChunk
 
-__all__ = ["StreamTranslator", "text_inputs", "translate_stream"]
+__all__ = ["StreamTranslator", "message_text", "text_inputs", "tool_arguments", "translate_stream"]
 
 B = TypeVar("B")
 E = TypeVar("E", contravariant=True)
+_decode_any = msgspec.json.Decoder().decode
 
 
 class StreamTranslator(Protocol[E]):
@@ -101,3 +103,27 @@ def text_inputs(body: Mapping[str, Any], provider: str) -> list[str]:
         raise ProviderError(400, f"{provider} embeds text only: send `input` as a string or a list of strings",
                             param="input", code="invalid_input")
     return list(inputs)
+
+
+def message_text(content: Any) -> str:
+    """A chat message's ``content`` as text: a string as it is, the ``text`` parts of a list
+    joined (other parts, such as images, skipped), anything else ``""``."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def tool_arguments(call: Mapping[str, Any], where: str | None = None) -> Any:
+    """The ``function.arguments`` of a tool call in an assistant message, decoded (OpenAI sends a
+    JSON string; an object passes as it is; none is ``{}``). A string that is not JSON is a 400
+    naming ``messages``; ``where`` (``messages[2]``) starts its message."""
+    args = (call.get("function") or {}).get("arguments") or "{}"
+    if not isinstance(args, str):
+        return args
+    try:
+        return _decode_any(args)
+    except (msgspec.DecodeError, RecursionError):
+        raise ProviderError(400, f"{where + ': ' if where else ''}a tool call's arguments are not valid JSON",
+                            param="messages", code="invalid_tool_arguments") from None

@@ -1,6 +1,6 @@
 """The core's helpers for a provider with its own wire format (sidecar/translate.py):
-``translate_stream`` drives a plugin's per-stream state over an upstream's reads; ``text_inputs``
-reads an embeddings request's ``input`` as texts."""
+``translate_stream`` drives a plugin's per-stream state over an upstream's reads; ``text_inputs``,
+``message_text`` and ``tool_arguments`` read OpenAI's requests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from collections.abc import AsyncGenerator
 import msgspec
 import pytest
 
-from sidecar import ChatCompletionChunk, ChunkChoice, Delta, ProviderError, text_inputs, translate_stream
+from sidecar import (
+    ChatCompletionChunk,
+    ChunkChoice,
+    Delta,
+    ProviderError,
+    message_text,
+    text_inputs,
+    tool_arguments,
+    translate_stream,
+)
 
 
 class Event(msgspec.Struct):
@@ -165,3 +174,32 @@ def test_text_inputs_refuses_token_arrays_naming_input(tokens):
     err = caught.value
     assert (err.status, err.param, err.code, err.kind) == (400, "input", "invalid_input", "bad_request")
     assert err.message.startswith("echo embeds text only")
+
+
+# ---------------------------------------------------------------- message_text, tool_arguments
+
+
+def test_message_text_joins_the_text_parts_and_skips_the_rest():
+    assert message_text("plain") == "plain"
+    assert message_text([{"type": "text", "text": "Say "}, {"type": "image_url", "image_url": {"url": "data:,"}},
+                         {"type": "text", "text": "hi"}, "stray"]) == "Say hi"
+    assert message_text(None) == ""
+
+
+@pytest.mark.parametrize(("function", "expected"), [
+    ({"name": "f", "arguments": '{"location": "Paris"}'}, {"location": "Paris"}),
+    ({"name": "f", "arguments": {"already": "decoded"}}, {"already": "decoded"}),
+    ({"name": "f", "arguments": ""}, {}),
+    ({"name": "f"}, {}),
+])
+def test_tool_arguments_are_decoded(function, expected):
+    assert tool_arguments({"id": "call_1", "type": "function", "function": function}) == expected
+
+
+@pytest.mark.parametrize(("where", "starts"), [(None, "a tool call's"), ("messages[1]", "messages[1]: a tool call's")])
+def test_tool_arguments_that_are_not_json_are_a_400_naming_messages(where, starts):
+    with pytest.raises(ProviderError) as caught:
+        tool_arguments({"function": {"name": "f", "arguments": "{Paris"}}, where)
+    err = caught.value
+    assert (err.status, err.param, err.code, err.kind) == (400, "messages", "invalid_tool_arguments", "bad_request")
+    assert err.message.startswith(starts) and "not valid JSON" in err.message

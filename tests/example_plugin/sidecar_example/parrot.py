@@ -52,6 +52,7 @@ from sidecar import (
     raw_vector,
     text_inputs,
     timeout_for,
+    tool_arguments,
     translate_stream,
 )
 
@@ -187,8 +188,7 @@ def squawk_body(call: ProviderCall) -> dict[str, Any]:
             continue
         turn: dict[str, Any] = {"speaker": SPEAKERS.get(role, "human"), "words": _text(message.get("content"))}
         if role == "assistant" and message.get("tool_calls"):
-            turn["tricks_done"] = [{"ticket": c["id"], "trick": c["function"]["name"],
-                                    "with": msgspec.json.decode(c["function"].get("arguments") or "{}")}
+            turn["tricks_done"] = [{"ticket": c["id"], "trick": c["function"]["name"], "with": tool_arguments(c)}
                                    for c in message["tool_calls"]]
         if role == "tool":
             turn["answers_ticket"] = message.get("tool_call_id")
