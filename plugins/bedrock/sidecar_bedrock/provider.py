@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -42,7 +42,7 @@ def _bad_answer(exc: Exception) -> ProviderError:
                          code="bad_upstream_response", kind="server")
 
 
-def _decode_events(batch: list[tuple[str, bytes]]) -> zip[tuple[str, StreamEvent]]:
+def _decode_events(batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, StreamEvent]]:
     """A read's ``(:event-type, payload)`` pairs as ``(type, event)``, the payloads decoded in one call."""
     try:
         events = _events.decode(b"[" + b",".join(payload for _, payload in batch) + b"]")
