@@ -11,6 +11,10 @@ Plugin authors need only what this module exports (docs/plugins.md lists it):
 - the upstream HTTP helpers (``post_json``, ``open_stream``, ``iter_sse_batches``,
   ``iter_ndjson_batches``, ``iter_bytes``, ``error_from_body``, ``connection_error``,
   ``timeout_for``; :mod:`sidecar.upstream`);
+- for an upstream with its own wire format, ``translate_stream`` (its stream's events as OpenAI
+  chunks, driving a ``StreamTranslator``), ``text_inputs`` (embeddings ``input`` as texts),
+  ``message_text`` and ``tool_arguments`` (a message's text, a tool call's arguments decoded);
+  :mod:`sidecar.translate`;
 - ``ApiAccess`` (an upstream's API key and base URL from ``litellm_params`` or the environment,
   masked, as URL and headers) and ``join_url``; :mod:`sidecar.access`;
 - the secret helpers (``is_secret_param``, ``secret_values``, ``scrub``; :mod:`sidecar.secrets`),
@@ -56,6 +60,7 @@ for _module, _names in {
         "ErrorParser", "connection_error", "error_from_body", "iter_bytes", "iter_ndjson_batches", "iter_sse_batches",
         "iter_sse_data", "iter_sse_payloads", "open_stream", "post_json", "timeout_for",
     ),
+    "sidecar.translate": ("StreamTranslator", "message_text", "text_inputs", "tool_arguments", "translate_stream"),
     "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
     "sidecar.access": ("ApiAccess", "join_url"),
     "sidecar.events": ("CallEvent", "PreCall"),

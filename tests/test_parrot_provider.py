@@ -114,6 +114,18 @@ async def test_tools_become_tricks_and_tricks_tool_calls(sdk, parrot):
     ]
 
 
+async def test_a_tool_call_whose_arguments_are_not_json_is_a_400_naming_messages(sdk, parrot):
+    turns = [{"role": "user", "content": "Weather in Paris?"},
+             {"role": "assistant", "content": None, "tool_calls": [
+                 {"id": "tk_0001", "type": "function", "function": {"name": "get_weather", "arguments": "{Paris"}}]},
+             {"role": "tool", "tool_call_id": "tk_0001", "content": "sunny"}]
+    before = len(parrot.received)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await bounded(sdk.chat.completions.create(model="parrot-1", tools=[WEATHER_TOOL], messages=turns))
+    assert refused.value.param == "messages" and refused.value.code == "invalid_tool_arguments"
+    assert len(parrot.received) == before  # refused before anything reached Parrot
+
+
 async def test_streamed_trick_arrives_as_tool_call_deltas(sdk):
     async def run():
         stream = await sdk.chat.completions.create(model="parrot-1", messages=[{"role": "user", "content": "Weather?"}],

@@ -15,9 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-
-from sidecar import ProviderError
+from sidecar import ProviderError, tool_arguments
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -39,7 +37,6 @@ _CONSUMED = frozenset({"model", "messages", "stream", "stream_options", "stop", 
                        "user", "reasoning_effort", "functions", "function_call", "extra_headers"})
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)(?:;[^,]*)?;base64,(.*)$", re.DOTALL)
-_decode_any = msgspec.json.decode
 
 
 def bad(message: str, param: str, code: str = "unsupported_by_anthropic") -> ProviderError:
@@ -268,12 +265,7 @@ def _assistant_blocks(m: dict[str, Any], where: str) -> list[dict[str, Any]]:
     blocks += _text_blocks(m.get("content"), where)
     for call in m.get("tool_calls") or []:
         fn = call.get("function") or {}
-        args = fn.get("arguments") or "{}"
-        try:
-            value = _decode_any(args) if isinstance(args, str) else args
-        except msgspec.DecodeError:
-            raise bad(f"{where}: a tool call's arguments are not valid JSON", "messages",
-                      code="invalid_tool_arguments") from None
+        value = tool_arguments(call, where)
         blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""),
                        "input": value if isinstance(value, dict) else {}})
     return blocks

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import aclosing
 from functools import lru_cache
 from typing import Any
 
@@ -82,14 +81,7 @@ async def messages_chat(call: ProviderCall, url: str | yarl.URL, headers: Mappin
         return completion_of(message, call.model, json_mode)
     resp = await open_stream(call.session, url, data, headers, timeout_for(call.params, True), provider,
                              parse_error=error_from_answer)
-    return _relay(resp, StreamState(call.model, json_mode, provider), provider)
-
-
-async def _relay(resp: aiohttp.ClientResponse, state: StreamState, provider: str) -> AsyncIterator[list[Any]]:
-    # aclosing: a client that leaves closes this generator, and so the upstream response at once
-    async with aclosing(chunks_of(resp, state, provider)) as chunks:
-        async for batch in chunks:
-            yield batch
+    return chunks_of(resp, StreamState(call.model, json_mode, provider), provider)
 
 
 def extra_headers(params: Mapping[str, Any]) -> dict[str, str]:

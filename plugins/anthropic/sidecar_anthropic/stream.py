@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from sidecar import ChatCompletionChunk, ChunkChoice, Delta, ProviderError, iter_sse_payloads
+from sidecar import ChatCompletionChunk, ChunkChoice, Delta, iter_sse_payloads, translate_stream
 from sidecar_anthropic.answer import AnthropicUsage, Block, Message, finish_reason, new_id, usage_of
 from sidecar_anthropic.convert import JSON_TOOL
 from sidecar_anthropic.errors import ErrorInfo, error_of
@@ -43,15 +43,6 @@ class Event(msgspec.Struct):
 
 
 _events = msgspec.json.Decoder(list[Event])
-
-
-def decode_events(payloads: list[bytes], provider: str) -> list[Event]:
-    """The events of one read, decoded in one call."""
-    try:
-        return _events.decode(b"[" + b",".join(payloads) + b"]")
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise ProviderError(502, f"{provider} upstream sent an event that is not valid: {exc}",
-                            code="bad_upstream_response") from None
 
 
 class StreamState:
@@ -154,27 +145,7 @@ class StreamState:
                                    choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)])
 
 
-async def chunks_of(resp: aiohttp.ClientResponse, state: StreamState, provider: str) -> AsyncIterator[list[Any]]:
+def chunks_of(resp: aiohttp.ClientResponse, state: StreamState, provider: str) -> AsyncIterator[list[Any]]:
     """The OpenAI chunks of an Anthropic stream, a list per network read; chunks before an error
     event still reach the client, then it raises; a stream ending before ``message_stop`` is a 502."""
-    batches = iter_sse_payloads(resp, provider)
-    try:
-        async for payloads in batches:
-            out: list[ChatCompletionChunk] = []
-            for event in decode_events(payloads, provider):
-                try:
-                    out += state.chunks(event)
-                except ProviderError:
-                    if out:
-                        yield out
-                    raise
-                if state.done:
-                    break
-            if out:
-                yield out
-            if state.done:
-                return
-    finally:
-        await batches.aclose()
-    raise ProviderError(502, f"{provider} upstream ended the stream before message_stop",
-                        code="upstream_disconnected")
+    return translate_stream(iter_sse_payloads(resp, provider), _events, state, provider, "message_stop")

@@ -155,11 +155,12 @@ class StreamState:
         self.started = False
         self.tools: dict[int, int] = {}  # contentBlockIndex -> OpenAI tool call index
         self.json_blocks: set[int] = set()  # blocks whose tool input is the answer's content
-        self.stopped = False
+        self.done = False  # messageStop came (metadata, with the usage, follows)
         self.finish: str | None = None
 
-    def chunks(self, kind: str, event: StreamEvent) -> list[ChatCompletionChunk]:
-        """The chunks for one event (none for bookkeeping events)."""
+    def chunks(self, item: tuple[str, StreamEvent]) -> list[ChatCompletionChunk]:
+        """The chunks for one ``(:event-type, event)`` (none for bookkeeping events)."""
+        kind, event = item
         if kind == "contentBlockStart" and event.start is not None and event.start.toolUse is not None:
             use = event.start.toolUse
             if self.json_tool is not None and use.name == self.json_tool:
@@ -171,7 +172,7 @@ class StreamState:
         if kind == "contentBlockDelta" and event.delta is not None:
             return self._block_delta(event.contentBlockIndex, event.delta)
         if kind == "messageStop":
-            self.stopped = True
+            self.done = True
             json_only = bool(self.json_blocks) and not self.tools
             out = [] if self.started else [self._delta(Delta(content=""))]
             out.append(self._chunk([ChunkChoice(index=0, delta=Delta(),

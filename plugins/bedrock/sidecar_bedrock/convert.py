@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-
-from sidecar import ProviderError
+from sidecar import ProviderError, tool_arguments
 from sidecar_bedrock import models
 
 JSON_TOOL = "json_tool_call"
@@ -23,8 +21,6 @@ IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "web
 _CONSUMED = frozenset({"model", "messages", "stream", "stream_options", "stop", "temperature", "top_p",
                        "max_tokens", "max_completion_tokens", "tools", "tool_choice", "response_format",
                        "reasoning_effort", "top_k", *CONVERSE_FIELDS})
-
-_decode = msgspec.json.decode
 
 
 def bad(message: str, param: str, code: str = "invalid_request") -> ProviderError:
@@ -230,13 +226,8 @@ def _assistant_blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [{"text": t} for t in _texts(m.get("content"))]
     for call in m.get("tool_calls") or ():
         fn = call.get("function") or {}
-        args = fn.get("arguments") or "{}"
-        try:
-            parsed = _decode(args) if isinstance(args, str) else args
-        except msgspec.DecodeError:
-            raise bad(f"messages[{i}]: a tool call's arguments are not valid JSON", "messages",
-                      "invalid_tool_arguments") from None
-        blocks.append({"toolUse": {"toolUseId": call.get("id", ""), "name": fn.get("name", ""), "input": parsed}})
+        blocks.append({"toolUse": {"toolUseId": call.get("id", ""), "name": fn.get("name", ""),
+                                   "input": tool_arguments(call, f"messages[{i}]")}})
     return blocks
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import msgspec
 
-from sidecar import Embedding, EmbeddingResponse, EmbeddingUsage, ProviderError, raw_vector
+from sidecar import Embedding, EmbeddingResponse, EmbeddingUsage, raw_vector, text_inputs
+from sidecar_bedrock.errors import PROVIDER
 
 TITAN_KEYS = ("normalize", "embeddingTypes")
 COHERE_KEYS = ("truncate", "embedding_types", "output_dimension", "max_tokens")
@@ -28,29 +29,19 @@ cohere_answer = msgspec.json.Decoder(CohereAnswer)
 _encode = msgspec.json.Encoder().encode
 
 
-def texts_of(sent: Mapping[str, Any]) -> list[str]:
-    inputs = sent["input"]
-    if isinstance(inputs, str):
-        return [inputs]
-    if inputs and not isinstance(inputs[0], str):
-        raise ProviderError(400, "bedrock embeds text only: send `input` as a string or a list of strings",
-                            param="input", code="invalid_input", kind="bad_request")
-    return list(inputs)
-
-
 def titan_bodies(sent: Mapping[str, Any], params: Mapping[str, Any]) -> list[bytes]:
     """One InvokeModel body per input: ``{"inputText", "dimensions"?}`` (and Titan's own keys)."""
     extra = {k: sent.get(k, params.get(k)) for k in TITAN_KEYS}
     extra = {k: v for k, v in extra.items() if v is not None}
     if sent.get("dimensions") is not None:
         extra["dimensions"] = sent["dimensions"]
-    return [_encode({"inputText": text, **extra}) for text in texts_of(sent)]
+    return [_encode({"inputText": text, **extra}) for text in text_inputs(sent, PROVIDER)]
 
 
 def cohere_body(sent: Mapping[str, Any], params: Mapping[str, Any]) -> bytes:
     """``{"texts", "input_type"}``: ``input_type`` from the request or ``litellm_params``, else
     ``search_document``."""
-    body: dict[str, Any] = {"texts": texts_of(sent),
+    body: dict[str, Any] = {"texts": text_inputs(sent, PROVIDER),
                             "input_type": sent.get("input_type") or params.get("input_type") or COHERE_INPUT_TYPE}
     for key in COHERE_KEYS:
         value = sent.get(key, params.get(key))

@@ -86,9 +86,10 @@ def _kind_of(status: int) -> str:
     return "server" if status >= 500 else "bad_request"
 
 
-def http_error(status: int, headers: Mapping[str, str], payload: bytes) -> ProviderError:
-    """An HTTP error answer of the Bedrock runtime."""
-    return bedrock_error(status, error_type(headers.get("x-amzn-ErrorType")), message_of(payload), headers)
+def http_error(status: int, payload: bytes, provider: str = PROVIDER,
+               headers: Mapping[str, str] | None = None) -> ProviderError:
+    """An HTTP error answer of the Bedrock runtime (the ``parse_error`` of :func:`sidecar.open_stream`)."""
+    return bedrock_error(status, error_type((headers or {}).get("x-amzn-ErrorType")), message_of(payload), headers)
 
 
 STREAM_EXCEPTIONS = {"throttlingException": "ThrottlingException",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -20,6 +19,7 @@ from sidecar import (
     ProviderCall,
     ProviderError,
     timeout_for,
+    translate_stream,
 )
 from sidecar_bedrock import embeddings, models
 from sidecar_bedrock.answer import ConverseResponse, StreamEvent, StreamState, completion_of
@@ -40,6 +40,15 @@ _INVOKE = {"Content-Type": "application/json", "Accept": "application/json"}
 def _bad_answer(exc: Exception) -> ProviderError:
     return ProviderError(502, f"{PROVIDER} upstream sent an answer that is not valid: {exc}",
                          code="bad_upstream_response", kind="server")
+
+
+def _decode_events(batch: list[tuple[str, bytes]]) -> Iterator[tuple[str, StreamEvent]]:
+    """A read's ``(:event-type, payload)`` pairs as ``(type, event)``, the payloads decoded in one call."""
+    try:
+        events = _events.decode(b"[" + b",".join(payload for _, payload in batch) + b"]")
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _bad_answer(exc) from None
+    return zip((kind for kind, _ in batch), events)
 
 
 class BedrockProvider(Provider):
@@ -89,23 +98,9 @@ class BedrockProvider(Provider):
                 raise _bad_answer(exc) from None
             return completion_of(answer, call.model, request.json_tool)
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True))
-        return self._chunks(resp, StreamState(call.model, request.json_tool))
-
-    async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
-        async with aclosing(iter_events(resp)) as batches:
-            async for batch in batches:
-                try:
-                    events = _events.decode(b"[" + b",".join(payload for _, payload in batch) + b"]")
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise _bad_answer(exc) from None
-                out: list[ChatCompletionChunk] = []
-                for (kind, _), event in zip(batch, events):
-                    out += state.chunks(kind, event)
-                if out:
-                    yield out
-        if not state.stopped:
-            raise ProviderError(502, f"{PROVIDER} upstream ended the stream before messageStop",
-                                code="upstream_disconnected", kind="server")
+        # (usage comes in ``metadata``, after messageStop: the body is read to its end)
+        return translate_stream(iter_events(resp), _decode_events, StreamState(call.model, request.json_tool),
+                                PROVIDER, "messageStop", read_past_end=True)
 
     # ---------------------------------------------------------------- embeddings
 

@@ -11,6 +11,7 @@ import aiohttp
 import yarl
 
 from sidecar import ProviderError, connection_error
+from sidecar import open_stream as _open_stream
 from sidecar_bedrock.errors import PROVIDER, http_error, stream_exception
 
 
@@ -21,7 +22,7 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: d
         async with session.post(yarl.URL(url, encoded=True), data=body, headers=headers, timeout=timeout) as resp:
             data = await resp.read()
             if resp.status >= 400:
-                raise http_error(resp.status, resp.headers, data)
+                raise http_error(resp.status, data, PROVIDER, resp.headers)
             return data, resp.headers
     except ProviderError:
         raise
@@ -32,19 +33,8 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: d
 async def open_stream(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str],
                       timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
     """POST a ConverseStream request; the open response once Bedrock said 2xx."""
-    try:
-        resp = await session.post(yarl.URL(url, encoded=True), data=body, headers=headers, timeout=timeout)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise connection_error(exc, PROVIDER) from None
-    if resp.status >= 400:
-        try:
-            data = await resp.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            data = b""
-        finally:
-            resp.release()
-        raise http_error(resp.status, resp.headers, data)
-    return resp
+    return await _open_stream(session, yarl.URL(url, encoded=True), body, headers, timeout, PROVIDER,
+                              parse_error=http_error)
 
 
 async def iter_events(resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str, bytes]]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from sidecar import ChatCompletion, Choice, FunctionCall, ProviderError, ResponseMessage, ToolCall, Usage
+from sidecar import ChatCompletion, Choice, FunctionCall, ProviderError, ResponseMessage, ToolCall, Usage, message_text
 
 CHAT_PARAMS = ["stream", "stream_options", "temperature", "max_tokens", "max_completion_tokens", "top_p",
                "frequency_penalty", "presence_penalty", "stop", "seed", "tools", "tool_choice", "response_format"]
@@ -25,18 +25,10 @@ FAILED = {"ERROR": (502, "server"), "TIMEOUT": (504, "timeout")}
 # ---------------------------------------------------------------- requests
 
 
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def _user_content(content: Any, at: int) -> str | list[dict[str, Any]]:
     """Text as it is; parts as Cohere's ``text`` and ``image_url`` content items."""
     if not isinstance(content, list):
-        return text_of(content)
+        return message_text(content)
     parts = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
@@ -58,7 +50,7 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for at, m in enumerate(messages):
         role = m.get("role")
         if role in ("system", "developer"):
-            out.append({"role": "system", "content": text_of(m.get("content"))})
+            out.append({"role": "system", "content": message_text(m.get("content"))})
         elif role == "user":
             out.append({"role": "user", "content": _user_content(m.get("content"), at)})
         elif role == "assistant":
@@ -67,7 +59,7 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                       "function": {"name": (c.get("function") or {}).get("name", ""),
                                    "arguments": (c.get("function") or {}).get("arguments") or "{}"}}
                      for c in m.get("tool_calls") or ()]
-            text = text_of(m.get("content"))
+            text = message_text(m.get("content"))
             if text or not calls:
                 msg["content"] = text
             if calls:
@@ -76,7 +68,8 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     msg["tool_plan"] = m["reasoning_content"]
             out.append(msg)
         elif role == "tool":
-            out.append({"role": "tool", "tool_call_id": m.get("tool_call_id", ""), "content": text_of(m.get("content"))})
+            out.append({"role": "tool", "tool_call_id": m.get("tool_call_id", ""),
+                        "content": message_text(m.get("content"))})
         else:
             raise ProviderError(400, f"cohere takes system, user, assistant and tool messages, not {role!r}",
                                 param=f"messages[{at}].role", code="invalid_role")

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Mapping
-from contextlib import aclosing
 from typing import Any, TypeVar
 
-import aiohttp
 import msgspec
 import yarl
 
@@ -26,7 +24,9 @@ from sidecar import (
     iter_sse_payloads,
     open_stream,
     post_json,
+    text_inputs,
     timeout_for,
+    translate_stream,
     with_documents,
 )
 from sidecar_cohere.convert import CHAT_PARAMS, EMBEDDING_PARAMS, CohereChat, chat_body, completion_of
@@ -104,42 +104,14 @@ class CohereProvider(Provider):
         headers = {**self.headers(call.params), "Accept": "text/event-stream"}
         resp = await _mapped(open_stream(call.session, self.url(call.params, "/v2/chat"), _encode(body), headers,
                                          timeout_for(call.params, True), self.name))
-        return self._chunks(resp, StreamState(call.model, self.name))
-
-    async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
-        async with aclosing(iter_sse_payloads(resp, self.name)) as batches:
-            async for payloads in batches:
-                try:
-                    events = events_decoder.decode(b"[" + b",".join(payloads) + b"]")
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise ProviderError(502, f"{self.name} upstream sent an event that is not valid: {exc}",
-                                        code="bad_upstream_response") from None
-                out: list[ChatCompletionChunk] = []
-                try:
-                    for event in events:
-                        out += state.chunks(event)
-                        if state.done:
-                            break
-                except ProviderError:
-                    if out:
-                        yield out  # what came before the failure still reaches the client
-                    raise
-                if out:
-                    yield out
-                if state.done:
-                    return
-        raise ProviderError(502, f"{self.name} upstream ended the stream before message-end",
-                            code="upstream_disconnected")
+        return translate_stream(iter_sse_payloads(resp, self.name), events_decoder, StreamState(call.model, self.name),
+                                self.name, "message-end")
 
     # ---------------------------------------------------------------- embeddings
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
         sent = call.body
-        texts = sent["input"]
-        texts = [texts] if isinstance(texts, str) else texts
-        if not all(isinstance(t, str) for t in texts):
-            raise ProviderError(400, f"{self.name} embeds text only: send `input` as a string or a list of strings",
-                                param="input", code="invalid_input")
+        texts = text_inputs(sent, self.name)
         body: dict[str, Any] = {"model": call.model, "texts": texts, "embedding_types": ["float"]}
         for key in EMBED_KEYS:
             value = sent.get(key, call.params.get(key))

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import yarl
 
-from sidecar import ApiAccess, EmbeddingResponse, ProviderCall, ProviderError
+from sidecar import ApiAccess, EmbeddingResponse, ProviderCall, ProviderError, text_inputs
 from sidecar_google.provider import GoogleProvider, parse_url
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
@@ -54,7 +54,7 @@ class GeminiProvider(GoogleProvider):
         return model_url(str(ACCESS.base(call.params)), call.model, method), self.headers(call.params)
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
-        texts = self.embedding_texts(call)
+        texts = text_inputs(call.body, self.name)
         model = f"models/{call.model.removeprefix('models/')}"
         extra: dict[str, Any] = {}
         if call.body.get("dimensions") is not None:

@@ -3,9 +3,7 @@ Gemini's wire format, upstream errors in the router's kinds, per-model params.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
 from typing import Any
 
 import aiohttp
@@ -21,10 +19,12 @@ from sidecar import (
     Provider,
     ProviderCall,
     ProviderError,
-    connection_error,
     iter_sse_payloads,
+    open_stream,
+    post_json,
     raw_vector,
     timeout_for,
+    translate_stream,
 )
 from sidecar_google.request import gemini_body, model_generation
 from sidecar_google.response import GenerateContentResponse, StreamState, completion_of, error_from_response
@@ -81,44 +81,14 @@ class GoogleProvider(Provider):
             return completion_of(answer, call.model, self.name)
         url, headers = await self.endpoint(call, "streamGenerateContent")
         resp = await self.open_stream(call, url.update_query(alt="sse"), body, headers)
-        return self._chunks(resp, StreamState(call.model, self.name))
-
-    async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
-        """The stream's chunks, one list per network read. An error event, or a block, before the
-        first chunk raises from the first item (so the router counts the call as failed); after
-        it, the client gets the chunks so far and an error event."""
-        async with aclosing(iter_sse_payloads(resp, self.name)) as batches:
-            async for raw in batches:
-                try:
-                    events = _events.decode(b"[" + b",".join(raw) + b"]")
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise ProviderError(502, f"{self.name} upstream sent an event that is not valid: {exc}",
-                                        code="bad_upstream_response") from None
-                out: list[ChatCompletionChunk] = []
-                for event in events:
-                    try:
-                        out += state.chunks(event)
-                    except ProviderError:
-                        if out:
-                            yield out
-                        raise
-                if out:
-                    yield out
-        if not state.finished:
-            raise ProviderError(502, f"{self.name} upstream ended the stream before a finishReason",
-                                code="upstream_disconnected")
-        yield [state.usage_chunk()]
+        # An error event, or a block, before the first chunk raises from the first item (so the
+        # router counts the call as failed); after it, the client gets the chunks so far and an
+        # error event. Usage comes after the finishReason: the body is read to its end.
+        state = StreamState(call.model, self.name)
+        return translate_stream(iter_sse_payloads(resp, self.name), _events, state, self.name, "a finishReason",
+                                read_past_end=True, tail=state.usage_chunks)
 
     # ---------------------------------------------------------------- embeddings
-
-    def embedding_texts(self, call: ProviderCall) -> list[str]:
-        inputs = call.body["input"]
-        if isinstance(inputs, str):
-            return [inputs]
-        if inputs and not isinstance(inputs[0], str):
-            raise ProviderError(400, f"{self.name} embeds text only: send `input` as a string or a list of strings",
-                                param="input", code="invalid_input")
-        return list(inputs)
 
     def embedding_response(self, call: ProviderCall, vectors: list[list[float]], tokens: int) -> EmbeddingResponse:
         data = [Embedding(index=i, embedding=raw_vector(v)) for i, v in enumerate(vectors)]
@@ -130,36 +100,14 @@ class GoogleProvider(Provider):
     async def post(self, call: ProviderCall, url: yarl.URL, body: bytes, headers: Mapping[str, str],
                    decoder: msgspec.json.Decoder) -> Any:
         """POST and decode a 2xx answer; Google's errors in the router's kinds."""
-        try:
-            async with call.session.post(url, data=body, headers=headers,
-                                         timeout=timeout_for(call.params, False)) as resp:
-                data = await resp.read()
-                if resp.status >= 400:
-                    raise error_from_response(resp.status, data, self.name, resp.headers)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise connection_error(exc, self.name) from None
-        try:
-            return decoder.decode(data)
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise ProviderError(502, f"{self.name} upstream sent an answer that is not valid: {exc}",
-                                code="bad_upstream_response") from None
+        return await post_json(call.session, url, body, headers, timeout_for(call.params, False), decoder, self.name,
+                               parse_error=error_from_response)
 
     async def open_stream(self, call: ProviderCall, url: yarl.URL, body: bytes,
                           headers: Mapping[str, str]) -> aiohttp.ClientResponse:
         """POST a streaming request; the open response once the upstream said 2xx."""
-        try:
-            resp = await call.session.post(url, data=body, headers=headers, timeout=timeout_for(call.params, True))
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise connection_error(exc, self.name) from None
-        if resp.status >= 400:
-            try:
-                data = await resp.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                data = b""
-            finally:
-                resp.release()
-            raise error_from_response(resp.status, data, self.name, resp.headers)
-        return resp
+        return await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name,
+                                 parse_error=error_from_response)
 
 
 def parse_url(text: str, param: str = "api_base") -> yarl.URL:

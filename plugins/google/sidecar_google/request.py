@@ -8,9 +8,7 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-
-from sidecar import ProviderError
+from sidecar import ProviderError, tool_arguments
 from sidecar_google.schema import gemini_schema
 
 THOUGHT_SEPARATOR = "__thought__"
@@ -33,8 +31,6 @@ _CONSUMED = frozenset({"model", "messages", "stream", "stream_options", "tempera
                        "max_completion_tokens", "stop", "n", "seed", "presence_penalty", "frequency_penalty",
                        "response_format", "tools", "tool_choice", "parallel_tool_calls", "reasoning_effort",
                        "functions", "function_call"})
-
-_decode = msgspec.json.decode
 
 
 def gemini_body(body: Mapping[str, Any], params: Mapping[str, Any], model: str) -> dict[str, Any]:
@@ -156,13 +152,7 @@ def _assistant_parts(m: dict[str, Any], call_names: dict[str, str]) -> list[dict
         fn = call.get("function") or {}
         name = fn.get("name") or ""
         call_names[call.get("id") or name] = name
-        args = fn.get("arguments") or "{}"
-        try:
-            args = _decode(args) if isinstance(args, str) else args
-        except msgspec.DecodeError:
-            raise ProviderError(400, "a tool call's arguments are not valid JSON", param="messages",
-                                code="invalid_tool_arguments") from None
-        part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
+        part: dict[str, Any] = {"functionCall": {"name": name, "args": tool_arguments(call)}}
         signature = (call.get("id") or "").partition(THOUGHT_SEPARATOR)[2]
         if signature:
             part["thoughtSignature"] = signature

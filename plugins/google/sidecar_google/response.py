@@ -175,7 +175,7 @@ class StreamState:
         self.provider = provider
         self.started: set[int] = set()
         self.calls: dict[int, int] = {}
-        self.finished = False
+        self.done = False  # a finishReason came (usage may still follow)
         self.usage: UsageMetadata | None = None
 
     def chunks(self, event: GenerateContentResponse) -> list[ChatCompletionChunk]:
@@ -208,14 +208,14 @@ class StreamState:
                 out.append(self._chunk([ChunkChoice(index=index, delta=delta)]))
                 self.started.add(index)
             if cand.finish_reason:
-                self.finished = True
+                self.done = True
                 reason = finish_reason(cand.finish_reason, self.calls[index] > 0)
                 out.append(self._chunk([ChunkChoice(index=index, delta=Delta(), finish_reason=reason)]))
         return out
 
-    def usage_chunk(self) -> ChatCompletionChunk:
+    def usage_chunks(self) -> list[ChatCompletionChunk]:
         """The last chunk (``choices: []``, the usage): the core drops it for a client that did not ask."""
-        return self._chunk([], usage_of(self.usage))
+        return [self._chunk([], usage_of(self.usage))]
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:
         return ChatCompletionChunk(id=self.id or new_id(), model=self.model, choices=choices, usage=usage)

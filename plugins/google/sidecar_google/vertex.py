@@ -19,7 +19,14 @@ from typing import Any
 import msgspec
 import yarl
 
-from sidecar import NO_AMBIENT_CREDENTIALS, ChatCompletion, EmbeddingResponse, ProviderCall, ProviderError
+from sidecar import (
+    NO_AMBIENT_CREDENTIALS,
+    ChatCompletion,
+    EmbeddingResponse,
+    ProviderCall,
+    ProviderError,
+    text_inputs,
+)
 from sidecar_google.auth import TokenCache
 from sidecar_google.provider import GoogleProvider, parse_url
 
@@ -119,7 +126,7 @@ class VertexProvider(GoogleProvider):
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
         """Vertex's text-embedding models: ``:predict`` with one instance per input."""
-        instances: list[dict[str, Any]] = [{"content": t} for t in self.embedding_texts(call)]
+        instances: list[dict[str, Any]] = [{"content": t} for t in text_inputs(call.body, self.name)]
         task = call.body.get("task_type") or call.params.get("task_type")
         if task:
             for instance in instances:

@@ -19,6 +19,8 @@ from sidecar import (
     ResponseMessage,
     ToolCall,
     Usage,
+    message_text,
+    tool_arguments,
 )
 
 CHAT_PARAMS = ["max_tokens", "max_completion_tokens", "stream", "stream_options", "temperature", "top_p", "seed",
@@ -76,14 +78,6 @@ def request_fields(body: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[
     return top, options
 
 
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def images_of(content: Any) -> list[str]:
     """The base64 of a message's images: Ollama takes images as base64, not URLs."""
     if not isinstance(content, list):
@@ -104,16 +98,13 @@ def images_of(content: Any) -> list[str]:
     return images
 
 
-_decode_any = msgspec.json.decode
-
-
 def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """OpenAI messages as ``/api/chat`` takes them: text content, images apart, tool-call
     arguments as objects, a tool result named by its call's function (``tool_name``)."""
     names: dict[str, str] = {}
     out = []
     for m in messages:
-        msg: dict[str, Any] = {"role": m.get("role"), "content": text_of(m.get("content"))}
+        msg: dict[str, Any] = {"role": m.get("role"), "content": message_text(m.get("content"))}
         images = images_of(m.get("content"))
         if images:
             msg["images"] = images
@@ -123,13 +114,7 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for call in m.get("tool_calls") or []:
             fn = call.get("function") or {}
             names[call.get("id", "")] = fn.get("name", "")
-            args = fn.get("arguments") or "{}"
-            try:
-                args = _decode_any(args) if isinstance(args, str) else args
-            except msgspec.DecodeError:
-                raise ProviderError(400, "a tool call's arguments are not valid JSON", param="messages",
-                                    code="invalid_tool_arguments") from None
-            calls.append({"function": {"name": fn.get("name", ""), "arguments": args}})
+            calls.append({"function": {"name": fn.get("name", ""), "arguments": tool_arguments(call)}})
         if calls:
             msg["tool_calls"] = calls
         if m.get("role") == "tool" and names.get(m.get("tool_call_id", "")):
@@ -149,7 +134,7 @@ def generate_prompt(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
     images: list[str] = []
     for m in messages:
         title = _SECTIONS.get(m.get("role", ""), "User")  # user, tool and function results
-        text = text_of(m.get("content"))
+        text = message_text(m.get("content"))
         images += images_of(m.get("content"))
         if sections and sections[-1][0] == title:
             sections[-1] = (title, sections[-1][1] + text)
@@ -241,16 +226,19 @@ def completion_of(line: OllamaLine, model: str) -> ChatCompletion:
 class StreamState:
     """What a stream's chunks share: id, model, whether the role was sent, whether tools were called."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, provider: str) -> None:
         self.id = new_id()
         self.model = model
+        self.provider = provider
         self.started = False
         self.calls = 0
         self.done = False
 
     def chunks(self, line: OllamaLine) -> list[ChatCompletionChunk]:
         """The chunks for one stream line: its content, thinking or tool calls; on the last
-        (``done: true``) the finish reason, then the usage."""
+        (``done: true``) the finish reason, then the usage. An ``error`` line raises."""
+        if line.error:
+            raise ProviderError(500, f"{self.provider} upstream answered 500: {line.error}")
         msg = line.message
         text = msg.content if msg is not None else (line.response or "")
         thinking = msg.thinking if msg is not None else line.thinking

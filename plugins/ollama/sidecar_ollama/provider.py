@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
 from typing import Any
 
-import aiohttp
 import msgspec
 import yarl
 
@@ -20,12 +18,13 @@ from sidecar import (
     Provider,
     ProviderCall,
     ProviderError,
-    error_from_body,
     iter_ndjson_batches,
     open_stream,
     post_json,
     raw_vector,
+    text_inputs,
     timeout_for,
+    translate_stream,
 )
 from sidecar_ollama.convert import (
     CHAT_PARAMS,
@@ -108,41 +107,15 @@ class OllamaProvider(Provider):
                 raise ProviderError(502, f"{self.name} upstream answered an error: {line.error}")
             return completion_of(line, call.model)
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
-        return self._chunks(resp, StreamState(call.model))
-
-    async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
-        async with aclosing(iter_ndjson_batches(resp, self.name)) as batches:
-            async for raw in batches:
-                try:
-                    lines = _lines.decode(b"[" + b",".join(raw) + b"]")
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise ProviderError(502, f"{self.name} upstream sent a line that is not valid JSON: {exc}",
-                                        code="bad_upstream_response") from None
-                out: list[ChatCompletionChunk] = []
-                for i, line in enumerate(lines):
-                    if line.error:
-                        if out:
-                            yield out  # what came before the error still reaches the client
-                        raise error_from_body(500, raw[i], self.name)
-                    out += state.chunks(line)
-                    if line.done:
-                        break
-                if out:
-                    yield out
-                if state.done:
-                    return
-        raise ProviderError(502, f"{self.name} upstream ended the stream before done: true",
-                            code="upstream_disconnected")
+        return translate_stream(iter_ndjson_batches(resp, self.name), _lines, StreamState(call.model, self.name),
+                                self.name, "done: true")
 
     # ---------------------------------------------------------------- embeddings
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
-        inputs = call.body["input"]
-        if not isinstance(inputs, str) and inputs and not isinstance(inputs[0], str):
-            raise ProviderError(400, f"{self.name} embeds text only: send `input` as a string or a list of strings",
-                                param="input", code="invalid_input")
+        text_inputs(call.body, self.name)  # (the check alone: Ollama takes a string as it came)
         top, options = request_fields(call.body, call.params)
-        body: dict[str, Any] = {"model": call.model, "input": inputs}
+        body: dict[str, Any] = {"model": call.model, "input": call.body["input"]}
         body.update({k: v for k, v in top.items() if k in ("keep_alive", "truncate")})
         if call.body.get("dimensions") is not None:
             body["dimensions"] = call.body["dimensions"]

@@ -26,6 +26,7 @@ from sidecar import (
     ResponseMessage,
     Usage,
     iter_sse_batches,
+    message_text,
     open_stream,
     post_json,
     timeout_for,
@@ -61,19 +62,11 @@ _completion = msgspec.json.Decoder(_TextCompletion)
 _encode = msgspec.json.Encoder().encode
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def prompt_of(messages: list[dict[str, Any]]) -> str | list[str]:
     """The ``prompt`` for chat ``messages``, as LiteLLM builds it."""
     if len(messages) == 1:
-        return _text(messages[0].get("content"))
-    return [_text(m.get("content")) for m in messages]
+        return message_text(messages[0].get("content"))
+    return [message_text(m.get("content")) for m in messages]
 
 
 class TextCompletionProvider(TextCompletions, OpenAICompatibleProvider):

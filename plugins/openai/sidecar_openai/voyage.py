@@ -22,8 +22,8 @@ from sidecar import (
     EmbeddingUsage,
     Provider,
     ProviderCall,
-    ProviderError,
     post_json,
+    text_inputs,
     timeout_for,
 )
 
@@ -61,11 +61,8 @@ class VoyageProvider(Provider):
 
     def upstream_body(self, call: ProviderCall) -> dict[str, Any]:
         sent = call.body
-        inputs = sent["input"]
-        if not isinstance(inputs, str) and inputs and not isinstance(inputs[0], str):
-            raise ProviderError(400, "voyage embeds text only: send `input` as a string or a list of strings",
-                                param="input", code="invalid_input")
-        body: dict[str, Any] = {"input": inputs, "model": call.model}
+        text_inputs(sent, self.name)  # (the check alone: a string goes as it came)
+        body: dict[str, Any] = {"input": sent["input"], "model": call.model}
         for key in VOYAGE_KEYS:
             value = sent.get(key, call.params.get(key))
             if value is not None:

@@ -25,10 +25,8 @@ does not know as one, hence ``secret_params``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
 from typing import Any
 
-import aiohttp
 import msgspec
 
 from sidecar import (
@@ -52,7 +50,10 @@ from sidecar import (
     open_stream,
     post_json,
     raw_vector,
+    text_inputs,
     timeout_for,
+    tool_arguments,
+    translate_stream,
 )
 
 ACCESS = ApiAccess("parrot", key_envs=("PARROT_API_KEY",), base_envs=("PARROT_API_BASE",),
@@ -187,8 +188,7 @@ def squawk_body(call: ProviderCall) -> dict[str, Any]:
             continue
         turn: dict[str, Any] = {"speaker": SPEAKERS.get(role, "human"), "words": _text(message.get("content"))}
         if role == "assistant" and message.get("tool_calls"):
-            turn["tricks_done"] = [{"ticket": c["id"], "trick": c["function"]["name"],
-                                    "with": msgspec.json.decode(c["function"].get("arguments") or "{}")}
+            turn["tricks_done"] = [{"ticket": c["id"], "trick": c["function"]["name"], "with": tool_arguments(c)}
                                    for c in message["tool_calls"]]
         if role == "tool":
             turn["answers_ticket"] = message.get("tool_call_id")
@@ -235,12 +235,13 @@ def completion_of(answer: _Squawk) -> ChatCompletion:
 
 
 class ChirpState:
-    """What a streamed answer's chunks share: its id and model, the tricks seen, whether it ended."""
+    """What a streamed answer's chunks share: its id and model, the tricks seen, whether it ended
+    (a :class:`sidecar.StreamTranslator`: :func:`sidecar.translate_stream` feeds it each line)."""
 
     def __init__(self, model: str, provider: str) -> None:
         self.id, self.model, self.provider = "chatcmpl-parrot", model, provider
         self.tickets: dict[str, int] = {}
-        self.ended = False
+        self.done = False  # the end line came (what translate_stream reads)
 
     def chunks(self, line: _Line) -> list[ChatCompletionChunk]:
         """The chunks for one line (an ``oops`` line raises)."""
@@ -258,7 +259,7 @@ class ChirpState:
                 piece["function"]["name"] = line.trick
             return [self._chunk(Delta(tool_calls=[piece]))]
         if line.kind == "end":
-            self.ended = True
+            self.done = True
             out = [self._chunk(Delta(), FINISH.get(line.why_stopped, "stop"))]
             if line.beak_count is not None:  # (the core drops it for a client that did not ask)
                 out.append(ChatCompletionChunk(id=self.id, model=self.model, choices=[], usage=_usage(line.beak_count)))
@@ -309,39 +310,12 @@ class ParrotProvider(Provider):
         # the upstream's refusal (a 429, a bad key...) raises here, before the first chunk
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name,
                                  parse_error=parrot_error)
-        return self._chunks(resp, ChirpState(call.model, self.name))
-
-    async def _chunks(self, resp: aiohttp.ClientResponse,
-                      state: ChirpState) -> AsyncIterator[list[ChatCompletionChunk]]:
-        async with aclosing(iter_ndjson_batches(resp, self.name)) as batches:
-            async for raw in batches:  # the lines of one network read, decoded in one call
-                try:
-                    lines = _lines.decode(b"[" + b",".join(raw) + b"]")
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    raise ProviderError(502, f"{self.name} upstream sent a line that is not valid: {exc}",
-                                        code="bad_upstream_response") from None
-                out: list[ChatCompletionChunk] = []
-                try:
-                    for line in lines:
-                        out += state.chunks(line)
-                except ProviderError:
-                    if out:
-                        yield out  # what came before the failure still reaches the client
-                    raise
-                if out:
-                    yield out
-                if state.ended:
-                    return
-        raise ProviderError(502, f"{self.name} upstream ended the stream before its end line",
-                            code="upstream_disconnected")
+        # each network read's lines decoded in one call, fed to ChirpState; a cut stream is a 502
+        return translate_stream(iter_ndjson_batches(resp, self.name), _lines, ChirpState(call.model, self.name),
+                                self.name, "its end line")
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
-        phrases = call.body["input"]
-        phrases = [phrases] if isinstance(phrases, str) else phrases
-        if not all(isinstance(p, str) for p in phrases):
-            raise ProviderError(400, "parrot mimics text only: send `input` as a string or a list of strings",
-                                param="input", code="invalid_input")
-        body: dict[str, Any] = {"bird": call.model, "phrases": phrases}
+        body: dict[str, Any] = {"bird": call.model, "phrases": text_inputs(call.body, self.name)}
         if call.body.get("dimensions") is not None:
             body["size"] = call.body["dimensions"]
         answer = await post_json(call.session, ACCESS.url(call.params, "/v2/mimic"), _encode(body),
