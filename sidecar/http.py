@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,6 +14,18 @@ T = TypeVar("T")
 
 encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_value(text: str) -> str:
+    """``text`` (a model name or id a client or operator chose) as a header may carry it: its
+    control characters percent-encoded. aiohttp refuses to send a header holding one and drops
+    the connection, so the client would get no answer at all."""
+    if text.isprintable():
+        return text
+    return _CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", text)
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
