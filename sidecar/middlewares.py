@@ -45,7 +45,9 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Sideca
     if exc.status == 404:
         return SidecarError(404, f"no route {request.method} {request.path}", code="route_not_found")
     if exc.status == 405:
-        return SidecarError(405, f"method {request.method} is not allowed on {request.path}", code="method_not_allowed")
+        err = SidecarError(405, f"method {request.method} is not allowed on {request.path}", code="method_not_allowed")
+        err.headers = {"Allow": exc.headers.get("Allow", "")}  # RFC 9110: a 405 lists the allowed methods
+        return err
     return SidecarError(exc.status, exc.reason or "request failed")
 
 

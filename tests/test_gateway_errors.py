@@ -127,6 +127,10 @@ async def test_unknown_route_and_method(make_client, prefix):
     await assert_error(resp, 404)
     resp = await client.get(f"{prefix}/chat/completions")
     await assert_error(resp, 405)
+    assert resp.headers["Allow"] == "POST"
+    resp = await client.request("TRACE", f"{prefix}/models")
+    await assert_error(resp, 405, code="method_not_allowed")
+    assert resp.headers["Allow"] == "GET"
 
 
 @pytest.mark.parametrize("param", ["tools", "seed", "response_format", "n"])
