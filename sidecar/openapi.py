@@ -211,6 +211,7 @@ class _Schemas:
         """A multipart form's Struct holds its text fields; the ``file`` part is added here."""
         schema = self.components[name]
         schema["properties"] = {"file": {"type": "string", "contentMediaType": "application/octet-stream",
+                                         "minLength": 1,
                                          "description": "The audio file (streamed to the upstream as it arrives)."},
                                 **schema["properties"]}
         schema["required"] = ["file", *schema.get("required", [])]
@@ -307,5 +308,8 @@ def _path_params(path: str, kind: str) -> list[dict[str, Any]]:
 
 
 def _query_param(param: Param) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": _PY_TYPES[param.type]}
+    if param.values:
+        schema["enum"] = list(param.values)
     return {"name": param.name, "in": "query", "required": False, "description": param.description,
-            "schema": {"type": _PY_TYPES[param.type]}}
+            "schema": schema}

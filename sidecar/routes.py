@@ -17,6 +17,7 @@ from aiohttp import web
 
 from sidecar import answers, rerank as rerank_wire, wire, wire_completions, wire_media
 from sidecar.handlers import docs, health, info, management, media_api, openai_api, rerank, routes_list
+from sidecar.provider import CAPABILITIES
 from sidecar.routing import health as router_health
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -29,6 +30,8 @@ class Param:
     name: str
     type: type
     description: str
+    values: tuple[str, ...] = ()
+    """The values it may take, when they are few."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +123,12 @@ ROUTES = [
     Route("GET", "/api/models", info.api_models, "Models in vLLora's shape, prices per million tokens",
           "Model info", answer=answers.ApiModelList, errors=(400,),
           query=(Param("provider", str, "Only this provider's models."),
-                 Param("capability", str, "Only models with this capability (`chat`, `embedding`...)."))),
+                 Param("capability", str, "Only models with this capability.", values=CAPABILITIES))),
     # runtime model management (persisted in SQLite)
     Route("POST", "/model/new", management.model_new, "Add a deployment", "Model management",
           body=management.NewDeployment, answer=answers.ModelInfoRow, errors=CHANGE_ERRORS),
     Route("POST", "/model/update", management.model_update, "Replace a deployment (its id in model_info.id)",
-          "Model management", body=management.UpdateDeployment, answer=answers.ModelInfoRow, errors=CHANGE_ERRORS),
+          "Model management", body=management.ReplaceDeployment, answer=answers.ModelInfoRow, errors=CHANGE_ERRORS),
     Route("PATCH", "/model/{model_id}/update", management.model_patch,
           "Change a deployment's fields (params and info merge key by key)", "Model management",
           body=management.UpdateDeployment, answer=answers.ModelInfoRow, errors=CHANGE_ERRORS),
