@@ -58,6 +58,22 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False,
+          "": False}
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    """A true/false query parameter (``1``/``0``, ``yes``/``no``, ``on``/``off`` too; absent is
+    false); anything else is a 400 naming it."""
+    value = request.query.get(name)
+    if value is None:
+        return False
+    flag = _FLAGS.get(value.strip().lower())
+    if flag is None:
+        raise SidecarError(400, f"`{name}` must be true or false, not {value[:50]!r}", param=name, code="invalid_value")
+    return flag
+
+
 def convert(body: dict[str, Any], type_: type[T]) -> T:
     """``body`` as ``type_``; a 400 naming the field when a type is wrong or a field missing."""
     try:

@@ -270,7 +270,10 @@ def _operation(route: Route, kind: str, method: str, path: str, schemas: _Schema
                           "OK; with `stream: true`, server-sent events: one `data:` per chunk, then `data: [DONE]`."}
     if content:
         ok["content"] = content
-    op["responses"] = {"200": ok, **{str(s): _error_ref(s) for s in route.errors}}
+    errors = set(route.errors)
+    if any(p.type is not str or p.values for p in route.query):
+        errors.add(400)  # a query value of the wrong type, or not one of its values
+    op["responses"] = {"200": ok, **{str(s): _error_ref(s) for s in sorted(errors)}}
     return op
 
 
