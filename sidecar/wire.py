@@ -260,11 +260,21 @@ class Choice(Struct, omit_defaults=True):
 
 
 class Usage(Struct, omit_defaults=True):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    """Token counts: the three always sent, 0 included (OpenAI's spec requires them)."""
+
+    prompt_tokens: int | UnsetType = UNSET
+    completion_tokens: int | UnsetType = UNSET
+    total_tokens: int | UnsetType = UNSET
     prompt_tokens_details: Json | None = None
     completion_tokens_details: Json | None = None
+
+    def __post_init__(self) -> None:
+        if self.prompt_tokens is UNSET:
+            self.prompt_tokens = 0
+        if self.completion_tokens is UNSET:
+            self.completion_tokens = 0
+        if self.total_tokens is UNSET:
+            self.total_tokens = 0
 
 
 class ChatCompletion(Struct, omit_defaults=True):
