@@ -75,13 +75,32 @@ def query_flag(request: web.Request, name: str) -> bool:
 
 
 def convert(body: dict[str, Any], type_: type[T]) -> T:
-    """``body`` as ``type_``; a 400 naming the field when a type is wrong or a field missing."""
+    """``body`` as ``type_``; a 400 naming the field when a type is wrong or a field missing.
+
+    JSON has one number type: ``1.0`` where an integer is expected is 1 (as OpenAI's API takes
+    it; Python's ``json`` writes floats so). msgspec refuses it, so the body is converted again
+    with whole floats made ints, only then (it costs nothing on valid bodies)."""
     try:
-        return msgspec.convert(body, type_)
+        try:
+            return msgspec.convert(body, type_)
+        except msgspec.ValidationError as exc:
+            if "got `float`" not in str(exc):
+                raise
+            return msgspec.convert(_whole_floats_as_ints(body), type_)
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
     except RecursionError:
         raise bad_request("the request body is nested too deeply") from None
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(v) for v in value]
+    return value
 
 
 def validation_error(exc: Exception, status: int = 400) -> SidecarError:

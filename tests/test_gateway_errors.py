@@ -266,3 +266,15 @@ async def test_control_characters_in_a_model_name_still_get_an_answer(make_clien
     assert resp.status == 200, await resp.text()
     assert resp.headers["x-litellm-model-group"] == "tab\tand%7Fdel"  # (a tab may be sent)
     assert resp.headers["x-litellm-model-id"] == "id%0D%0A1"
+
+
+async def test_a_whole_float_is_an_integer(make_client, prefix):
+    """JSON has one number type: ``"n": 1.0`` is 1 (Python's json writes floats so), ``1.5`` a 400."""
+    client = await make_client()
+    resp = await client.post(f"{prefix}/chat/completions", json={"model": "mock-gpt", "messages": MESSAGES,
+                                                                 "max_tokens": 16.0, "n": 1.0, "seed": -3.0})
+    assert resp.status == 200, await resp.text()
+    assert_valid(await resp.json(), "CreateChatCompletionResponse")
+    resp = await client.post(f"{prefix}/chat/completions", json={"model": "mock-gpt", "messages": MESSAGES,
+                                                                 "max_tokens": 16.5})
+    await assert_error(resp, 400, param="max_tokens", mentions=("float",))
