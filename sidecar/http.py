@@ -58,8 +58,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False,
-          "": False}
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def query_flag(request: web.Request, name: str) -> bool:

@@ -215,6 +215,7 @@ class _Schemas:
                                          "description": "The audio file (streamed to the upstream as it arrives)."},
                                 **schema["properties"]}
         schema["required"] = ["file", *schema.get("required", [])]
+        schema["propertyNames"] = {"pattern": '^[^\\x00-\\x1f\\x7f"]*$'}  # (a part header cannot hold them)
 
 
 def _rename_refs(value: Any) -> Any:
@@ -246,7 +247,7 @@ def _operation(route: Route, kind: str, method: str, path: str, schemas: _Schema
         "summary": route.summary,
         "tags": ["Azure OpenAI" if kind == "azure" else route.tag],
     }
-    params = _path_params(path, kind)
+    params = _path_params(path, kind, route.path_values)
     params += [_query_param(p) for p in route.query]
     if kind == "azure":
         params.append({"name": "api-version", "in": "query", "required": False, "schema": {"type": "string"},
@@ -263,9 +264,9 @@ def _operation(route: Route, kind: str, method: str, path: str, schemas: _Schema
     if route.answer is not None:
         content["application/json"] = {"schema": schemas.ref(route.answer)}
     if route.stream is not None:
-        content["text/event-stream"] = {"schema": schemas.ref(route.stream)}
+        content["text/event-stream"] = {"schema": _sse_event(schemas.ref(route.stream))}
     for media in route.media:
-        content.setdefault(media, {"schema": {"type": "string"}})
+        content.setdefault(media, {"schema": _sse_event(None) if media == "text/event-stream" else {"type": "string"}})
     ok: dict[str, Any] = {"description": "OK" if route.stream is None else
                           "OK; with `stream: true`, server-sent events: one `data:` per chunk, then `data: [DONE]`."}
     if content:
@@ -275,6 +276,21 @@ def _operation(route: Route, kind: str, method: str, path: str, schemas: _Schema
         errors.add(400)  # a query value of the wrong type, or not one of its values
     op["responses"] = {"200": ok, **{str(s): _error_ref(s) for s in sorted(errors)}}
     return op
+
+
+def _sse_event(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """One server-sent event (as OpenAPI 3.2's ``itemSchema`` reads a stream): its ``data`` is
+    ``payload`` as JSON, an error envelope (a failure mid-stream), or ``[DONE]`` at the end;
+    ``None``: the upstream's own events, relayed as they come."""
+    if payload is None:
+        data: dict[str, Any] = {"type": "string"}
+    else:
+        data = {"type": "string", "anyOf": [
+            {"contentMediaType": "application/json", "contentSchema": payload},
+            {"contentMediaType": "application/json", "contentSchema": {"$ref": _REF.format(name="ErrorResponse")}},
+            {"const": "[DONE]"}]}
+    return {"type": "object", "required": ["data"], "properties": {
+        "data": data, "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}}}
 
 
 def _plugin_operation(method: str, path: str, handler: Any) -> dict[str, Any]:
@@ -300,10 +316,14 @@ def _plugin_operation(method: str, path: str, handler: Any) -> dict[str, Any]:
     return op
 
 
-def _path_params(path: str, kind: str) -> list[dict[str, Any]]:
+def _path_params(path: str, kind: str, values: tuple[Param, ...] = ()) -> list[dict[str, Any]]:
+    known = {p.name: p for p in values}
     out = []
     for name in re.findall(r"\{(\w+)\}", path):
         param: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        if name in known:
+            param["description"] = known[name].description
+            param["schema"]["enum"] = list(known[name].values)
         if kind == "azure" and path.startswith(AZURE_PREFIX) and name == "model":
             param["description"] = "The model group (over the body's `model`)."
         out.append(param)

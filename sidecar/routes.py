@@ -56,6 +56,8 @@ class Route:
     media: tuple[str, ...] = ()
     """Other media types a 200 answer may have (audio, text, HTML)."""
     query: tuple[Param, ...] = ()
+    path_values: tuple[Param, ...] = ()
+    """Path parameters that take one of a few values (the others are any string)."""
     errors: tuple[int, ...] = ()
     """Error statuses it can answer, besides 401 for a missing or wrong master key."""
     operation: str | None = None
@@ -140,7 +142,8 @@ ROUTES = [
     Route("GET", "/openapi.json", docs.openapi_json, "This API's OpenAPI 3.1 document", "Docs", answer=dict),
     Route("GET", "/docs", docs.swagger_ui, "Interactive API docs (Swagger UI)", "Docs", media=("text/html",)),
     Route("GET", "/docs/{asset}", docs.swagger_asset, "Swagger UI's scripts and styles", "Docs",
-          media=("text/javascript", "text/css", "image/png"), errors=(404,)),
+          media=("text/javascript", "text/css", "image/png"), errors=(404,),
+          path_values=(Param("asset", str, "A file of the page.", values=tuple(docs.ASSETS)),)),
     Route("GET", "/", docs.swagger_ui, "Interactive API docs (unless a plugin serves /)", "Docs",
           media=("text/html",), if_free=True),
 ]

@@ -337,7 +337,9 @@ class Embedding(Struct):
     compute vectors wrap them with :func:`raw_vector`."""
 
     index: int
-    embedding: msgspec.Raw
+    embedding: Annotated[msgspec.Raw, Meta(extra_json_schema={"anyOf": [
+        {"type": "array", "items": {"type": "number"}},
+        {"type": "string", "description": "`encoding_format: base64`: the float32s, little-endian, in base64"}]})]
     object: str = "embedding"
 
 

@@ -100,8 +100,11 @@ async def test_openai_routes_carry_openai_names_and_shapes(make_client):
         if answer is not None:
             assert _ref_name(op["responses"]["200"]["content"]["application/json"]["schema"]) == answer
             assert answer in known, answer
+    # a stream's event (as OpenAPI 3.2's itemSchema reads it): a chunk, an error envelope or [DONE]
     stream = doc["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["content"]["text/event-stream"]
-    assert _ref_name(stream["schema"]) == "CreateChatCompletionStreamResponse"
+    chunk, error, done = stream["schema"]["properties"]["data"]["anyOf"]
+    assert _ref_name(chunk["contentSchema"]) == "CreateChatCompletionStreamResponse"
+    assert _ref_name(error["contentSchema"]) == "ErrorResponse" and done == {"const": "[DONE]"}
     error = doc["paths"]["/v1/embeddings"]["post"]["responses"]["429"]
     assert error == {"$ref": "#/components/responses/429"}
     assert _ref_name(doc["components"]["responses"]["429"]["content"]["application/json"]["schema"]) == "ErrorResponse"
