@@ -369,6 +369,7 @@ async def test_api_models_in_vllora_shape_with_filters(make_client, tmp_path):
     err = await error_of(await client.get("/api/models", headers=AUTH, params={"capability": "telepathy"}), 400,
                          "telepathy", "chat", "embedding", "image_generation", "moderation", "rerank")
     assert err["param"] == "capability"
+    await error_of(await client.get("/api/models", headers=AUTH, params={"capability": ""}), 400, "capability")
 
 
 async def test_api_models_expands_wildcards_from_the_catalog(make_client, tmp_path):

@@ -155,7 +155,7 @@ def api_model(dep: Deployment, name: str, captured: str | None, synced: dict) ->
 async def api_models(request: web.Request) -> web.Response:
     """``{"models": [...]}``; ``?provider=`` and ``?capability=`` filter."""
     provider = request.query.get("provider") or None
-    capability = request.query.get("capability") or None
+    capability = request.query.get("capability")  # (empty is not a capability either: a 400)
     if capability is not None and capability not in CAPABILITIES:
         raise SidecarError(400, f"unknown capability {capability!r}; valid: {', '.join(CAPABILITIES)}",
                            param="capability", code="invalid_value")
