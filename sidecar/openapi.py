@@ -247,6 +247,8 @@ def _operation(route: Route, kind: str, method: str, path: str, schemas: _Schema
         "summary": route.summary,
         "tags": ["Azure OpenAI" if kind == "azure" else route.tag],
     }
+    if route.notes:
+        op["description"] = route.notes
     params = _path_params(path, kind, route.path_values)
     params += [_query_param(p) for p in route.query]
     if kind == "azure":

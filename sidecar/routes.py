@@ -62,6 +62,8 @@ class Route:
     """Error statuses it can answer, besides 401 for a missing or wrong master key."""
     operation: str | None = None
     """The operationId: OpenAI's own for its routes, so generated clients match."""
+    notes: str = ""
+    """More than the summary says (the operation's description)."""
     if_free: bool = False
     """Served only when no plugin serves the same method and path."""
 
@@ -84,7 +86,9 @@ ROUTES = [
           query=(Param("probe", bool, "Make one minimal real call per deployment instead (10 s timeout)."),)),
     Route("POST", "/chat/completions", openai_api.chat_completions, "Create a chat completion", "OpenAI",
           versioned=True, body=wire.ChatCompletionRequest, answer=wire.ChatCompletion,
-          stream=wire.ChatCompletionChunk, errors=CALL_ERRORS, operation="createChatCompletion"),
+          stream=wire.ChatCompletionChunk, errors=CALL_ERRORS, operation="createChatCompletion",
+          notes="`model` may name several groups, comma-separated (LiteLLM's batch completions): the answer is "
+                "then a JSON array with each group's completion or error, in order."),
     Route("POST", "/completions", openai_api.completions, "Create a text completion (legacy)", "OpenAI",
           versioned=True, body=wire_completions.TextCompletionRequest, answer=wire_completions.TextCompletion,
           stream=wire_completions.TextCompletionChunk, errors=CALL_ERRORS, operation="createCompletion"),
