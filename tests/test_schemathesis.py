@@ -20,6 +20,7 @@ import asyncio
 import collections
 import json
 import os
+import re
 import threading
 import zlib
 from pathlib import Path
@@ -227,8 +228,8 @@ def answers_match_openais_schemas(ctx: schemathesis.CheckContext, response: sche
         payloads = [json.loads(response.content)]
     elif media == "text/event-stream" and "anyOf" in schema_["properties"]["data"]:
         name = schema_["properties"]["data"]["anyOf"][0]["contentSchema"]["$ref"].rpartition("/")[2]
-        payloads = [json.loads(line[5:]) for line in response.text.splitlines()
-                    if line.startswith("data:") and line[5:].strip() != "[DONE]"]
+        lines = re.split(r"\r\n|\r|\n", response.text)  # (SSE's line ends only: not str.splitlines's U+2028...)
+        payloads = [json.loads(line[5:]) for line in lines if line.startswith("data:") and line[5:].strip() != "[DONE]"]
         for payload in payloads:
             if "error" not in payload:  # (an error event is the envelope)
                 errors = sorted(e.message for e in _validator(name).iter_errors(payload))
