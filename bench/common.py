@@ -230,8 +230,10 @@ def deployment_yaml(model_name: str, model: str, api_base: str) -> str:
             f"      api_base: {api_base}\n      api_key: sk-upstream-bench\n")
 
 
-def write_config(path: Path, upstream: str, deployments: int, database: Path | None) -> None:
-    """``deployments`` in all: bench-chat, bench-embed, then groups of 10 (group-0000 ...)."""
+def write_config(path: Path, upstream: str, deployments: int, database: Path | None,
+                 general: dict[str, str] | None = None, callbacks: list[str] | None = None) -> None:
+    """``deployments`` in all: bench-chat, bench-embed, then groups of 10 (group-0000 ...);
+    ``general`` adds general_settings (as YAML scalars), ``callbacks`` turns plugins on."""
     api_base = f"{upstream}/v1"
     parts = ["model_list:\n",
              deployment_yaml("bench-chat", "openai/gpt-4o-mini", api_base),
@@ -243,4 +245,7 @@ def write_config(path: Path, upstream: str, deployments: int, database: Path | N
     parts.append(f"  master_key: {MASTER_KEY}\n")
     if database is not None:
         parts.append(f"  database_url: sqlite:///{database}\n")
+    parts.extend(f"  {key}: {value}\n" for key, value in (general or {}).items())
+    if callbacks:
+        parts.append(f"litellm_settings:\n  callbacks: [{', '.join(callbacks)}]\n")
     path.write_text("".join(parts))

@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sidecar-pythonpath", default=None, metavar="DIR",
                    help="profile a patched copy of sidecar/ and the plugins found first on this path")
     p.add_argument("--no-spy", action="store_true", help="just measure (no py-spy): for A/B runs")
+    p.add_argument("--general", action="append", default=[], metavar="KEY=VALUE",
+                   help="a general_settings entry for the sidecar's config (repeatable)")
+    p.add_argument("--callback", action="append", default=[], metavar="NAME",
+                   help="a litellm_settings callback to turn on (prometheus, otel...; repeatable)")
     args = p.parse_args(argv)
     ensure_py_spy()
     ns = argparse.Namespace(duration=args.seconds, info_duration=1, ttfb_n=0,
@@ -101,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         b.upstream = b.start_upstream("raw")
         cfg = b.tmp / "profile.yaml"
-        common.write_config(cfg, b.upstream.base, 10, b.tmp / "profile.db")
+        general = dict(item.split("=", 1) for item in args.general)
+        common.write_config(cfg, b.upstream.base, 10, b.tmp / "profile.db", general, args.callback)
         srv = b.start_sidecar("sidecar-profile", cfg, args.uvloop)
         if srv.startup_s is None:
             sys.stderr.write(f"the sidecar did not start:\n{srv.log_tail()}\n")

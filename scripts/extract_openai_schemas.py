@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Extract the response schemas the gateway must honour from OpenAI's OpenAPI spec.
 
-Writes the transitive ``$ref`` closure of a few component schemas to a small,
-deterministic JSON file (``tests/openai_schemas.json`` by default) so tests can
-validate responses without the 3 MB spec being present.
+Writes the transitive ``$ref`` closure of a few component schemas, and the property names of
+the request schemas, to a small, deterministic JSON file shipped with the conformance kit
+(``sidecar/testing/openai_schemas.json`` by default), so tests, ours and plugin authors', can
+validate answers and check params without the 3 MB spec being present.
 
 Usage: scripts/extract_openai_schemas.py [--spec PATH] [--out PATH]
 """
@@ -19,9 +20,11 @@ from typing import Any
 
 import yaml
 
+from sidecar.testing.spec import REQUEST_SCHEMAS, SCHEMA_KEYS, SCHEMA_LIST_KEYS, SCHEMA_MAP_KEYS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "openai-openapi.yaml"
-DEFAULT_OUT = REPO_ROOT / "tests" / "openai_schemas.json"
+DEFAULT_OUT = REPO_ROOT / "sidecar" / "testing" / "openai_schemas.json"
 
 ROOT_SCHEMAS: tuple[str, ...] = (
     "CreateChatCompletionResponse",
@@ -37,22 +40,6 @@ ROOT_SCHEMAS: tuple[str, ...] = (
 )
 REF_PREFIX = "#/components/schemas/"
 STRIP_KEYS = frozenset({"description", "example", "examples", "x-oaiMeta"})
-
-# Keywords whose value is a map of name -> subschema (names are data, not keywords).
-SCHEMA_MAP_KEYS = frozenset(
-    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
-)
-# Keywords whose value is a single subschema.
-SCHEMA_KEYS = frozenset(
-    {
-        "additionalProperties", "unevaluatedProperties", "propertyNames",
-        "items", "additionalItems", "unevaluatedItems", "contains",
-        "not", "if", "then", "else",
-    }
-)
-# Keywords whose value is a list of subschemas.
-SCHEMA_LIST_KEYS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-
 
 def load_spec(path: Path) -> dict[str, Any]:
     """Parse the YAML spec, preferring the libyaml-backed loader."""
@@ -114,6 +101,21 @@ def extract(spec: dict[str, Any], roots: tuple[str, ...] = ROOT_SCHEMAS) -> dict
     return result
 
 
+def property_names(spec: dict[str, Any], name: str) -> list[str]:
+    """The property names of the component schema ``name``, through ``$ref`` and ``allOf``."""
+    available = spec["components"]["schemas"]
+
+    def walk(schema: dict[str, Any]) -> set[str]:
+        if "$ref" in schema:
+            return walk(available[_ref_name(schema["$ref"])])
+        names = set(schema.get("properties") or {})
+        for sub in schema.get("allOf") or ():
+            names |= walk(sub)
+        return names
+
+    return sorted(walk(available[name]))
+
+
 def build_document(spec_path: Path) -> dict[str, Any]:
     """Build the full extract document (source metadata + component schemas)."""
     raw = spec_path.read_bytes()
@@ -127,7 +129,8 @@ def build_document(spec_path: Path) -> dict[str, Any]:
     info_version = (spec.get("info") or {}).get("version")
     if info_version is not None:
         source["info_version"] = str(info_version)
-    return {"source": source, "components": {"schemas": extract(spec)}}
+    requests = {name: property_names(spec, name) for name in sorted(set(REQUEST_SCHEMAS.values()))}
+    return {"source": source, "components": {"schemas": extract(spec)}, "request_params": requests}
 
 
 def render(spec_path: Path) -> str:

@@ -11,11 +11,14 @@ Plugin authors need only what this module exports (docs/plugins.md lists it):
 - the upstream HTTP helpers (``post_json``, ``open_stream``, ``iter_sse_batches``,
   ``iter_ndjson_batches``, ``iter_bytes``, ``error_from_body``, ``connection_error``,
   ``timeout_for``; :mod:`sidecar.upstream`);
+- ``ApiAccess`` (an upstream's API key and base URL from ``litellm_params`` or the environment,
+  masked, as URL and headers) and ``join_url``; :mod:`sidecar.access`;
 - the secret helpers (``is_secret_param``, ``secret_values``, ``scrub``; :mod:`sidecar.secrets`),
   the model catalog's ``catalog_lookup``, and small fixtures for offline answers and tests
   (``mock_images``, ``tiny_png``, ``silent_wav``);
 - for the hooks beyond providers: ``CallEvent`` and ``PreCall`` (what they see), ``SidecarError``
-  (to refuse a request) and ``public`` (a plugin route served without the master key).
+  (to refuse a request) and ``public`` (a plugin route served without the master key); for a
+  plugin's CLI command, ``config_database_path`` and ``ConfigError``.
 
 Everything but the contract is imported on first use, so ``import sidecar`` stays cheap.
 """
@@ -54,11 +57,13 @@ for _module, _names in {
         "iter_sse_data", "iter_sse_payloads", "open_stream", "post_json", "timeout_for",
     ),
     "sidecar.secrets": ("MASK", "is_secret_param", "scrub", "secret_values"),
+    "sidecar.access": ("ApiAccess", "join_url"),
     "sidecar.events": ("CallEvent", "PreCall"),
     "sidecar.hooks": ("public",),
-    "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "database_path",
-                        "general_setting", "worker_count"),
+    "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "config_database_path",
+                        "database_path", "general_setting", "litellm_setting", "worker_count"),
     "sidecar.errors": ("SidecarError",),
+    "sidecar.config": ("ConfigError",),
     "sidecar.rerank": (
         "RerankBilledUnits", "RerankMeta", "RerankRequest", "RerankResponse", "RerankResult", "document_text",
         "with_documents",

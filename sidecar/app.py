@@ -113,6 +113,8 @@ def config_deployments(config: Config, registry: Registry) -> list[Deployment]:
                 model_info=entry.model_info, id=deployment_id, db_model=False, tpm=entry.tpm, rpm=entry.rpm,
             ))
         except SidecarError as err:
+            if err.param and err.param.startswith("litellm_params.") and err.param != "litellm_params.model":
+                raise ConfigError(f"{where}.{err.param}: {err.message.removeprefix(err.param + ': ')}") from None
             raise ConfigError(f"{where}.litellm_params.model: {err.message}") from None
     return out
 

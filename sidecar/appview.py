@@ -14,8 +14,8 @@ from aiohttp import web
 
 from sidecar import keys
 
-__all__ = ["add_upstream_headers", "callback_enabled", "callback_settings", "database_path", "general_setting",
-           "worker_count"]
+__all__ = ["add_upstream_headers", "callback_enabled", "callback_settings", "config_database_path", "database_path",
+           "general_setting", "litellm_setting", "worker_count"]
 
 _UPSTREAM_HEADERS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "sidecar_upstream_headers", default=None)
@@ -37,9 +37,28 @@ def general_setting(app: web.Application, name: str) -> Any:
     return getattr(app[keys.CONFIG].general, name)
 
 
+def litellm_setting(app: web.Application, name: str, default: Any = None) -> Any:
+    """A ``litellm_settings`` key a built-in plugin acts on (``require_auth_for_metrics_endpoint``...:
+    the core checks their types, :data:`sidecar.config.PLUGIN_LITELLM_SETTINGS`), or ``default``."""
+    return app[keys.CONFIG].litellm_settings.get(name, default)
+
+
 def database_path(app: web.Application) -> str:
     """The SQLite file the sidecar uses (a plugin may open its own connection and tables in it)."""
     return app[keys.CONFIG].database_path
+
+
+def config_database_path(config_file: str | None = None) -> str:
+    """The SQLite file ``sidecar serve --config config_file`` would use (None: the default config,
+    ``$SIDECAR_CONFIG`` then ``config/sidecar.yaml``; ``$SIDECAR_DATABASE_URL`` wins over the
+    file's ``database_url``), for a plugin's CLI command. Raises :class:`sidecar.ConfigError` when
+    the file cannot be read or is not a valid config."""
+    import argparse
+
+    from sidecar.cli import config_path
+    from sidecar.config import load_config
+
+    return load_config(config_path(argparse.Namespace(config=config_file))).database_path
 
 
 def worker_count(app: web.Application) -> int:

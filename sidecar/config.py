@@ -22,6 +22,8 @@ PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+Duration = Annotated[str, msgspec.Meta(pattern=r"^\d+(mo|[smhdw])?$")] | NonNegativeInt
+"""LiteLLM's duration: ``"30d"``, ``"12h"``, ``"60m"``, ``"3600s"``, ``"2w"``, ``"1mo"`` (30 days), or seconds."""
 
 ENV_PREFIX = "os.environ/"
 
@@ -58,6 +60,12 @@ class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     """Finished-call events waiting for ``sidecar_call_finished`` hooks; beyond this they are dropped."""
     max_upstream_connections_per_host: PositiveInt = 500
     """Of those, to one host (a burst cannot open thousands of sockets to one provider)."""
+    spend_log_retention: Duration | None = None
+    """How long the spend log (the ``spendlog`` plugin) keeps a row; unset: 30 days; 0: for ever."""
+    maximum_spend_logs_retention_period: Duration | None = None
+    """LiteLLM's name for ``spend_log_retention`` (which wins when both are set)."""
+    disable_spend_logs: bool = False
+    """LiteLLM's switch: write no spend log rows."""
 
 
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing",
@@ -172,8 +180,14 @@ _OWN_SECTIONS = ("model_list", "router_settings", "general_settings", "litellm_s
 CALLBACK_KEYS = ("callbacks", "success_callback", "failure_callback")
 """``litellm_settings`` lists naming LiteLLM callbacks (``prometheus``, ``otel``...): each name is
 served by the plugin registered under it, and a name no plugin has is warned at start-up."""
+PLUGIN_LITELLM_SETTINGS: dict[str, type] = {
+    "require_auth_for_metrics_endpoint": bool,
+    "enable_end_user_cost_tracking_prometheus_only": bool,
+}
+"""``litellm_settings`` keys a built-in plugin acts on (``prometheus``), with their types: checked
+here, kept in :attr:`Config.litellm_settings`, read with ``sidecar.litellm_setting(app, name)``."""
 LITELLM_SETTINGS_KEYS = frozenset({*LITELLM_ROUTER_KEYS, "set_verbose", "json_logs", *CALLBACK_KEYS,
-                                   "callback_settings"})
+                                   "callback_settings", *PLUGIN_LITELLM_SETTINGS})
 """``litellm_settings`` keys that take effect; every other one is warned (``cache``...)."""
 _ENTRY_KEYS = frozenset(_DeploymentEntry.__struct_fields__)
 _MODEL_INFO_KEYS = frozenset({*_KnownModelInfo.__struct_fields__, *DESCRIPTIVE_MODEL_INFO, "db_model"})
@@ -206,6 +220,8 @@ class Config:
     """The names in ``litellm_settings`` ``callbacks``, ``success_callback`` and ``failure_callback``."""
     callback_settings: dict[str, Any] = field(default_factory=dict)
     """``litellm_settings.callback_settings``: each callback's own settings, by its name."""
+    litellm_settings: dict[str, Any] = field(default_factory=dict)
+    """The :data:`PLUGIN_LITELLM_SETTINGS` keys the config sets (checked, env references resolved)."""
     ignored_keys: list[str] = field(default_factory=list)
     """Every key accepted but not acted on, as ``section.key`` (the one start-up warning names them)."""
 
@@ -316,6 +332,10 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
             where = f"$.litellm_settings.{flag}"
             setattr(config, flag, _convert(resolve_env(litellm[flag], where, source), bool, where, source))
     _read_callbacks(config, litellm, source)
+    for key, type_ in PLUGIN_LITELLM_SETTINGS.items():
+        if litellm.get(key) is not None:
+            where = f"$.litellm_settings.{key}"
+            config.litellm_settings[key] = _convert(resolve_env(litellm[key], where, source), type_, where, source)
     config.router = router_settings(data, litellm, source, config.warnings, lenient)
     model_list = data.get("model_list") or []
     if not isinstance(model_list, list):

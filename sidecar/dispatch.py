@@ -9,11 +9,13 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from aiohttp import web
 
 from sidecar import keys
+from sidecar.defaults import apply_defaults
 from sidecar.errors import ProviderError, SidecarError
-from sidecar.provider import NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, supported_params
+from sidecar.provider import CORE_PARAMS, NO_AMBIENT_CREDENTIALS, Provider, ProviderCall, supported_params
 from sidecar.registry import Deployment
 from sidecar.secrets import is_secret_param, longest_first, scrub, secret_values
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
@@ -21,8 +23,11 @@ from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
 log = logging.getLogger("sidecar")
 
 @lru_cache(maxsize=4096)
-def _supported(provider: Provider, model: str, capability: str) -> frozenset[str]:
-    return frozenset(supported_params(provider, model, capability))
+def _supported(provider: Provider, model: str, capability: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The params ``provider`` takes for ``model`` and ``capability``, and the core's params it
+    does not list (:data:`~sidecar.provider.CORE_PARAMS`): the core serves those for it."""
+    supported = frozenset(supported_params(provider, model, capability))
+    return supported, tuple(k for k in CORE_PARAMS.get(capability, ()) if k not in supported)
 
 
 def flatten_extra_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +77,13 @@ def build_call(
     upstream_model = dep.upstream_model(captured)
     out = {k: v for k, v in body.items() if k not in GATEWAY_KEYS and k not in sent_credentials}
     out["model"] = upstream_model
-    supported = _supported(provider, upstream_model, capability)
+    supported, core_served = _supported(provider, upstream_model, capability)
+    if core_served:  # the core serves these for the provider (wants_base64, sidecar.sse): it never sees them
+        served = [k for k in core_served if k in out]
+        if served:
+            for k in served:
+                del out[k]
+            typed = msgspec.structs.replace(typed, **{k: msgspec.UNSET for k in served})
     unsupported = [k for k in out if k in openai_params and k not in supported]
     if unsupported:
         drop = _first_set(body.get("drop_params"), params.get("drop_params"), config.router.drop_params)
@@ -84,10 +95,20 @@ def build_call(
                 param=unsupported[0], code="unsupported_params")
         for k in unsupported:
             del out[k]
+    if dep.defaults:  # (worked out once per deployment: most have none)
+        defaults = dep.defaults.get(capability)
+        if defaults is not None:
+            typed = apply_defaults(defaults, out, typed, supported)
     return ProviderCall(
         model=upstream_model, body=out, request=typed, params=params,
         session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")), secrets=secrets,
     )
+
+
+def wants_base64(body: dict[str, Any], call: ProviderCall) -> bool:
+    """Whether the core encodes this embedding answer's vectors as base64: the client asked for
+    it and the provider was not handed ``encoding_format`` (it does not list it)."""
+    return body.get("encoding_format") == "base64" and "encoding_format" not in call.body
 
 
 def check_api_base(sent: dict[str, Any], allowed: list[str] | None) -> None:

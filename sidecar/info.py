@@ -18,7 +18,7 @@ from typing import Any
 
 from sidecar import catalog
 from sidecar.config import SUPPORTS_FLAGS
-from sidecar.provider import supported_params
+from sidecar.provider import accepted_params
 from sidecar.registry import Deployment, Registry, capture, own_model_info
 from sidecar.secrets import is_secret_param, strip_url_credentials
 
@@ -73,7 +73,7 @@ def info_for_model(dep: Deployment, model: str, synced: SyncedModels | None = No
         info["max_tokens"] = info.get("max_output_tokens")
     info["tpm"] = dep.tpm
     info["rpm"] = dep.rpm
-    info["supported_openai_params"] = supported_params(dep.provider, model, _MODE_CAPABILITY.get(info["mode"], "chat"))
+    info["supported_openai_params"] = accepted_params(dep.provider, model, _MODE_CAPABILITY.get(info["mode"], "chat"))
     info["id"], info["db_model"] = dep.id, dep.db_model
     if len(dep.info_cache) >= INFO_CACHE_PER_DEPLOYMENT:  # a wildcard sees unbounded names
         dep.info_cache.pop(next(iter(dep.info_cache)))

@@ -124,11 +124,6 @@ def _stream_words(text: str) -> list[str]:
     return [p if i == len(pieces) - 1 else p + " " for i, p in enumerate(pieces)]
 
 
-def _include_usage(body: Mapping[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
-
-
 async def _chat(value: Any, body: Mapping[str, Any], call: ProviderCall) -> Any:
     text = as_text(value)
     prompt = sum(words(text_of(m.get("content"))) for m in body.get("messages") or [] if isinstance(m, dict))
@@ -137,11 +132,11 @@ async def _chat(value: Any, body: Mapping[str, Any], call: ProviderCall) -> Any:
     if not call.stream:
         return ChatCompletion(id=reply_id, model=call.model, usage=usage,
                               choices=[Choice(index=0, message=ResponseMessage(content=text), finish_reason="stop")])
-    return _chat_stream(call, body, reply_id, text, usage if _include_usage(body) else None)
+    return _chat_stream(call, body, reply_id, text, usage)
 
 
 async def _chat_stream(call: ProviderCall, body: Mapping[str, Any], reply_id: str, text: str,
-                       usage: Usage | None) -> AsyncIterator[ChatCompletionChunk]:
+                       usage: Usage) -> AsyncIterator[ChatCompletionChunk]:
     def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
         return ChatCompletionChunk(id=reply_id, model=call.model,
                                    choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)])
@@ -151,8 +146,7 @@ async def _chat_stream(call: ProviderCall, body: Mapping[str, Any], reply_id: st
         await delay(call, body)
         yield chunk(Delta(content=piece))
     yield chunk(Delta(), "stop")
-    if usage is not None:
-        yield ChatCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)
+    yield ChatCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)  # (dropped unasked: sidecar.sse)
 
 
 async def _text_completion(value: Any, body: Mapping[str, Any], call: ProviderCall) -> Any:
@@ -163,11 +157,11 @@ async def _text_completion(value: Any, body: Mapping[str, Any], call: ProviderCa
     if not call.stream:
         return TextCompletion(id=reply_id, model=call.model, usage=usage,
                               choices=[TextChoice(index=0, text=text, finish_reason="stop")])
-    return _text_stream(call, body, reply_id, text, usage if _include_usage(body) else None)
+    return _text_stream(call, body, reply_id, text, usage)
 
 
 async def _text_stream(call: ProviderCall, body: Mapping[str, Any], reply_id: str, text: str,
-                       usage: Usage | None) -> AsyncIterator[TextCompletionChunk]:
+                       usage: Usage) -> AsyncIterator[TextCompletionChunk]:
     pieces = _stream_words(text)
     for i, piece in enumerate(pieces):
         if i:
@@ -175,8 +169,7 @@ async def _text_stream(call: ProviderCall, body: Mapping[str, Any], reply_id: st
         last = i == len(pieces) - 1
         yield TextCompletionChunk(id=reply_id, model=call.model, choices=[
             TextChunkChoice(index=0, text=piece, finish_reason="stop" if last else None)])
-    if usage is not None:
-        yield TextCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)
+    yield TextCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)  # (dropped unasked: sidecar.sse)
 
 
 # ---------------------------------------------------------------- embeddings, moderations

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall",
-           "supported_params"]
+           "accepted_params", "supported_params", "takes_capability"]
 
 if TYPE_CHECKING:
     import aiohttp
@@ -37,7 +37,8 @@ CAPABILITY_METHODS = {
 }
 """Each capability and the Provider method that serves it: the one table the core dispatches by
 (a request for a capability calls its method; the routes of each are in :mod:`sidecar.routes`).
-A provider declaring a capability without overriding its method is refused at start-up."""
+A provider declaring a capability without overriding its method, or overriding the method of a
+capability it does not declare, is refused at start-up."""
 
 CAPABILITIES = tuple(CAPABILITY_METHODS)
 """Capability names a provider may declare; each matches a LiteLLM ``mode``."""
@@ -48,9 +49,10 @@ class ProviderCall:
     """Everything a provider needs to serve one request.
 
     ``body`` is the OpenAI request as the client sent it, with ``model`` set to the upstream model
-    name and the gateway's own keys (``metadata``, ``drop_params``, ...) and unsupported params
-    removed: an OpenAI-compatible provider can send it as it is. ``request`` is the same body as a
-    typed :mod:`sidecar.wire` Struct. ``params`` are the deployment's ``litellm_params`` with
+    name, the gateway's own keys (``metadata``, ``drop_params``, ...), unsupported params and the
+    params the core serves for the provider (:data:`CORE_PARAMS`) removed, and the deployment's
+    defaults for OpenAI params added (:mod:`sidecar.defaults`): an OpenAI-compatible provider can
+    send it as it is. ``request`` is the same body as a typed :mod:`sidecar.wire` Struct. ``params`` are the deployment's ``litellm_params`` with
     ``os.environ/`` references resolved (credentials included: never log them).
     """
 
@@ -82,9 +84,9 @@ class Provider:
 
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         """OpenAI params this provider accepts for ``model`` (LiteLLM's list of the same name),
-        for the request's ``capability`` (``chat``, ``embedding``...). An override may leave the
-        ``capability`` argument out (the older one-argument form): its one list then serves
-        every capability."""
+        for the request's ``capability`` (``chat``, ``embedding``...; the core always passes it).
+        The older one-argument form, ``supported_openai_params(self, model)``, still works (its
+        one list then serves every capability), with a DeprecationWarning at start-up."""
         return []
 
     def secret_params(self) -> frozenset[str]:
@@ -152,16 +154,39 @@ class Provider:
         return []
 
 
+CORE_PARAMS = {"embedding": ("encoding_format",), "chat": ("stream_options",), "completion": ("stream_options",)}
+"""OpenAI params the core serves for a provider that does not list them (the same for all):
+base64 vectors from floats, and ``include_usage`` (a usage chunk not asked for is dropped).
+Such a param is then accepted, and left out of the body the provider gets."""
+
+
+def accepted_params(provider: Provider, model: str, capability: str) -> list[str]:
+    """The OpenAI params a request of ``capability`` for ``model`` may carry: the provider's
+    own, and those the core serves for it (:data:`CORE_PARAMS`)."""
+    params = supported_params(provider, model, capability)
+    extra = [p for p in CORE_PARAMS.get(capability, ()) if p not in params]
+    return params + extra if extra else params
+
+
 def supported_params(provider: Provider, model: str, capability: str) -> list[str]:
     """``provider.supported_openai_params`` for ``capability``, in either of its forms."""
-    if _takes_capability(type(provider)):
+    if takes_capability(type(provider)):
         return provider.supported_openai_params(model, capability)
     return provider.supported_openai_params(model)  # type: ignore[call-arg]
 
 
 @functools.lru_cache(maxsize=256)
-def _takes_capability(cls: type) -> bool:
+def takes_capability(cls: type) -> bool:
+    """Whether ``cls.supported_openai_params`` takes the ``capability`` argument (the current
+    form) rather than only ``model`` (the older one-argument form, deprecated)."""
     try:
-        return len(inspect.signature(cls.supported_openai_params).parameters) >= 3
-    except (TypeError, ValueError):
+        inspect.signature(cls.supported_openai_params).bind(None, "model", "chat")
+    except TypeError:
         return False
+    except ValueError:  # (no signature to read: a builtin; assume the current form)
+        return True
+    return True
+
+
+SUPPORTED_PARAMS_SIGNATURE = "supported_openai_params(self, model: str, capability: str | None = None)"
+"""The current form, named by the deprecation warning for the one-argument form."""

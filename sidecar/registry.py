@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,12 +17,14 @@ from typing import Any
 
 import msgspec
 
+from sidecar.defaults import BadDefault, Defaults, param_defaults
 from sidecar.errors import SidecarError
 from sidecar.infer import ProviderUnknown, infer_provider
-from sidecar.provider import Provider
+from sidecar.provider import Provider, supported_params
 from sidecar.secrets import KNOWN_SECRETS, secret_values
 
 _canonical = msgspec.json.Encoder(order="sorted")
+log = logging.getLogger("sidecar")
 
 
 @dataclass(slots=True)
@@ -42,6 +45,8 @@ class Deployment:
     """What the router reads of this deployment (limits, weight, order...), worked out on first use."""
     upstream: str = ""
     """``litellm_params.model`` without its provider prefix (all of it when the provider was inferred)."""
+    defaults: dict[str, Defaults] = field(default_factory=dict, repr=False)
+    """Per capability, the OpenAI request params ``litellm_params`` sets (:mod:`sidecar.defaults`)."""
 
     @property
     def is_wildcard(self) -> bool:
@@ -98,6 +103,12 @@ def build_deployment(
     stored_params: dict[str, Any] | None = None,
 ) -> Deployment:
     provider, upstream = split_model(litellm_params["model"], providers)
+    try:
+        defaults = param_defaults(litellm_params, provider.capabilities)
+    except BadDefault as exc:
+        raise SidecarError(400, str(exc), param=f"litellm_params.{exc.key}", code="invalid_value") from None
+    if defaults and "*" not in model_name:
+        _warn_unsupported_defaults(model_name, provider, upstream, defaults)
     info = dict(model_info or {})
     info["id"] = id
     secrets = secret_values(litellm_params, provider.secret_params(), provider.ambient_credentials(litellm_params))
@@ -108,8 +119,19 @@ def build_deployment(
         tpm=_first_given(tpm, litellm_params.get("tpm"), info.get("tpm")),
         rpm=_first_given(rpm, litellm_params.get("rpm"), info.get("rpm")),
         secrets=secrets, stored_params=stored_params if stored_params is not None else litellm_params,
-        upstream=upstream,
+        upstream=upstream, defaults=defaults,
     )
+
+
+def _warn_unsupported_defaults(model_name: str, provider: Provider, model: str, defaults: dict[str, Defaults]) -> None:
+    """One warning for the defaults the provider does not accept for the model: never sent."""
+    for capability, found in defaults.items():
+        accepted = supported_params(provider, model, capability)
+        skipped = sorted(k for k in found.values if k not in accepted)
+        if skipped:
+            log.warning("model %r: litellm_params %s not sent with %s requests: %s does not accept %s for %r",
+                        model_name, ", ".join(skipped), capability, provider.name,
+                        "it" if len(skipped) == 1 else "them", model)
 
 
 def _first_given(*values: Any) -> Any:

@@ -157,7 +157,11 @@ async def _serve(app: web.Application, host: str | None, port: int | None, socks
                            shutdown_timeout=general.graceful_shutdown_seconds, handler_cancellation=True)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:  # a plugin's start-up failed, say: close what had started (the database's
+        await runner.cleanup()  # thread would keep the process from exiting), then report it
+        raise
     factory = HeadTimeout(runner.server, general.request_head_timeout, loop)
     servers: list[asyncio.AbstractServer] = []
     try:

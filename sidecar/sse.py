@@ -36,30 +36,82 @@ class _EventStream(web.StreamResponse):
     _send_headers_immediately = False  # aiohttp then sends the headers with the first body write
 
 
+class UsageTap:
+    """A stream's token usage, read from its chunks as they pass (for the router's accounting),
+    and whether the client gets the usage chunk (``choices`` empty, ``usage`` set): only when it
+    asked for it (``stream_options.include_usage``). Providers may always send it, last.
+
+    Only the last chunk of each item is looked at: the usage chunk ends the stream, and usage
+    sent on every chunk (``continuous_usage_stats``) is cumulative, so the last one read is the
+    total. Chunks with choices are always relayed, with whatever usage they carry."""
+
+    __slots__ = ("relay", "usage")
+
+    def __init__(self, relay: bool) -> None:
+        self.relay = relay
+        self.usage: Any = None
+
+    def take(self, item: Any) -> Any:
+        """``item`` as the client gets it (None: nothing to send); its usage noted."""
+        if type(item) is list:
+            if item and self._drops(item[-1]):
+                return item[:-1] or None
+            return item
+        return None if self._drops(item) else item
+
+    def _drops(self, chunk: Any) -> bool:
+        if type(chunk) is bytes:
+            if b'"usage"' not in chunk:  # (the cheap test: most chunks carry no usage at all)
+                return False
+            try:
+                seen = _usage_and_choices(chunk)
+            except (msgspec.DecodeError, RecursionError):
+                return False  # (not ours to judge: relayed as it is)
+            usage, empty = seen.usage, not seen.choices
+        else:
+            usage = getattr(chunk, "usage", None)
+            if usage is None:
+                return False
+            empty = not chunk.choices
+        if usage is not None:
+            self.usage = usage
+        return empty and not self.relay
+
+
+class _UsageOf(msgspec.Struct):
+    choices: list[msgspec.Raw] = []
+    usage: Usage | None = None
+
+
+_usage_and_choices = msgspec.json.Decoder(_UsageOf).decode
+
+
 async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks,
-                     headers: dict[str, str], first: Any = None, record: Any = None) -> web.StreamResponse:
-    """Relay ``first`` (an item the router already read) and ``chunks`` as SSE with ``headers``.
+                     headers: dict[str, str], first: Any = None, tap: UsageTap | None = None,
+                     record: Any = None) -> web.StreamResponse:
+    """Relay ``first`` (an item the router already read) and ``chunks`` as SSE with ``headers``;
+    ``tap`` reads the usage and drops the usage chunk the client did not ask for.
     The answer starts with the first chunk: a failure before it is a plain error answer with its
     status (as LiteLLM's proxy does), one after it an error event. (The router has already waited
     for the first chunk, retrying and falling back until one came.) ``record`` (the router's call)
-    gets the stream's ``usage`` when a chunk carries one, and its ``error`` when it fails."""
+    gets the stream's ``error`` when it fails."""
+    tap = tap or UsageTap(relay=True)
     streams = request.app[keys.STATE].streams
     task = asyncio.current_task()
     streams.add(task)
     out: _Coalescer | None = None
     last: SidecarError | None = None
     try:
+        first = tap.take(first) if first is not None else None
         data = _events(first) if first is not None else b""
-        if record is not None:
-            record.usage = _usage_of(first)
         if data:
             out = _Coalescer(await _start(request, headers))
             out.add(data)
+        take = tap.take
         async for item in chunks:
-            if record is not None:
-                usage = _usage_of(item)
-                if usage is not None:
-                    record.usage = usage
+            item = take(item)
+            if item is None:
+                continue
             data = _events(item)
             if not data:
                 continue
@@ -118,28 +170,6 @@ def _events(item) -> bytes:
     # one C call for the batch: msgspec's JSON holds no raw newline, so each line is one event
     lines = encoder.encode_lines([msgspec.Raw(_one_line(c)) if isinstance(c, bytes) else c for c in item])
     return b"data: " + lines[:-1].replace(b"\n", b"\n\ndata: ") + b"\n\n"
-
-
-class _WithUsage(msgspec.Struct):
-    usage: Usage | None = None
-
-
-_usage_decoder = msgspec.json.Decoder(_WithUsage)
-
-
-def _usage_of(item: Any) -> Any:
-    """The usage a chunk (or the last of a list) carries: a Struct's, or read from JSON bytes
-    that mention one (only those are decoded)."""
-    if type(item) is list:
-        item = item[-1] if item else None
-    if isinstance(item, bytes):
-        if b'"usage"' not in item:
-            return None
-        try:
-            return _usage_decoder.decode(item).usage
-        except msgspec.DecodeError:
-            return None
-    return getattr(item, "usage", None)
 
 
 def _one_line(payload: bytes) -> bytes:

@@ -351,6 +351,28 @@ def raw_vector(vector: list[float] | str) -> msgspec.Raw:
     return msgspec.Raw(_vector_encoder.encode(vector))
 
 
+_floats = msgspec.json.Decoder(list[float] | str)
+
+
+def encode_base64(answer: EmbeddingResponse) -> EmbeddingResponse:
+    """``answer`` with its float vectors as OpenAI's ``encoding_format: "base64"`` gives them:
+    the vector's little-endian float32 bytes in base64 (a vector already a string is kept)."""
+    import array
+    import base64
+    import sys
+
+    for item in answer.data:
+        vector = item.embedding
+        floats = _floats.decode(vector) if isinstance(vector, msgspec.Raw) else vector
+        if isinstance(floats, str):
+            continue
+        packed = array.array("f", floats)
+        if sys.byteorder == "big":
+            packed.byteswap()
+        item.embedding = raw_vector(base64.b64encode(packed.tobytes()).decode("ascii"))
+    return answer
+
+
 class EmbeddingUsage(Struct):
     prompt_tokens: int = 0
     total_tokens: int = 0

@@ -1,51 +1,33 @@
-"""Shared fixtures: build the app from a config dict and talk to it over real HTTP."""
+"""Shared fixtures: the conformance kit's gateway (``sidecar.testing``: the app built from a config
+dict, served over real HTTP) and the fake upstreams most tests share."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-import openai_helpers
-import pluggy
 import pytest
-from aiohttp.test_utils import TestClient
-from fake_upstreams import AzureFake, OpenAIFake, VLLMFake, start
 
-from sidecar.app import create_app
-from sidecar.config import parse_config
+pytest.register_assert_rewrite("sidecar.testing")  # (imported below, before pytest loads it as a plugin)
 
-MOCK_MODELS = [
-    {"model_name": "mock-gpt", "litellm_params": {"model": "mock/mock-gpt"}},
-    {"model_name": "mock-embedding", "litellm_params": {"model": "mock/mock-embedding", "dimensions": 8}},
-    {"model_name": "mock-moderation", "litellm_params": {"model": "mock/mock-moderation"},
-     "model_info": {"mode": "moderation"}},
-]
+import openai_helpers  # noqa: E402
+from fake_upstreams import AzureFake, OpenAIFake, VLLMFake, start  # noqa: E402
 
-MakeClient = Callable[..., Awaitable[TestClient]]
+from sidecar.testing import MOCK_MODELS, MakeGateway  # noqa: E402, F401 - MOCK_MODELS: imported by tests
+
+pytest_plugins = ["sidecar.testing", "pytester"]
+
+MakeClient = MakeGateway
 
 
 @pytest.fixture
-def make_config(tmp_path):
-    """A Config from a dict, on a fresh SQLite file unless the dict names one."""
-
-    def make(data: dict[str, Any] | None = None):
-        data = dict(data or {"model_list": MOCK_MODELS})
-        general = dict(data.get("general_settings") or {})
-        general.setdefault("database_url", f"sqlite:///{tmp_path / 'sidecar.db'}")
-        data["general_settings"] = general
-        return parse_config(data, source="test.yaml")
-
-    return make
+def make_config(gateway_config):
+    """The kit's ``gateway_config``, by the name these tests have always used."""
+    return gateway_config
 
 
 @pytest.fixture
-def make_client(aiohttp_client, make_config) -> MakeClient:
-    """``await make_client(config_dict, pm=None)``: a test client of a served app."""
-
-    async def make(data: dict[str, Any] | None = None, pm: pluggy.PluginManager | None = None) -> TestClient:
-        return await aiohttp_client(create_app(make_config(data), pm=pm))
-
-    return make
+def make_client(make_gateway) -> MakeClient:
+    """The kit's ``make_gateway`` (``await make_client(config_dict, pm=None)``), by the name these
+    tests have always used."""
+    return make_gateway
 
 
 # Fake upstreams speaking OpenAI's, Azure's and vLLM's wire formats (tests/fake_upstreams.py).

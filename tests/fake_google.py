@@ -11,7 +11,8 @@ endpoint for google-auth's service-account flow.
 - ``POST /token``: the JWT-bearer grant; the assertion's RS256 signature is checked against
   ``public_key`` when set; answers ``{access_token, expires_in, token_type}``.
 
-The model name picks a behaviour: ``error-429`` (RESOURCE_EXHAUSTED), ``error-500``,
+The model name picks a behaviour: ``error-429`` (RESOURCE_EXHAUSTED, with its QuotaFailure and
+RetryInfo details), ``error-500``,
 ``error-context`` (input over the context window), ``blocked`` (promptFeedback.blockReason),
 ``safety`` (a candidate finishing SAFETY with no content), ``filtered`` (text, then SAFETY),
 ``long`` (MAX_TOKENS), ``...thinker`` (a thought part first, thought and cached token counts),
@@ -42,6 +43,16 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "error-context": (400, "INVALID_ARGUMENT", "The input token count (1200000) exceeds the maximum number of "
                                                "tokens allowed (1048576)."),
 }
+
+RETRY_DELAY = "34s"
+QUOTA_DETAILS = [  # what Gemini's 429 says besides its message: which quota, and when to retry
+    {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+        "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": "10"}]},
+    {"@type": "type.googleapis.com/google.rpc.Help", "links": [
+        {"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": RETRY_DELAY},
+]
 
 
 def google_error(code: int, status: str, message: str) -> dict[str, Any]:
@@ -139,7 +150,7 @@ class GoogleFake(FakeUpstream):
     async def _serve(self, request: web.Request, body: Any, model: str, method: str) -> web.StreamResponse:
         if model in ERRORS:
             code, status, message = ERRORS[model]
-            return self._error(code, status, message)
+            return self._error(code, status, message, details=QUOTA_DETAILS if code == 429 else None)
         if method == "batchEmbedContents":
             dims = [r.get("outputDimensionality") or 3 for r in body["requests"]]
             return web.json_response({"embeddings": [{"values": self.vector(i, d)} for i, d in enumerate(dims)]})

@@ -2,6 +2,7 @@
 own wire format (NDJSON streams, one object a line, the last with ``done: true`` and the counts).
 
 The model name picks a behaviour: ``missing`` answers Ollama's 404 for a model not pulled;
+``error-429`` the 429 of a server over its usage limit (Ollama's cloud), with no retry time;
 ``cut`` drops the connection after two lines; ``no-done`` ends its body cleanly after two
 lines, without ``done: true``; ``error-mid-stream`` sends two
 lines, then ``{"error": ...}``; ``long`` finishes with ``done_reason: "length"``. With ``tools``
@@ -38,6 +39,8 @@ class OllamaFake(FakeUpstream):
     def ollama_error(self, model: str) -> web.Response | None:
         if model == "missing":
             return web.json_response({"error": f"model \"{model}\" not found, try pulling it first"}, status=404)
+        if model == "error-429":
+            return web.json_response({"error": "you (sidecar) have reached your hourly usage limit"}, status=429)
         return None
 
     def _text(self, body: dict[str, Any]) -> str:

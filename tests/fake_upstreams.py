@@ -39,20 +39,19 @@ import asyncio
 import base64
 import socket
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from aiohttp import web
-from multidict import CIMultiDict
 
 import fake_wire
 from fake_wire import LONG_SECONDS, SLOW_SECONDS
 
+from sidecar import testing as kit
+
 HUGE_REPLY = "x" * 1_200_000  # one word: one SSE event over aiohttp's line limit (2 x read_bufsize)
 CREATED = 1730000000
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 MODERATION_CATEGORIES = (
     "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
@@ -101,15 +100,6 @@ def refused_base_url() -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: CIMultiDict[str]
-    body: Any
-
-
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -118,16 +108,14 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-class FakeUpstream:
-    """Shared machinery: recording, auth, behaviours. Subclasses add routes and wire quirks."""
+class FakeUpstream(kit.FakeUpstream):
+    """The kit's recording fake plus what these fakes share: OpenAI's auth and errors, behaviours
+    picked by model name, scripts. Subclasses add routes and wire quirks."""
 
     greeting = "Hello from the fake."
     served_model_suffix = ""
 
     def __init__(self, api_key: str | None = None) -> None:
-        self.api_key = api_key
-        self.received: list[Received] = []
-        self.server: Any = None
         self.stream_abandoned = asyncio.Event()
         self.stream_finished = asyncio.Event()
         self.script: dict[str, list[Any]] = {}
@@ -136,37 +124,7 @@ class FakeUpstream:
         ``{"status": 429, "headers": {...}}``; ``"hold"`` (or ``"hold": True`` in a dict) waits for
         ``gates[model]`` first."""
         self.gates: dict[str, asyncio.Event] = {}
-        self.app = web.Application()
-        self.add_routes(self.app.router)
-
-    # ------------------------------------------------------------ plumbing
-
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        raise NotImplementedError
-
-    @property
-    def base_url(self) -> str:
-        return str(self.server.make_url("/v1"))
-
-    @property
-    def root_url(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
-
-    @property
-    def last(self) -> Received:
-        assert self.received, "the fake upstream received no request"
-        return self.received[-1]
-
-    async def record(self, request: web.Request) -> Received:
-        raw = await request.read()
-        body = _decode(raw) if raw else None
-        got = Received(request.method, request.path, dict(request.query), CIMultiDict(request.headers), body)
-        self.received.append(got)
-        return got
-
-    def presented_key(self, request: web.Request) -> str | None:
-        auth = request.headers.get("Authorization", "")
-        return auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        super().__init__(api_key)
 
     def auth_error(self, request: web.Request) -> web.Response | None:
         """OpenAI's 401, echoing the key it was given (as OpenAI does, partly masked)."""
@@ -340,10 +298,6 @@ class FakeUpstream:
             events.append(last)
         return events
 
-    def hits(self, model: str) -> int:
-        """How many requests for the upstream ``model`` arrived."""
-        return sum(1 for r in self.received if isinstance(r.body, dict) and r.body.get("model") == model)
-
     async def answer_chat(self, request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
         script = self.script.get(model)
         if script:
@@ -379,9 +333,10 @@ class FakeUpstream:
             return await fake_wire.sse(request, events, done=False)
         if model == "no-done-early":  # a clean end of the body before any finish_reason
             return await fake_wire.sse(request, events[:2], done=False)
-        if model == "no-done-cut":  # a clean end of the body inside the last event, after `"finish_reason":"st`
-            last = b"data: " + _encode(events[-1])
-            return await fake_wire.sse(request, events[:-1], done=False, tail=last[:last.index(b'"finish_reason":"') + 19])
+        if model == "no-done-cut":  # a clean end of the body inside the finish event, after `"finish_reason":"st`
+            at = max(i for i, e in enumerate(events) if any(c.get("finish_reason") for c in e["choices"]))
+            last = b"data: " + _encode(events[at])
+            return await fake_wire.sse(request, events[:at], done=False, tail=last[:last.index(b'"finish_reason":"') + 19])
         if model == "odd-framing":
             return await fake_wire.odd_framing(request, events)
         if model == "error-mid-stream":
@@ -598,7 +553,5 @@ class VLLMFake(FakeUpstream):
         return web.Response(body=_encode(answer), content_type="application/json")
 
 
-async def start(aiohttp_server: Any, fake: FakeUpstream) -> FakeUpstream:
-    """Serve ``fake`` on 127.0.0.1 (no access log, so captured logs are the gateway's own)."""
-    fake.server = await aiohttp_server(fake.app, access_log=None)
-    return fake
+start = kit.start
+Received = kit.Received

@@ -1,13 +1,14 @@
 """How the fake upstreams write their answers on the wire: SSE streams (OpenAI's framing and
-other legal framings) and answers cut mid-way."""
+other legal framings) and answers cut mid-way, on the kit's writers (:mod:`sidecar.testing.fakes`)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgspec
 from aiohttp import web
+
+from sidecar import testing as kit
 
 SLOW_SECONDS = 5.0
 """How long a slow or stalling fake waits: longer than the tests' ``timeout``."""
@@ -19,18 +20,9 @@ _encode = msgspec.json.Encoder().encode
 
 async def sse(request: web.Request, events: list[Any], done: bool = True,
               pause_after: int | None = None, tail: bytes = b"") -> web.StreamResponse:
-    """OpenAI's framing: one ``data:`` event per item (dicts encoded, bytes as they are), then
-    ``[DONE]``; a pause of ``SLOW_SECONDS`` before item ``pause_after``; ``tail`` sent raw last."""
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
-    await resp.prepare(request)
-    for i, event in enumerate(events):
-        if i == pause_after:
-            await asyncio.sleep(SLOW_SECONDS)
-        await resp.write(b"data: " + (event if isinstance(event, bytes) else _encode(event)) + b"\n\n")
-    if done:
-        await resp.write(b"data: [DONE]\n\n")
-    await resp.write_eof(tail)
-    return resp
+    """OpenAI's framing (the kit's :func:`sidecar.testing.sse`): one ``data:`` event per item,
+    then ``[DONE]``; a pause of ``SLOW_SECONDS`` before item ``pause_after``; ``tail`` sent raw last."""
+    return await kit.sse(request, events, done=done, pause_after=pause_after, pause=SLOW_SECONDS, tail=tail)
 
 
 async def odd_framing(request: web.Request, events: list[Any]) -> web.StreamResponse:
@@ -49,20 +41,10 @@ async def odd_framing(request: web.Request, events: list[Any]) -> web.StreamResp
     await resp.write_eof()
     return resp
 
-async def cut_sse(request: web.Request, events: list[Any]) -> web.StreamResponse:
-    """Send the first events, then drop the connection: no ``[DONE]``, no chunked trailer."""
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
-    await resp.prepare(request)
-    for event in events[:2]:
-        await resp.write(b"data: " + _encode(event) + b"\n\n")
-    request.transport.close()
-    return resp
 
-async def cut_json(request: web.Request, body: bytes) -> web.StreamResponse:
-    """Promise the whole body in Content-Length, send half, drop the connection."""
-    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-    resp.content_length = len(body)
-    await resp.prepare(request)
-    await resp.write(body[: len(body) // 2])
-    request.transport.close()
-    return resp
+async def cut_sse(request: web.Request, events: list[Any]) -> web.StreamResponse:
+    """Send the first two events, then drop the connection: no ``[DONE]``, no chunked trailer."""
+    return await kit.sse(request, events, cut_after=2)
+
+
+cut_json = kit.cut_json

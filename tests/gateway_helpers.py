@@ -1,4 +1,5 @@
-"""Helpers shared by the gateway tests: SSE parsing and error-envelope checks."""
+"""Helpers shared by the gateway tests: the kit's SSE and error-envelope checks, and ``sidecar`` run
+as a subprocess."""
 
 from __future__ import annotations
 
@@ -14,68 +15,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from openai_spec import assert_valid
+from sidecar.testing import assert_error, assert_valid_stream, parse_sse, stream_text  # noqa: F401 - shared
 
 PREFIXES = ["/v1", ""]
 """Every OpenAI route is served with and without ``/v1``."""
-
-
-def parse_sse(raw: bytes | str) -> tuple[list[dict[str, Any]], bool]:
-    """The JSON payloads of an SSE body, and whether its last event was ``data: [DONE]``."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    events = [e for e in text.split("\n\n") if e.strip()]
-    payloads: list[dict[str, Any]] = []
-    done = False
-    for i, event in enumerate(events):
-        data_lines = [line[5:].strip() for line in event.split("\n") if line.startswith("data:")]
-        assert data_lines, f"SSE event without data: {event!r}"
-        data = "\n".join(data_lines)
-        if data == "[DONE]":
-            assert i == len(events) - 1, "[DONE] must be the last event"
-            done = True
-        else:
-            payloads.append(json.loads(data))
-    return payloads, done
-
-
-def assert_valid_stream(raw: bytes | str) -> list[dict[str, Any]]:
-    """Every chunk passes OpenAI's chunk schema and the stream ends with ``[DONE]``."""
-    chunks, done = parse_sse(raw)
-    assert done, "stream did not end with data: [DONE]"
-    assert chunks, "stream had no chunks"
-    for chunk in chunks:
-        assert "error" not in chunk, chunk
-        assert_valid(chunk, "CreateChatCompletionStreamResponse")
-    return chunks
-
-
-def stream_text(chunks: list[dict[str, Any]], index: int = 0) -> str:
-    return "".join(
-        c["delta"].get("content") or "" for chunk in chunks for c in chunk["choices"] if c["index"] == index
-    )
-
-
-async def assert_error(resp, status: int, *, param: str | None = None, code: str | None = None,
-                       mentions: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``resp`` is ``status`` with OpenAI's error envelope; returns the inner error object."""
-    text = await resp.text()
-    assert resp.status == status, f"expected {status}, got {resp.status}: {text}"
-    assert resp.content_type == "application/json", resp.content_type
-    assert "Traceback" not in text
-    body = json.loads(text)
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) == {"message", "type", "param", "code"}, err
-    assert isinstance(err["message"], str) and err["message"], err
-    assert isinstance(err["type"], str) and err["type"], err
-    assert_valid(body, "ErrorResponse")
-    if param is not None:
-        assert err["param"] == param, err
-    if code is not None:
-        assert err["code"] == code, err
-    for word in mentions:
-        assert word in err["message"], (word, err)
-    return err
 
 
 # ---------------------------------------------------------------- `sidecar` as a subprocess

@@ -6,12 +6,11 @@ import asyncio
 from typing import Any
 
 import msgspec
-from openai_spec import assert_valid
+from sidecar.testing import assert_envelope, deployment  # noqa: F401 - shared
 
 KEY = "sk-test-secret-123456789"
 WRONG_KEY = "sk-test-wrong-key-987654321"
 AZURE_KEY = "0123456789abcdef0123456789abcdef"
-ENVELOPE_KEYS = {"message", "type", "param", "code"}
 WAIT = 5.0  # seconds; every wait on the gateway is bounded so a bug fails instead of hanging
 
 decode = msgspec.json.decode
@@ -28,12 +27,10 @@ WEATHER_TOOL = {
 
 
 def dep(name: str, model: str, api_base: str, **params: Any) -> dict[str, Any]:
-    """A model_list entry with a fixed deployment id ``dep-<name>``. It has ``num_retries: 0``
-    (unless given): the plugin tests see each upstream failure once, as the client gets it;
-    the router's retries have tests of their own (test_router_*.py)."""
-    return {"model_name": name, "litellm_params": {"model": model, "api_base": api_base, "api_key": KEY,
-                                                   "num_retries": 0, **params},
-            "model_info": {"id": f"dep-{name}"}}
+    """The kit's :func:`~sidecar.testing.deployment` (id ``dep-<name>``, ``num_retries: 0`` unless
+    given: the plugin tests see each upstream failure once, as the client gets it; the router's
+    retries have tests of their own) with ``api_base`` and the fake's key."""
+    return deployment(name, model, **{"api_base": api_base, "api_key": KEY, **params})
 
 
 def user(text: str) -> list[dict[str, Any]]:
@@ -63,11 +60,3 @@ async def stream(client: Any, body: dict[str, Any]) -> tuple[Any, list[Any]]:
     assert payloads[-1] == b"[DONE]", raw
     assert payloads.count(b"[DONE]") == 1
     return resp, [decode(p) for p in payloads[:-1]]
-
-
-def assert_envelope(body: Any) -> dict[str, Any]:
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == ENVELOPE_KEYS, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert_valid(body, "ErrorResponse")
-    return body["error"]

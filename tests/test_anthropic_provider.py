@@ -26,6 +26,8 @@ from gateway_helpers import assert_valid_stream, stream_text
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
 
+from sidecar.testing import deployment
+
 KEY = "sk-ant-api03-test-key-0123456789"
 WAIT = 10.0
 TIME_TOOL = {"type": "function", "function": {"name": "get_time", "description": "Local time in a city",
@@ -34,10 +36,8 @@ PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAW
 
 
 def entry(name: str, model: str, api_base: str | None, **params: Any) -> dict[str, Any]:
-    litellm = {"model": model, "api_key": KEY, "num_retries": 0, **params}
-    if api_base is not None:
-        litellm["api_base"] = api_base
-    return {"model_name": name, "model_info": {"id": f"dep-{name}"}, "litellm_params": litellm}
+    base = {} if api_base is None else {"api_base": api_base}
+    return deployment(name, model, **{"api_key": KEY, **base, **params})
 
 
 @pytest.fixture
@@ -50,17 +50,15 @@ NAMES = ["claude", "cached", "thinker", "long", "refusal", "stopper", "error-ove
 
 
 @pytest.fixture
-async def gateway(make_client, fake):
+async def gateway(make_client, openai_sdk, fake):
     """The sidecar with one deployment per fake behaviour, and an SDK client of it."""
     client = await make_client({"model_list": [
         entry("claude", "anthropic/claude-sonnet-4-5", fake.root_url,
               extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"}),
         *(entry(name, f"anthropic/{name}", fake.root_url + "/v1") for name in NAMES[1:]),
     ]})
-    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="anything", max_retries=0, timeout=WAIT,
-                             http_client=openai.DefaultAsyncHttpxClient(trust_env=False))
-    yield client, sdk
-    await sdk.close()
+    sdk = openai_sdk(client, timeout=WAIT)
+    return client, sdk
 
 
 async def bounded(awaitable: Any) -> Any:

@@ -11,12 +11,13 @@ import struct
 import subprocess
 import sys
 
-import openai
 import pytest
 from fake_bedrock import ACCESS_KEY, REGION, SECRET_KEY, SESSION_TOKEN, THOUGHT, BedrockFake
 from fake_upstreams import start
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
+
+from sidecar.testing import deployment
 
 WAIT = 10.0
 CLAUDE = "anthropic.claude-3-5-sonnet-20240620-v1:0"
@@ -29,9 +30,7 @@ def entry(name: str, model: str, fake: BedrockFake, **params) -> dict:
              "aws_region_name": fake.region}
     if fake.session_token:
         creds["aws_session_token"] = fake.session_token
-    return {"model_name": name, "model_info": {"id": f"dep-{name}"},
-            "litellm_params": {"model": f"bedrock/{model}", "aws_bedrock_runtime_endpoint": fake.root_url,
-                               "num_retries": 0, **creds, **params}}
+    return deployment(name, f"bedrock/{model}", aws_bedrock_runtime_endpoint=fake.root_url, **{**creds, **params})
 
 
 @pytest.fixture
@@ -39,13 +38,8 @@ async def bedrock(aiohttp_server) -> BedrockFake:
     return await start(aiohttp_server, BedrockFake())
 
 
-def sdk_for(client) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="anything", max_retries=0, timeout=WAIT,
-                              http_client=openai.DefaultAsyncHttpxClient(trust_env=False))
-
-
 @pytest.fixture
-async def gateway(make_client, bedrock):
+async def gateway(make_client, openai_sdk, bedrock):
     """The sidecar with Bedrock chat and embedding models, and an SDK client of it."""
     names = {"claude": CLAUDE, "tuned": CLAUDE, "thinker": THINKER, "llama": "meta.llama3-1-70b-instruct-v1:0",
              "titan": "amazon.titan-embed-text-v2:0", "cohere": "cohere.embed-english-v3",
@@ -53,9 +47,7 @@ async def gateway(make_client, bedrock):
     defaults = {"tuned": {"temperature": 0.1, "max_tokens": 100}}
     client = await make_client({"model_list": [entry(name, model, bedrock, **defaults.get(name, {}))
                                                for name, model in names.items()]})
-    sdk = sdk_for(client)
-    yield client, sdk
-    await sdk.close()
+    return client, openai_sdk(client, timeout=WAIT)
 
 
 async def gateway_for(make_client, fake: BedrockFake, model: str, **params):
@@ -510,7 +502,7 @@ async def test_model_group_info_shows_each_models_params(gateway):
     assert "reasoning_effort" not in groups["claude"]["supported_openai_params"]
     assert {"tools", "tool_choice", "response_format", "stop"} <= set(groups["claude"]["supported_openai_params"])
     assert "tool_choice" not in groups["llama"]["supported_openai_params"]
-    assert groups["titan"]["supported_openai_params"] == ["encoding_format", "dimensions"]
+    assert groups["titan"]["supported_openai_params"] == ["dimensions", "encoding_format"]  # (base64: the core's)
 
 
 def test_loading_the_plugin_does_not_import_botocore():

@@ -23,8 +23,8 @@ async def test_a_wildcard_keeps_a_bounded_info_cache(make_client):
     assert set(router.state.stats) <= {"w", "w2"}  # the router's state is per deployment, not per name asked
     served = {(await client.post("/v1/chat/completions", json={
         "model": f"mock/x{i}", "messages": [{"role": "user", "content": "hi"}]})).headers["x-litellm-model-id"]
-        for i in range(4)}
-    assert served == {"w", "w2"}  # still alternating across names
+        for i in range(64)}  # (simple-shuffle picks at random: 64 asks miss one of two 1 time in 2**63)
+    assert served == {"w", "w2"}  # both still serve, whatever the name asked
 
 
 async def test_model_not_found_lists_a_bounded_number_of_names(make_client):

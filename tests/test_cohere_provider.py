@@ -8,20 +8,20 @@ import asyncio
 import base64
 import struct
 
-import openai
 import pytest
 from fake_cohere import BILLED_INPUT, ERRORS, INPUT_TOKENS, TOOL_PLAN, CohereFake
 from fake_upstreams import embedding_vector, start
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
 
+from sidecar.testing import deployment
+
 KEY = "co-test-key-0123456789abcdef"
 WAIT = 10.0
 
 
 def entry(name: str, model: str, api_base: str, **params) -> dict:
-    return {"model_name": name, "model_info": {"id": f"dep-{name}"},
-            "litellm_params": {"model": model, "api_base": api_base, "api_key": KEY, "num_retries": 0, **params}}
+    return deployment(name, model, api_base=api_base, api_key=KEY, **params)
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def cohere(aiohttp_server) -> CohereFake:
 
 
 @pytest.fixture
-async def gateway(make_client, cohere):
+async def gateway(make_client, openai_sdk, cohere):
     """The sidecar with Cohere chat, embedding, rerank and failing models, and an SDK client."""
     base = cohere.root_url
     client = await make_client({
@@ -46,10 +46,8 @@ async def gateway(make_client, cohere):
         ],
         "router_settings": {"context_window_fallbacks": [{"error-400": ["command"]}]},
     })
-    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="anything", max_retries=0, timeout=WAIT,
-                             http_client=openai.DefaultAsyncHttpxClient(trust_env=False))
-    yield client, sdk
-    await sdk.close()
+    sdk = openai_sdk(client, timeout=WAIT)
+    return client, sdk
 
 
 async def test_cohere_chat_maps_params_and_answers_openai(gateway, cohere):
@@ -234,10 +232,12 @@ async def test_cohere_embeddings(gateway, cohere, model, extra, input_type, trun
     assert (cohere.last.path, cohere.last.body) == ("/v2/embed", sent)
 
 
-async def test_cohere_embeddings_base64_and_text_only(gateway, cohere):
+async def test_cohere_embeddings_base64_by_the_core_and_text_only(gateway, cohere):
+    """The SDK asks base64 by default: Cohere is asked for floats (every model has them) and the
+    core encodes them; the SDK decodes them back to the same floats."""
     client, sdk = gateway
-    result = await asyncio.wait_for(sdk.embeddings.create(model="embed", input="a"), WAIT)  # the SDK asks base64
-    assert cohere.last.body["embedding_types"] == ["base64"]
+    result = await asyncio.wait_for(sdk.embeddings.create(model="embed", input="a"), WAIT)
+    assert cohere.last.body["embedding_types"] == ["float"] and "encoding_format" not in cohere.last.body
     assert result.data[0].embedding == embedding_vector(0, 4)
     status, answer, _ = await post(client, "/v1/embeddings", {"model": "embed", "input": "a", "encoding_format": "base64"})
     assert list(struct.unpack("<4f", base64.b64decode(answer["data"][0]["embedding"]))) == embedding_vector(0, 4)

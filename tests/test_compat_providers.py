@@ -18,6 +18,7 @@ from openai_helpers import KEY, assert_envelope, decode, post, user
 from openai_spec import assert_valid
 
 from sidecar.plugins import collect_providers, get_plugin_manager
+from sidecar.testing import deployment
 
 WAIT = 10.0
 AZURE_AI_KEY = "azure-ai-key-0123456789abcdef"
@@ -25,14 +26,12 @@ VOYAGE_KEY = "pa-voyage-key-0123456789"
 
 
 def sdk(client) -> openai.AsyncOpenAI:
-    """The official SDK, as a client of the test server."""
+    """The official SDK, as a client of the test server (closed by ``async with``)."""
     return openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="anything", max_retries=0, timeout=WAIT,
                               http_client=openai.DefaultAsyncHttpxClient(trust_env=False))
 
 
-def entry(name: str, model: str, **params) -> dict:
-    return {"model_name": name, "model_info": {"id": f"dep-{name}"},
-            "litellm_params": {"model": model, "num_retries": 0, **params}}
+entry = deployment
 
 
 @pytest.fixture

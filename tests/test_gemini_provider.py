@@ -10,10 +10,12 @@ import struct
 
 import openai
 import pytest
-from fake_google import CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, THOUGHT_TOKENS, GoogleFake
+from fake_google import CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, RETRY_DELAY, THOUGHT_TOKENS, GoogleFake
 from fake_upstreams import start
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
+
+from sidecar.testing import deployment
 
 KEY = "AIzaSyFAKE-gemini-key-0123456789"
 WAIT = 10.0
@@ -22,8 +24,7 @@ TIME_TOOL = {"type": "function", "function": {"name": "get_time", "description":
 
 
 def entry(name: str, model: str, api_base: str, **params) -> dict:
-    return {"model_name": name, "model_info": {"id": f"dep-{name}"},
-            "litellm_params": {"model": model, "api_base": api_base, "api_key": KEY, "num_retries": 0, **params}}
+    return deployment(name, model, api_base=api_base, api_key=KEY, **params)
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ async def google(aiohttp_server) -> GoogleFake:
 
 
 @pytest.fixture
-async def gateway(make_client, google):
+async def gateway(make_client, openai_sdk, google):
     names = ["error-429", "error-500", "error-context", "blocked", "safety", "filtered", "long",
              "parallel", "error-first", "error-mid-stream", "cut", "no-finish"]
     client = await make_client({"model_list": [
@@ -43,10 +44,8 @@ async def gateway(make_client, google):
         entry("thinker", "gemini/gemini-2.5-thinker", google.root_url),
         *(entry(n, f"gemini/{n}", google.root_url) for n in names),
     ]})
-    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="anything", max_retries=0, timeout=WAIT,
-                             http_client=openai.DefaultAsyncHttpxClient(trust_env=False))
-    yield client, sdk
-    await sdk.close()
+    sdk = openai_sdk(client, timeout=WAIT)
+    return client, sdk
 
 
 async def test_chat_request_translation_and_answer(gateway, google):
@@ -246,6 +245,13 @@ async def test_reasoning_effort_only_where_the_model_thinks(gateway):
     resp = await client.get("/model_group/info", params={"model_group": "flash"})
     [row] = (await resp.json())["data"]
     assert "reasoning_effort" in row["supported_openai_params"] and "gemini" in row["providers"]
+
+
+async def test_a_429_gives_the_retry_delay_of_its_retry_info_as_retry_after(gateway):
+    _, sdk = gateway
+    with pytest.raises(openai.RateLimitError) as limited:
+        await asyncio.wait_for(sdk.chat.completions.create(model="error-429", messages=user("hi")), WAIT)
+    assert limited.value.response.headers["Retry-After"] == RETRY_DELAY.removesuffix("s")
 
 
 @pytest.mark.parametrize(("model", "status", "kind_words"), [

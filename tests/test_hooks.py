@@ -132,6 +132,9 @@ async def test_every_attempt_of_a_retried_fallen_back_stream_is_an_event(make_cl
     assert (first.deployment_id, first.status, first.upstream_status, first.error_kind) == ("dep-flaky", 502, 500,
                                                                                               "server")
     assert (second.deployment_id, second.upstream_status) == ("dep-error-503", 503)
+    # each failed attempt's upstream time is its own: the second began after the first ended
+    assert 0 < first.upstream_duration <= first.duration
+    assert 0 < second.upstream_duration <= second.duration - first.upstream_duration + 1e-6
     assert all(e.requested_group == "main" and e.stream and e.capability == "chat" for e in recorder.events)
     assert third.deployment_id == "dep-good" and third.provider == "openai" and third.model == "good"
     usage = events[-1]["usage"]
@@ -220,7 +223,10 @@ async def test_events_beyond_the_bound_are_dropped_counted_and_logged(make_clien
 
 
 async def test_no_listener_means_no_bus_and_no_pre_call(make_client):
-    client = await make_client()
+    from conftest import MOCK_MODELS
+
+    # the installed plugins, with the one listener on by default (the spend log) turned off
+    client = await make_client({"model_list": MOCK_MODELS, "general_settings": {"disable_spend_logs": True}})
     hooks = client.app[keys.HOOKS]
     assert hooks.events is None and hooks.pre_call is None
     router = client.app[keys.ROUTER]
@@ -415,7 +421,10 @@ async def test_a_plugin_configured_off_costs_nothing(make_client, openai_fake, e
     config = {"model_list": group("g", "good", base=openai_fake.base_url),
               "litellm_settings": {"callbacks": ["recorder"] if enabled else []}}
     client = await make_client(config, pm=manager(plugin))
-    assert (client.app[keys.HOOKS].events is not None) is enabled
+    events = client.app[keys.HOOKS].events  # (built-in plugins may listen too: spendlog is on by default)
+    impls = [*events.sync_impls, *events.async_impls] if events is not None else []
+    assert [i.function.__self__ for i in impls if isinstance(getattr(i.function, "__self__", None), Recorder)] \
+        == plugin.recorders
     assert (await post(client, CHAT, {"model": "g", "messages": user("hi")}))[0] == 200
     if enabled:
         await until(lambda: plugin.recorders[0].events, what="the event")

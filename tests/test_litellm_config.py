@@ -36,7 +36,8 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
                              "otel": True, "custom_team_metadata_validate": "m.f", "master_key": "sk-x"},
         "router_settings": {"enable_tag_filtering": True, "num_retries": 2, "polling_interval": 5},
         "litellm_settings": {"callbacks": ["prometheus"], "success_callback": ["langfuse"], "cache": True,
-                             "proxy_budget_rescheduler_min_time": 60, "drop_params": True},
+                             "proxy_budget_rescheduler_min_time": 60, "drop_params": True,
+                             "require_auth_for_metrics_endpoint": True},
     }, source="lite.yaml")
     [warning] = config.warnings
     expected = ["sandbox_tools", "policies", "general_settings.disable_prisma_schema_update",
@@ -53,6 +54,7 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
     assert (config.general.master_key, config.router.num_retries, config.router.drop_params) == ("sk-x", 2, True)
     assert config.model_list[0].model_info["base_model"] == "gpt-4o", "model_info keys are kept (shown by info)"
     assert config.callbacks == ["prometheus", "langfuse"]  # served by the plugins of those names
+    assert config.litellm_settings == {"require_auth_for_metrics_endpoint": True}  # (the prometheus plugin's)
 
 
 @pytest.mark.parametrize(("data", "path", "typo", "meant"), [
@@ -90,6 +92,7 @@ def test_real_litellm_keys_are_not_near_misses(key, acted):
     ({"json_logs": [True]}, "$.litellm_settings.json_logs"),
     ({"num_retries": "many"}, "$.litellm_settings.num_retries"),
     ({"request_timeout": -1}, "$.litellm_settings.request_timeout"),
+    ({"require_auth_for_metrics_endpoint": "sometimes"}, "$.litellm_settings.require_auth_for_metrics_endpoint"),
 ])
 def test_a_wrong_value_of_a_key_acted_on_names_its_path(litellm_settings, path):
     with pytest.raises(ConfigError) as info:

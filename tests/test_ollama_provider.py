@@ -8,20 +8,20 @@ import asyncio
 import base64
 import struct
 
-import openai
 import pytest
 from fake_ollama import EVAL_COUNT, PROMPT_EVAL_COUNT, OllamaFake
 from fake_upstreams import start
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
 
+from sidecar.testing import deployment
+
 KEY = "ollama-cloud-key-0123456789"
 WAIT = 10.0
 
 
 def entry(name: str, model: str, api_base: str, **params) -> dict:
-    return {"model_name": name, "model_info": {"id": f"dep-{name}"},
-            "litellm_params": {"model": model, "api_base": api_base, "num_retries": 0, **params}}
+    return deployment(name, model, api_base=api_base, **params)
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def ollama(aiohttp_server) -> OllamaFake:
 
 
 @pytest.fixture
-async def gateway(make_client, ollama):
+async def gateway(make_client, openai_sdk, ollama):
     """The sidecar with ``chat`` (ollama_chat/), ``gen`` (ollama/) and failing models, and an SDK client."""
     client = await make_client({"model_list": [
         entry("chat", "ollama_chat/llama3.1", ollama.root_url, temperature=0.2, num_ctx=8192, keep_alive="5m"),
@@ -42,10 +42,8 @@ async def gateway(make_client, ollama):
         entry("long", "ollama_chat/long", ollama.root_url),
         entry("embed", "ollama/nomic-embed-text", ollama.root_url),
     ]})
-    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="anything", max_retries=0, timeout=WAIT,
-                             http_client=openai.DefaultAsyncHttpxClient(trust_env=False))
-    yield client, sdk
-    await sdk.close()
+    sdk = openai_sdk(client, timeout=WAIT)
+    return client, sdk
 
 
 async def test_ollama_chat_maps_params_to_options_and_answers_openai(gateway, ollama):

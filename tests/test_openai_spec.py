@@ -328,5 +328,5 @@ def test_committed_extract_is_up_to_date() -> None:
     script = _load_script()
     expected = script.render(SPEC_PATH)
     assert SCHEMAS_PATH.read_text(encoding="utf-8") == expected, (
-        "tests/openai_schemas.json is stale; run scripts/extract_openai_schemas.py"
+        "sidecar/testing/openai_schemas.json is stale; run scripts/extract_openai_schemas.py"
     )

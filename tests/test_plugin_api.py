@@ -163,6 +163,60 @@ async def test_supported_params_answer_per_capability(aiohttp_client, make_confi
     assert status == 400 and body["error"]["param"] == "user", body
 
 
+class _OldForm(_PerCapability):
+    """A provider written against the contract before issue 11: one list of params for all."""
+
+    def __init__(self, name: str = "oldform") -> None:
+        self.name = name
+
+    def supported_openai_params(self, model):
+        return ["temperature", "dimensions"]
+
+    async def chat(self, call):
+        return sidecar.ChatCompletion(id="c1", model=call.model, choices=[sidecar.Choice(
+            index=0, message=sidecar.ResponseMessage(content=f"t={call.body.get('temperature')}"), finish_reason="stop")])
+
+
+class _OldFormPlugin:
+    @sidecar.hookimpl
+    def sidecar_providers(self):
+        return [_OldForm(), _OldForm("oldform2")]
+
+
+async def test_a_provider_with_the_one_argument_form_loads_serves_and_warns_once_per_class(aiohttp_client, make_config):
+    from openai_helpers import post, user
+
+    from sidecar.app import create_app
+    from sidecar.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(_OldFormPlugin())
+    with pytest.warns(DeprecationWarning) as caught:
+        app = create_app(make_config({"model_list": [{"model_name": "m", "litellm_params": {"model": "oldform/x"}}]}),
+                         pm=pm)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+    assert len(messages) == 1, messages  # one per class, not per provider
+    assert "test_plugin_api._OldForm.supported_openai_params(self, model) is deprecated" in messages[0]
+    assert "supported_openai_params(self, model: str, capability: str | None = None)" in messages[0]
+    client = await aiohttp_client(app)
+    status, body, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi"), "temperature": 0.5})
+    assert status == 200 and body["choices"][0]["message"]["content"] == "t=0.5", body
+    status, body, _ = await post(client, "/v1/embeddings", {"model": "m", "input": "hi", "dimensions": 1})
+    assert status == 200, body  # its one list serves every capability
+
+
+def test_the_current_form_does_not_warn():
+    import warnings
+
+    from sidecar.plugins import collect_providers, get_plugin_manager
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(_PerCapabilityPlugin())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(collect_providers(pm)) == ["percap"]
+
+
 def test_the_one_argument_form_still_serves_every_capability():
     from sidecar.provider import supported_params
 
@@ -181,3 +235,40 @@ def test_the_one_argument_form_still_serves_every_capability():
     assert supported_params(Old(), "x", "embedding") == supported_params(Old(), "x", "chat") == ["temperature"]
     assert supported_params(New(), "x", "embedding") == ["dimensions"]
     assert supported_params(New(), "x", "chat") == ["temperature"]
+
+
+# ---------------------------------------------------------------- ApiAccess
+
+
+def test_api_access_reads_params_then_the_environment_and_says_what_came_from_it(monkeypatch):
+    monkeypatch.setenv("TEAPOT_KEY", "tk-env-0123456789")
+    monkeypatch.setenv("TEAPOT_BASE", "http://env.example:8080/v1/brew/")
+    access = sidecar.ApiAccess("teapot", key_envs=("TEAPOT_OTHER_KEY", "TEAPOT_KEY"), base_envs=("TEAPOT_BASE",),
+                               default_base="https://teapot.example", endpoints=("/v1/brew", "/v1"))
+    assert (access.key({}), access.base({})) == ("tk-env-0123456789", "http://env.example:8080/v1/brew/")
+    assert access.ambient({}) == ["tk-env-0123456789", "http://env.example:8080/v1/brew/"]
+    assert str(access.url({}, "/v1/brew")) == "http://env.example:8080/v1/brew"  # (the ending is not doubled)
+    own = {"api_key": "tk-own", "base_url": "https://own.example"}
+    assert (access.key(own), access.base(own), access.ambient(own)) == ("tk-own", "https://own.example", [])
+    theirs = {"api_base": "https://client.example", sidecar.NO_AMBIENT_CREDENTIALS: True}
+    assert (access.key(theirs), access.ambient(theirs)) == (None, [])  # the client's server gets no env key
+    headers = access.headers({"api_key": "tk-own", "extra_headers": {"X-Pot": 1}}, {"Accept": "application/json"})
+    assert headers == {"Content-Type": "application/json", "Accept": "application/json",
+                       "Authorization": "Bearer tk-own", "X-Pot": "1"}
+    with pytest.raises(ProviderError) as bad:
+        access.url({"api_base": "http://host:99999"}, "/v1/brew")
+    assert (bad.value.status, bad.value.param, bad.value.code) == (400, "api_base", "invalid_api_base")
+
+
+def test_api_access_without_a_default_base_or_a_required_key_says_what_is_missing(monkeypatch):
+    monkeypatch.delenv("KETTLE_KEY", raising=False)
+    monkeypatch.delenv("KETTLE_BASE", raising=False)
+    access = sidecar.ApiAccess("kettle", key_envs=("KETTLE_KEY",), base_envs=("KETTLE_BASE",), key_header="x-api-key",
+                               key_prefix="", key_required=True)
+    with pytest.raises(ProviderError, match=r"kettle needs litellm_params\.api_base \(or \$KETTLE_BASE\)") as caught:
+        access.url({}, "/boil")
+    assert caught.value.param == "api_base" and caught.value.status == 400
+    with pytest.raises(ProviderError, match=r"kettle needs an API key: litellm_params\.api_key, \$KETTLE_KEY") as caught:
+        access.headers({})
+    assert caught.value.status == 401 and caught.value.kind == "auth"
+    assert access.headers({"api_key": "k1"})["x-api-key"] == "k1"

@@ -35,7 +35,8 @@ def test_plugin_manager_lists_the_example_plugin():
     assert example["version"] == "0.3.0"
     assert example["distribution"] == "sidecar-example"
     assert example["hooks"] == ["sidecar_providers"]
-    assert example["providers"] == [{"name": "echo", "capabilities": ["chat"]}]
+    assert example["providers"] == [{"name": "echo", "capabilities": ["chat"]},
+                                    {"name": "parrot", "capabilities": ["chat", "embedding"]}]
     assert {"mock", "openai", "ollama", "anthropic"} <= set(rows)
     assert rows["anthropic"]["distribution"] == "sidecar-anthropic"
     assert rows["anthropic"]["providers"] == [{"name": "anthropic", "capabilities": ["chat"]}]
@@ -79,7 +80,7 @@ class RecordingProvider(Provider):
     def __init__(self) -> None:
         self.calls: list[ProviderCall] = []
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return ["temperature", "stream"]
 
     async def chat(self, call: ProviderCall) -> ChatCompletion:
@@ -169,7 +170,7 @@ def test_unknown_capability_is_an_error():
 
 def test_a_capability_without_its_method_is_an_error_naming_both():
     class Hollow(RecordingProvider):
-        capabilities = frozenset({"chat", "rerank"})  # (RecordingProvider has no rerank())
+        capabilities = frozenset({"chat", "embedding", "rerank"})  # (RecordingProvider has no rerank())
 
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(FakePlugin(Hollow()), name="hollow")
@@ -178,11 +179,22 @@ def test_a_capability_without_its_method_is_an_error_naming_both():
         collect_providers(pm)
 
 
+def test_a_method_without_its_capability_is_an_error_naming_both():
+    class Undeclared(RecordingProvider):
+        capabilities = frozenset({"chat"})  # (RecordingProvider implements embeddings() too)
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(FakePlugin(Undeclared()), name="undeclared")
+    with pytest.raises(PluginError, match=r"provider 'fake' of plugin 'undeclared' .* implements "
+                                          r"Provider\.embeddings\(\) but does not declare the 'embedding' capability"):
+        collect_providers(pm)
+
+
 def test_every_installed_provider_implements_what_it_declares():
     for name, provider in collect_providers(get_plugin_manager()).items():
-        for capability in provider.capabilities:
-            assert getattr(type(provider), CAPABILITY_METHODS[capability]) is not getattr(
-                Provider, CAPABILITY_METHODS[capability]), (name, capability)
+        for capability, method in CAPABILITY_METHODS.items():
+            implemented = getattr(type(provider), method) is not getattr(Provider, method)
+            assert implemented == (capability in provider.capabilities), (name, capability)
 
 
 def installed_providers() -> dict[str, tuple[str, str, list[str]]]:
@@ -198,11 +210,17 @@ def test_cli_plugins_json():
     assert rows == describe_plugins(get_plugin_manager())
     by_name = {row["name"]: row for row in rows}
     assert by_name["example"]["version"] == "0.3.0"
-    assert by_name["example"]["providers"] == [{"name": "echo", "capabilities": ["chat"]}]
+    assert by_name["example"]["providers"] == [{"name": "echo", "capabilities": ["chat"]},
+                                               {"name": "parrot", "capabilities": ["chat", "embedding"]}]
     for row in rows:
         assert row["version"], row
-        assert row["hooks"] == ["sidecar_providers"]
-        assert row["providers"], row
+        if row["providers"]:
+            assert row["hooks"] == ["sidecar_providers"], row
+        else:  # a plugin of other hooks only (otel...)
+            assert row["hooks"] and "sidecar_providers" not in row["hooks"], row
+    assert by_name["spendlog"]["hooks"] == ["sidecar_commands", "sidecar_configure", "sidecar_routes",
+                                            "sidecar_startup"]  # (its call_finished is on a per-app recorder)
+    assert by_name["prometheus"]["hooks"] == ["sidecar_configure", "sidecar_routes", "sidecar_startup"]
 
 
 def test_cli_plugins_table_has_one_line_per_provider():
@@ -211,13 +229,22 @@ def test_cli_plugins_table_has_one_line_per_provider():
     header, *lines = result.stdout.splitlines()
     assert header.split() == ["PLUGIN", "VERSION", "PROVIDER", "CAPABILITIES", "HOOKS"]
     expected = installed_providers()
-    assert len(lines) == len(expected)
-    seen = {}
+    hook_only = {row["name"]: ",".join(row["hooks"]) for row in describe_plugins(get_plugin_manager())
+                 if not row["providers"]}
+    assert len(lines) == len(expected) + len(hook_only)
+    seen, seen_hook_only = {}, {}
     for line in lines:
         plugin, version, provider, capabilities, hooks = line.split()
+        if provider == "-":  # a plugin without providers: one line with its hooks
+            assert capabilities == "-"
+            seen_hook_only[plugin] = hooks
+            continue
         seen[provider] = (plugin, version, capabilities.split(","))
         assert hooks == "sidecar_providers"
     assert seen == expected
+    assert seen_hook_only == hook_only
+    assert seen_hook_only["spendlog"] == "sidecar_commands,sidecar_configure,sidecar_routes,sidecar_startup"
+    assert seen_hook_only["prometheus"] == "sidecar_configure,sidecar_routes,sidecar_startup"
     assert seen["echo"] == ("example", "0.3.0", ["chat"])
     assert seen["mock"] == ("mock", expected["mock"][1], ["audio_speech", "audio_transcription", "chat", "completion",
                                                           "embedding", "image_generation", "moderation", "rerank"])

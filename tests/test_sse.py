@@ -18,7 +18,7 @@ class BurstProvider(Provider):
     name = "burst"
     capabilities = frozenset({"chat"})
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return ["stream"]
 
     async def chat(self, call):

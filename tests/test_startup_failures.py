@@ -38,6 +38,26 @@ def test_serve_reports_a_broken_plugin_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("sidecar: plugin 'broken'")
 
 
+def test_serve_exits_when_a_plugins_start_up_fails_after_others_started(tmp_path):
+    """The database (and the spend log's connection, started first) are closed: their threads
+    would keep the process alive after it reported the failure."""
+    site = tmp_path / "site"
+    dist = site / "sidecar_failstart-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sidecar-failstart\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[llm_sidecar]\nfailstart = sidecar_failstart\n")
+    (site / "sidecar_failstart.py").write_text(
+        "from sidecar import hookimpl\n\n@hookimpl\ndef sidecar_startup():\n    raise RuntimeError('no connection')\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model_list: []\ngeneral_settings:\n  database_url: sqlite:///{tmp_path}/sidecar.db\n")
+    proc = subprocess.run([SIDECAR, "serve", "--config", str(config), "--port", "0"],
+                          env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "sidecar: plugin 'failstart': sidecar_startup failed: RuntimeError: no connection")
+
+
 def test_serve_reports_an_unopenable_database_in_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -9,7 +9,6 @@ import asyncio
 import sys
 
 import msgspec
-import openai
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -19,6 +18,7 @@ from openai_helpers import assert_envelope, decode, post, user
 from openai_spec import assert_valid
 
 from sidecar import keys
+from sidecar.testing import deployment
 from sidecar_google.vertex import model_url
 
 WAIT = 10.0
@@ -50,14 +50,12 @@ async def google(aiohttp_server, key) -> GoogleFake:
 
 
 def entry(name: str, model: str, google: GoogleFake, credentials, **params) -> dict:
-    return {"model_name": name, "model_info": {"id": f"dep-{name}"},
-            "litellm_params": {"model": model, "api_base": google.root_url, "vertex_project": PROJECT,
-                               "vertex_location": LOCATION, "vertex_credentials": credentials, "num_retries": 0,
-                               **params}}
+    return deployment(name, model, api_base=google.root_url, vertex_project=PROJECT, vertex_location=LOCATION,
+                      vertex_credentials=credentials, **params)
 
 
 @pytest.fixture
-async def gateway(make_client, google, key):
+async def gateway(make_client, openai_sdk, google, key):
     creds = msgspec.json.encode(service_account(key, google.root_url + "/token")).decode()  # a JSON string
     client = await make_client({"model_list": [
         entry("flash", "vertex_ai/gemini-2.5-flash", google, creds, extra_body={"labels": {"team": "search"}}),
@@ -65,10 +63,8 @@ async def gateway(make_client, google, key):
         entry("claude", "vertex_ai/claude-sonnet-4-5@20250929", google, creds),
         entry("first-error", "vertex_ai/error-first", google, creds),
     ]})
-    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="anything", max_retries=0, timeout=WAIT,
-                             http_client=openai.DefaultAsyncHttpxClient(trust_env=False))
-    yield client, sdk, creds
-    await sdk.close()
+    sdk = openai_sdk(client, timeout=WAIT)
+    return client, sdk, creds
 
 
 async def test_chat_goes_to_the_vertex_url_with_a_service_account_token(gateway, google):

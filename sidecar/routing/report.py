@@ -47,8 +47,9 @@ def attempt_failed(router: Router, call: RoutedCall, group: str, dep: Deployment
     """Hold the failed attempt's event; the one held before it was not final: send it."""
     if call.failed_attempt is not None and router.events is not None:
         router.events.emit(call.failed_attempt)
-    event = _base(call, group, dep, time.monotonic(), original, final=False)
-    event.upstream_duration = event.duration if call.upstream_seconds == 0 else call.upstream_seconds
+    now = time.monotonic()
+    event = _base(call, group, dep, now, original, final=False)
+    event.upstream_duration = now - call.attempt_started if call.attempt_started else event.duration
     _set_error(event, err)
     event.cooled_down = cooled
     call.failed_attempt = event

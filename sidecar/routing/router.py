@@ -74,6 +74,8 @@ class RoutedCall:
     provider_call: ProviderCall | None = None
     timeout: float | None = None
     upstream_seconds: float = 0.0
+    attempt_started: float = 0.0
+    """When the current attempt began (monotonic): a failed attempt's time is measured from it."""
     finished: bool = False
     upload: Any = None
     """A transcription's file (:class:`sidecar.uploads.Upload`), handed to each attempt's ProviderCall."""
@@ -311,6 +313,7 @@ class Router:
         now = time.monotonic()
         if self.state.begin(dep.id, route.limits, call.estimate, now):
             raise _Busy()
+        call.attempt_started = now
         call.attempts[group] = call.attempts.get(group, 0) + 1
         try:
             if original and call.opts.mock_failure is not None:

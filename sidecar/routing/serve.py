@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import keys
+from sidecar.dispatch import wants_base64
 from sidecar.errors import SidecarError
 from sidecar.http import json_response
 from sidecar.logs import CALL_ID
@@ -14,7 +15,8 @@ from sidecar.provider import CAPABILITY_METHODS
 from sidecar.relay import relay_raw
 from sidecar.routing.policy import request_options
 from sidecar.routing.router import RoutedCall, Router
-from sidecar.sse import stream_sse
+from sidecar.sse import UsageTap, stream_sse
+from sidecar.wire import encode_base64
 from sidecar.wire_media import RawAnswer
 
 
@@ -51,11 +53,23 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
         if isinstance(result, RawAnswer):
             return await relay_raw(request, call.dep, call.provider_call, result, router.headers(call))
         if not call.stream:
+            if call.capability == "embedding" and wants_base64(call.body, call.provider_call):
+                result = encode_base64(result)
             usage = getattr(result, "usage", None)
             if isinstance(usage, dict):  # an image's or a transcription's: not chat tokens, no cost
                 usage = None
             return json_response(result, headers=router.headers(call, usage))
-        return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
-                                first=result.first, record=call if router.events is not None else None)
+        tap = UsageTap(relay=asked_for_usage(call.typed))
+        try:
+            return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
+                                    first=result.first, tap=tap, record=call if router.events is not None else None)
+        finally:
+            call.usage = tap.usage  # (router.finish counts it)
     finally:
         router.finish(call, usage)
+
+
+def asked_for_usage(typed: Any) -> bool:
+    """Whether a stream's client asked for the usage chunk (``stream_options.include_usage``)."""
+    options = getattr(typed, "stream_options", None)
+    return bool(options and options.include_usage)

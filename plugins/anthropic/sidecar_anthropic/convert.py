@@ -30,9 +30,9 @@ CHAT_PARAMS = ["stream", "stream_options", "stop", "temperature", "top_p", "max_
                "tools", "tool_choice", "extra_headers", "parallel_tool_calls", "response_format", "user"]
 REASONING_PARAMS = ["reasoning_effort"]
 
-PARAM_DEFAULTS = ("temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "stop", "thinking",
-                  "reasoning_effort")
-"""``litellm_params`` keys that are defaults for the request, as LiteLLM reads them."""
+PARAM_DEFAULTS = ("top_k", "thinking")
+"""Anthropic's own ``litellm_params`` keys that are defaults for the request, as LiteLLM reads
+them (the core applies the OpenAI params' defaults: ``temperature``, ``max_tokens``...)."""
 
 _CONSUMED = frozenset({"model", "messages", "stream", "stream_options", "stop", "max_tokens",
                        "max_completion_tokens", "tools", "tool_choice", "parallel_tool_calls", "response_format",

@@ -5,7 +5,6 @@ later Vertex AI) reuse with their own URL and credentials."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from functools import lru_cache
@@ -16,7 +15,7 @@ import msgspec
 import yarl
 
 from sidecar import (
-    NO_AMBIENT_CREDENTIALS,
+    ApiAccess,
     ChatCompletion,
     ChatCompletionChunk,
     Provider,
@@ -33,6 +32,8 @@ from sidecar_anthropic.errors import error_from_answer
 from sidecar_anthropic.stream import StreamState, chunks_of
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
+ACCESS = ApiAccess("anthropic", key_envs=("ANTHROPIC_API_KEY",), base_envs=("ANTHROPIC_API_BASE",),
+                   default_base=DEFAULT_API_BASE, key_header="x-api-key", key_prefix="")
 _message = msgspec.json.Decoder(Message)
 _encode = msgspec.json.Encoder().encode
 
@@ -81,8 +82,7 @@ async def messages_chat(call: ProviderCall, url: str | yarl.URL, headers: Mappin
         return completion_of(message, call.model, json_mode)
     resp = await open_stream(call.session, url, data, headers, timeout_for(call.params, True), provider,
                              parse_error=error_from_answer)
-    include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-    return _relay(resp, StreamState(call.model, include_usage, json_mode, provider), provider)
+    return _relay(resp, StreamState(call.model, json_mode, provider), provider)
 
 
 async def _relay(resp: aiohttp.ClientResponse, state: StreamState, provider: str) -> AsyncIterator[list[Any]]:
@@ -122,33 +122,17 @@ class AnthropicProvider(Provider):
     capabilities = frozenset({"chat"})
     description = "Anthropic's Messages API (Claude)"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return supported_params(model, self.name)
 
-    def _key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get("api_key"):
-            return str(params["api_key"])
-        return None if params.get(NO_AMBIENT_CREDENTIALS) else os.environ.get("ANTHROPIC_API_KEY") or None
-
     def _base(self, params: Mapping[str, Any]) -> str:
-        base = params.get("api_base") or params.get("base_url")
-        if not base and not params.get(NO_AMBIENT_CREDENTIALS):
-            base = os.environ.get("ANTHROPIC_API_BASE")
-        return str(base or DEFAULT_API_BASE)
+        return str(ACCESS.base(params))
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        found = [] if params.get("api_key") else [self._key(params)]
-        if not params.get("api_base") and not params.get("base_url") and not params.get(NO_AMBIENT_CREDENTIALS):
-            found.append(os.environ.get("ANTHROPIC_API_BASE"))
-        return [v for v in found if v]
+        return ACCESS.ambient(params)
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "anthropic-version": API_VERSION}
-        key = self._key(params)
-        if key:
-            headers["x-api-key"] = key
-        headers.update(extra_headers(params))
-        return headers
+        return ACCESS.headers(params, {"anthropic-version": API_VERSION})
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
         return await messages_chat(call, messages_url(self._base(call.params)), self.headers(call.params), self.name)

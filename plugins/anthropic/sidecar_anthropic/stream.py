@@ -57,10 +57,9 @@ def decode_events(payloads: list[bytes], provider: str) -> list[Event]:
 class StreamState:
     """One stream's translation: its id and model, the blocks open, the tool calls so far, the usage."""
 
-    def __init__(self, model: str, include_usage: bool, json_mode: bool = False, provider: str = "anthropic") -> None:
+    def __init__(self, model: str, json_mode: bool = False, provider: str = "anthropic") -> None:
         self.id = new_id()
         self.model = model
-        self.include_usage = include_usage
         self.json_mode = json_mode
         self.provider = provider
         self.started = False
@@ -88,10 +87,9 @@ class StreamState:
             return self._message_delta(event)
         if kind == "message_stop":
             self.done = True
-            if self.include_usage:
-                return [ChatCompletionChunk(id=self.id, model=self.model, choices=[],
-                                            usage=usage_of(self.usage, self.reasoning_chars))]
-            return []
+            # (always: the core drops it for a client that did not ask, and counts its tokens)
+            return [ChatCompletionChunk(id=self.id, model=self.model, choices=[],
+                                        usage=usage_of(self.usage, self.reasoning_chars))]
         if kind == "error":
             raise error_of(event.error or ErrorInfo(), None, self.provider, event=True)
         return []  # ping, content_block_stop, and events of future versions

@@ -148,10 +148,9 @@ class StreamState:
     """What a stream's chunks share. The role goes with the first chunk that carries something,
     so a stream that fails right after ``messageStart`` fails before its first chunk."""
 
-    def __init__(self, model: str, include_usage: bool, json_tool: str | None) -> None:
+    def __init__(self, model: str, json_tool: str | None) -> None:
         self.id = new_id()
         self.model = model
-        self.include_usage = include_usage
         self.json_tool = json_tool
         self.started = False
         self.tools: dict[int, int] = {}  # contentBlockIndex -> OpenAI tool call index
@@ -178,7 +177,7 @@ class StreamState:
             out.append(self._chunk([ChunkChoice(index=0, delta=Delta(),
                                                 finish_reason=finish_of(event.stopReason, json_only))]))
             return out
-        if kind == "metadata" and event.usage is not None and self.include_usage:
+        if kind == "metadata" and event.usage is not None:  # (the core drops it for a client that did not ask)
             return [self._chunk([], usage_of(event.usage))]
         return []
 

@@ -24,9 +24,6 @@ _CONSUMED = frozenset({"model", "messages", "stream", "stream_options", "stop", 
                        "max_tokens", "max_completion_tokens", "tools", "tool_choice", "response_format",
                        "reasoning_effort", "top_k", *CONVERSE_FIELDS})
 
-DEFAULTS = ("temperature", "top_p", "stop", "max_tokens", "max_completion_tokens")
-"""OpenAI params a deployment's ``litellm_params`` may set as defaults (as LiteLLM takes them)."""
-
 _decode = msgspec.json.decode
 
 
@@ -46,7 +43,6 @@ class Request:
 def converse_request(sent: Mapping[str, Any], params: Mapping[str, Any], model: str, drop: bool) -> Request:
     """The Converse body for the OpenAI request ``sent``; ``drop`` drops values Bedrock has no
     equivalent for (``tool_choice: "none"``) instead of refusing them."""
-    sent = with_defaults(sent, params)
     system, messages = convert_messages(sent["messages"])
     body: dict[str, Any] = {"messages": messages}
     if system:
@@ -88,16 +84,6 @@ def converse_request(sent: Mapping[str, Any], params: Mapping[str, Any], model: 
     if extra:
         body["additionalModelRequestFields"] = extra
     return Request(body, json_tool)
-
-
-def with_defaults(sent: Mapping[str, Any], params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``sent`` over the defaults ``litellm_params`` gives (a max_tokens default only when the
-    request names neither max_tokens nor max_completion_tokens)."""
-    defaults = {k: params[k] for k in DEFAULTS if params.get(k) is not None and k not in sent}
-    if "max_tokens" in sent or "max_completion_tokens" in sent:
-        defaults.pop("max_tokens", None)
-        defaults.pop("max_completion_tokens", None)
-    return {**defaults, **sent} if defaults else sent
 
 
 def _inference_config(sent: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,11 +65,7 @@ def cohere_vectors(answer: CohereAnswer) -> list[list[float]]:
     return answer.embeddings
 
 
-def response(vectors: list[list[float]], model: str, tokens: int, b64: bool) -> EmbeddingResponse:
-    data = [Embedding(index=i, embedding=raw_vector(_base64(v) if b64 else v)) for i, v in enumerate(vectors)]
+def response(vectors: list[list[float]], model: str, tokens: int) -> EmbeddingResponse:
+    """The float vectors (the core encodes them when the client asked for base64)."""
+    data = [Embedding(index=i, embedding=raw_vector(v)) for i, v in enumerate(vectors)]
     return EmbeddingResponse(data=data, model=model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
-
-
-def _base64(vector: list[float]) -> str:
-    """OpenAI's base64 encoding: little-endian float32."""
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

@@ -14,7 +14,7 @@ REGION_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "c
 
 BASE_CHAT_PARAMS = ["max_tokens", "max_completion_tokens", "stream", "stream_options", "stop", "temperature",
                     "top_p", "response_format"]
-EMBEDDING_PARAMS = ["encoding_format"]
+EMBEDDING_PARAMS: list[str] = []  # (encoding_format: base64 is the core's)
 _TOOLS = ("anthropic.", "mistral.", "cohere.command-r", "meta.llama3-1", "meta.llama3-2", "meta.llama3-3",
           "meta.llama4", "amazon.nova", "ai21.jamba", "writer.palmyra", "deepseek.", "openai.", "qwen.")
 """Families whose Converse API takes ``toolConfig`` (AWS's table of supported model features)."""
@@ -74,9 +74,10 @@ def takes_tool_choice(model: str) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def supported_params(model: str) -> tuple[str, ...]:
-    """The OpenAI params a model accepts (LiteLLM's list for Converse, per family)."""
-    if is_embedding(model):
+def supported_params(model: str, capability: str | None = None) -> tuple[str, ...]:
+    """The OpenAI params a model accepts for ``capability`` (LiteLLM's list for Converse, per
+    family); without one, those of the model's own kind (embedding or chat)."""
+    if capability == "embedding" or (capability is None and is_embedding(model)):
         if base_model(model).startswith("amazon.titan-embed-text-v2"):
             return (*EMBEDDING_PARAMS, "dimensions")
         return tuple(EMBEDDING_PARAMS)

@@ -50,8 +50,8 @@ class BedrockProvider(Provider):
     def __init__(self) -> None:
         self.signer = Signer()  # (no event-loop objects until the first call)
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        return list(models.supported_params(model))
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        return list(models.supported_params(model, capability))
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
         found = ambient_keys(params)
@@ -89,8 +89,7 @@ class BedrockProvider(Provider):
                 raise _bad_answer(exc) from None
             return completion_of(answer, call.model, request.json_tool)
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True))
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, StreamState(call.model, include_usage, request.json_tool))
+        return self._chunks(resp, StreamState(call.model, request.json_tool))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
         async with aclosing(iter_events(resp)) as batches:
@@ -111,13 +110,12 @@ class BedrockProvider(Provider):
     # ---------------------------------------------------------------- embeddings
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
-        b64 = call.body.get("encoding_format") == "base64"
         timeout = timeout_for(call.params, False)
         if models.is_titan_embedding(call.model):
             answers = await asyncio.gather(*(self._invoke(call, body, timeout, embeddings.titan_answer)
                                              for body in embeddings.titan_bodies(call.body, call.params)))
             tokens = sum(a.inputTextTokenCount for a, _ in answers)
-            return embeddings.response([a.embedding for a, _ in answers], call.model, tokens, b64)
+            return embeddings.response([a.embedding for a, _ in answers], call.model, tokens)
         if not models.base_model(call.model).startswith("cohere.embed"):
             raise ProviderError(400, f"bedrock embeds with Titan (amazon.titan-embed-*) and Cohere (cohere.embed-*) "
                                      f"models; {call.model!r} is neither", param="model", code="unsupported_model",
@@ -125,7 +123,7 @@ class BedrockProvider(Provider):
         answer, headers = await self._invoke(call, embeddings.cohere_body(call.body, call.params), timeout,
                                              embeddings.cohere_answer)
         tokens = int(headers.get("X-Amzn-Bedrock-Input-Token-Count") or 0)
-        return embeddings.response(embeddings.cohere_vectors(answer), call.model, tokens, b64)
+        return embeddings.response(embeddings.cohere_vectors(answer), call.model, tokens)
 
     async def _invoke(self, call: ProviderCall, body: bytes, timeout: aiohttp.ClientTimeout,
                       decoder: msgspec.json.Decoder) -> tuple[Any, Any]:

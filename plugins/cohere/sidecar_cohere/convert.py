@@ -12,7 +12,7 @@ from sidecar import ChatCompletion, Choice, FunctionCall, ProviderError, Respons
 
 CHAT_PARAMS = ["stream", "stream_options", "temperature", "max_tokens", "max_completion_tokens", "top_p",
                "frequency_penalty", "presence_penalty", "stop", "seed", "tools", "tool_choice", "response_format"]
-EMBEDDING_PARAMS = ["encoding_format", "dimensions"]
+EMBEDDING_PARAMS = ["dimensions"]  # (encoding_format: base64 is the core's, from the floats every model gives)
 COHERE_CHAT_KEYS = ("k", "p", "documents", "citation_options", "safety_mode", "strict_tools", "thinking", "priority")
 """Cohere's own ``/v2/chat`` keys: from the request (``extra_body``) or, as defaults, ``litellm_params``."""
 _SAME = ("temperature", "seed", "frequency_penalty", "presence_penalty")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import aclosing
 from typing import Any, TypeVar
@@ -13,7 +12,7 @@ import msgspec
 import yarl
 
 from sidecar import (
-    NO_AMBIENT_CREDENTIALS,
+    ApiAccess,
     ChatCompletion,
     ChatCompletionChunk,
     Embedding,
@@ -36,6 +35,7 @@ from sidecar_cohere.stream import StreamState, events_decoder
 DEFAULT_API_BASE = "https://api.cohere.com"
 KEY_ENVS = ("COHERE_API_KEY", "CO_API_KEY")
 _ENDPOINTS = ("/v2/chat", "/v2/embed", "/v2/rerank", "/v1/chat", "/v1/embed", "/v1/rerank", "/v2", "/v1")
+ACCESS = ApiAccess("cohere", key_envs=KEY_ENVS, default_base=DEFAULT_API_BASE, endpoints=_ENDPOINTS)
 INPUT_TYPE = "search_document"
 """``input_type`` when neither the request nor ``litellm_params`` gives one (as LiteLLM sends)."""
 EMBED_KEYS = ("input_type", "truncate", "max_tokens", "priority")
@@ -69,10 +69,10 @@ class CohereProvider(Provider):
         self.name = name
         self.description = "Cohere's v2 API: /v2/chat, /v2/embed, /v2/rerank"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         from sidecar import catalog_lookup
 
-        mode = (catalog_lookup(model, self.name) or {}).get("mode")
+        mode = capability or (catalog_lookup(model, self.name) or {}).get("mode")
         if mode == "embedding":
             return list(EMBEDDING_PARAMS)
         if mode == "chat":
@@ -83,37 +83,13 @@ class CohereProvider(Provider):
 
     def url(self, params: Mapping[str, Any], path: str) -> yarl.URL:
         """``api_base`` (a host; a path naming an endpoint or version is not repeated) + ``path``."""
-        base = str(params.get("api_base") or params.get("base_url") or DEFAULT_API_BASE).rstrip("/")
-        for known in _ENDPOINTS:
-            base = base.removesuffix(known)
-        try:
-            url = yarl.URL(f"{base}{path}")
-            url.port  # noqa: B018 - a port out of range raises here
-        except ValueError:
-            raise ProviderError(400, "litellm_params.api_base is not a valid URL", param="api_base",
-                                code="invalid_api_base") from None
-        return url
-
-    def _key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get("api_key"):
-            return str(params["api_key"])
-        if params.get(NO_AMBIENT_CREDENTIALS):
-            return None
-        return next((os.environ[name] for name in KEY_ENVS if os.environ.get(name)), None)
+        return ACCESS.url(params, path)
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        key = None if params.get("api_key") else self._key(params)
-        return [key] if key else []
+        return ACCESS.ambient(params)
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        key = self._key(params)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        extra = params.get("extra_headers")
-        if isinstance(extra, dict):
-            headers.update({str(k): str(v) for k, v in extra.items()})
-        return headers
+        return ACCESS.headers(params, {"Accept": "application/json"})
 
     async def _post(self, call: ProviderCall, path: str, body: dict[str, Any], decoder: msgspec.json.Decoder) -> Any:
         return await _mapped(post_json(call.session, self.url(call.params, path), _encode(body),
@@ -128,8 +104,7 @@ class CohereProvider(Provider):
         headers = {**self.headers(call.params), "Accept": "text/event-stream"}
         resp = await _mapped(open_stream(call.session, self.url(call.params, "/v2/chat"), _encode(body), headers,
                                          timeout_for(call.params, True), self.name))
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, StreamState(call.model, include_usage, self.name))
+        return self._chunks(resp, StreamState(call.model, self.name))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
         async with aclosing(iter_sse_payloads(resp, self.name)) as batches:
@@ -165,8 +140,7 @@ class CohereProvider(Provider):
         if not all(isinstance(t, str) for t in texts):
             raise ProviderError(400, f"{self.name} embeds text only: send `input` as a string or a list of strings",
                                 param="input", code="invalid_input")
-        kind = "base64" if sent.get("encoding_format") == "base64" else "float"
-        body: dict[str, Any] = {"model": call.model, "texts": texts, "embedding_types": [kind]}
+        body: dict[str, Any] = {"model": call.model, "texts": texts, "embedding_types": ["float"]}
         for key in EMBED_KEYS:
             value = sent.get(key, call.params.get(key))
             if value is not None:
@@ -175,9 +149,9 @@ class CohereProvider(Provider):
         if sent.get("dimensions") is not None:
             body["output_dimension"] = sent["dimensions"]
         answer = await self._post(call, "/v2/embed", body, _embeddings)
-        vectors = answer.embeddings.get(kind)
+        vectors = answer.embeddings.get("float")
         if vectors is None or len(vectors) != len(texts):
-            raise ProviderError(502, f"{self.name} upstream answered without {kind} embeddings for every text",
+            raise ProviderError(502, f"{self.name} upstream answered without float embeddings for every text",
                                 code="bad_upstream_response")
         tokens = int(((answer.meta.billed_units if answer.meta else None) or {}).get("input_tokens") or 0)
         return EmbeddingResponse(data=[Embedding(index=i, embedding=v) for i, v in enumerate(vectors)],

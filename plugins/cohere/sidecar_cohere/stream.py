@@ -57,10 +57,9 @@ events_decoder = msgspec.json.Decoder(list[Event])
 class StreamState:
     """What a stream's chunks share: id, model, the role sent, tool calls by Cohere's index."""
 
-    def __init__(self, model: str, include_usage: bool, provider: str) -> None:
+    def __init__(self, model: str, provider: str) -> None:
         self.id = new_id(None)
         self.model = model
-        self.include_usage = include_usage
         self.provider = provider
         self.started = False
         self.calls: dict[int, int] = {}  # Cohere's tool-call index -> OpenAI's
@@ -104,8 +103,7 @@ class StreamState:
         out = [] if self.started else self._delta(Delta(content=""))
         out.append(self._chunk([ChunkChoice(index=0, delta=Delta(),
                                             finish_reason=finish_reason(delta.finish_reason, bool(self.calls)))]))
-        if self.include_usage:
-            out.append(self._chunk([], usage_of(delta.usage)))
+        out.append(self._chunk([], usage_of(delta.usage)))  # (the core drops it for a client that did not ask)
         return out
 
     def _delta(self, delta: Delta) -> list[ChatCompletionChunk]:

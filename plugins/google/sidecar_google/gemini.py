@@ -4,7 +4,6 @@ with an API key in ``x-goog-api-key``: ``api_key``, else ``$GEMINI_API_KEY``, el
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -12,11 +11,13 @@ from typing import Any
 import msgspec
 import yarl
 
-from sidecar import NO_AMBIENT_CREDENTIALS, EmbeddingResponse, ProviderCall, ProviderError
+from sidecar import ApiAccess, EmbeddingResponse, ProviderCall, ProviderError
 from sidecar_google.provider import GoogleProvider, parse_url
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+ACCESS = ApiAccess("gemini", key_envs=KEY_ENVS, default_base=DEFAULT_API_BASE, key_header="x-goog-api-key",
+                   key_prefix="", key_required=True)
 VERSION = "v1beta"
 
 
@@ -43,31 +44,14 @@ class GeminiProvider(GoogleProvider):
     name = "gemini"
     description = "Google's Gemini API (generateContent, batchEmbedContents)"
 
-    def _key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get("api_key"):
-            return str(params["api_key"])
-        if params.get(NO_AMBIENT_CREDENTIALS):
-            return None
-        return next((os.environ[name] for name in KEY_ENVS if os.environ.get(name)), None)
-
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        key = None if params.get("api_key") else self._key(params)
-        return [key] if key else []
+        return ACCESS.ambient(params)
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
-        key = self._key(params)
-        if not key:
-            raise ProviderError(401, "gemini needs an API key: litellm_params.api_key, $GEMINI_API_KEY or "
-                                     "$GOOGLE_API_KEY", kind="auth", code="missing_api_key")
-        headers = {"Content-Type": "application/json", "x-goog-api-key": key}
-        extra = params.get("extra_headers")
-        if isinstance(extra, dict):
-            headers.update({str(k): str(v) for k, v in extra.items()})
-        return headers
+        return ACCESS.headers(params)
 
     async def endpoint(self, call: ProviderCall, method: str) -> tuple[yarl.URL, dict[str, str]]:
-        base = call.params.get("api_base") or call.params.get("base_url") or DEFAULT_API_BASE
-        return model_url(str(base), call.model, method), self.headers(call.params)
+        return model_url(str(ACCESS.base(call.params)), call.model, method), self.headers(call.params)
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
         texts = self.embedding_texts(call)

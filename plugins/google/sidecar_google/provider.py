@@ -4,8 +4,6 @@ Gemini's wire format, upstream errors in the router's kinds, per-model params.""
 from __future__ import annotations
 
 import asyncio
-import base64
-import struct
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -34,7 +32,7 @@ from sidecar_google.response import GenerateContentResponse, StreamState, comple
 CHAT_PARAMS = ["temperature", "top_p", "max_tokens", "max_completion_tokens", "stream", "stream_options", "tools",
                "tool_choice", "functions", "function_call", "parallel_tool_calls", "response_format", "n", "stop",
                "seed", "presence_penalty", "frequency_penalty"]
-EMBEDDING_PARAMS = ["dimensions", "encoding_format"]
+EMBEDDING_PARAMS = ["dimensions"]  # (encoding_format: base64 is the core's)
 
 _answer = msgspec.json.Decoder(GenerateContentResponse)
 _events = msgspec.json.Decoder(list[GenerateContentResponse])
@@ -48,8 +46,8 @@ class GoogleProvider(Provider):
 
     # ---------------------------------------------------------------- contract
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        if self.is_embedding(model):
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        if capability == "embedding" or (capability is None and self.is_embedding(model)):
             return list(EMBEDDING_PARAMS)
         return CHAT_PARAMS + ["reasoning_effort"] if self.thinks(model) else list(CHAT_PARAMS)
 
@@ -83,8 +81,7 @@ class GoogleProvider(Provider):
             return completion_of(answer, call.model, self.name)
         url, headers = await self.endpoint(call, "streamGenerateContent")
         resp = await self.open_stream(call, url.update_query(alt="sse"), body, headers)
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, StreamState(call.model, include_usage, self.name))
+        return self._chunks(resp, StreamState(call.model, self.name))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
         """The stream's chunks, one list per network read. An error event, or a block, before the
@@ -110,9 +107,7 @@ class GoogleProvider(Provider):
         if not state.finished:
             raise ProviderError(502, f"{self.name} upstream ended the stream before a finishReason",
                                 code="upstream_disconnected")
-        usage = state.usage_chunk()
-        if usage is not None:
-            yield [usage]
+        yield [state.usage_chunk()]
 
     # ---------------------------------------------------------------- embeddings
 
@@ -126,8 +121,7 @@ class GoogleProvider(Provider):
         return list(inputs)
 
     def embedding_response(self, call: ProviderCall, vectors: list[list[float]], tokens: int) -> EmbeddingResponse:
-        b64 = call.body.get("encoding_format") == "base64"
-        data = [Embedding(index=i, embedding=raw_vector(_base64(v) if b64 else v)) for i, v in enumerate(vectors)]
+        data = [Embedding(index=i, embedding=raw_vector(v)) for i, v in enumerate(vectors)]
         return EmbeddingResponse(data=data, model=call.model,
                                  usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
 
@@ -177,8 +171,3 @@ def parse_url(text: str, param: str = "api_base") -> yarl.URL:
     if url is None or not url.host or url.scheme not in ("http", "https"):
         raise ProviderError(400, f"litellm_params.{param} is not a valid URL", param=param, code="invalid_api_base")
     return url
-
-
-def _base64(vector: list[float]) -> str:
-    """OpenAI's base64 encoding: little-endian float32."""
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

@@ -4,6 +4,7 @@ finish reasons and usage in OpenAI's words."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -66,6 +67,7 @@ class GoogleError(msgspec.Struct):
     code: int = 500
     message: str = ""
     status: str = ""
+    details: list[Any] = []
 
 
 class GenerateContentResponse(msgspec.Struct, rename="camel"):
@@ -167,10 +169,9 @@ class StreamState:
     """What one stream's chunks share: id, model, per candidate whether its role was sent and how
     many tool calls it made; the last usage seen (Gemini repeats it, growing, in every event)."""
 
-    def __init__(self, model: str, include_usage: bool, provider: str) -> None:
+    def __init__(self, model: str, provider: str) -> None:
         self.id = ""
         self.model = model
-        self.include_usage = include_usage
         self.provider = provider
         self.started: set[int] = set()
         self.calls: dict[int, int] = {}
@@ -212,10 +213,8 @@ class StreamState:
                 out.append(self._chunk([ChunkChoice(index=index, delta=Delta(), finish_reason=reason)]))
         return out
 
-    def usage_chunk(self) -> ChatCompletionChunk | None:
-        """The last chunk (``choices: []``, the usage) when the client asked for usage."""
-        if not self.include_usage:
-            return None
+    def usage_chunk(self) -> ChatCompletionChunk:
+        """The last chunk (``choices: []``, the usage): the core drops it for a client that did not ask."""
         return self._chunk([], usage_of(self.usage))
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:
@@ -257,10 +256,25 @@ def google_error(error: GoogleError, provider: str, status: int | None = None,
         kind = "context_window"
     err = ProviderError(status, f"{provider} upstream answered {status}: {text}", kind=kind,
                         code=error.status or None)
-    if headers:
-        forwarded = {k: v for k, v in headers.items() if k.lower() in _FORWARDED}
-        err.headers = forwarded or None
+    forwarded = {k: v for k, v in headers.items() if k.lower() in _FORWARDED} if headers else {}
+    wait = _retry_delay(error.details) if kind == "rate_limit" and not forwarded else None
+    if wait is not None:
+        forwarded = {"Retry-After": wait}
+    err.headers = forwarded or None
     return err
+
+
+def _retry_delay(details: list[Any]) -> str | None:
+    """Seconds (rounded up) of the ``google.rpc.RetryInfo`` detail (``"retryDelay": "34s"``), with
+    which Google says when to retry a RESOURCE_EXHAUSTED, as a ``Retry-After`` value."""
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = str(detail.get("retryDelay") or "").removesuffix("s")
+            try:
+                return str(max(math.ceil(float(delay)), 1))
+            except ValueError:
+                return None
+    return None
 
 
 def error_from_response(status: int, body: bytes, provider: str, headers: Any = None) -> ProviderError:

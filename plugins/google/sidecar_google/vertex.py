@@ -73,8 +73,10 @@ class VertexProvider(GoogleProvider):
     def __init__(self) -> None:
         self.tokens = TokenCache()  # (a plain dict: no event-loop objects before the workers fork)
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        return list(CLAUDE_PARAMS) if is_claude(model) else super().supported_openai_params(model)
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        if is_claude(model) and capability in (None, "chat"):
+            return list(CLAUDE_PARAMS)
+        return super().supported_openai_params(model, capability)
 
     def secret_params(self) -> frozenset[str]:
         return frozenset({"vertex_credentials"})

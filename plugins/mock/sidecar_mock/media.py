@@ -52,13 +52,12 @@ class MockMediaMixin:
         usage = Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
         reply_id = "cmpl-mock-" + hashlib.sha256(repr((call.model, texts)).encode()).hexdigest()[:24]
         if call.stream:
-            include = bool(req.stream_options and req.stream_options.include_usage)
-            return self._text_stream(call, reply_id, texts, usage if include else None)
+            return self._text_stream(call, reply_id, texts, usage)
         return TextCompletion(id=reply_id, model=call.model, usage=usage, choices=[
             TextChoice(index=i, text=text, finish_reason=finish) for i, (text, finish) in enumerate(texts)])
 
     async def _text_stream(self, call: ProviderCall, reply_id: str, texts: list[tuple[str, str]],
-                           usage: Usage | None) -> AsyncIterator[TextCompletionChunk]:
+                           usage: Usage) -> AsyncIterator[TextCompletionChunk]:
         for i, (text, finish) in enumerate(texts):
             pieces = text.split(" ")
             for w, word in enumerate(pieces):
@@ -67,8 +66,7 @@ class MockMediaMixin:
                 last = w == len(pieces) - 1
                 yield TextCompletionChunk(id=reply_id, model=call.model, choices=[TextChunkChoice(
                     index=i, text=word if last else word + " ", finish_reason=finish if last else None)])
-        if usage is not None:
-            yield TextCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)
+        yield TextCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)  # (the core drops it unasked)
 
     async def image_generation(self, call: ProviderCall) -> ImagesResponse:
         """``n`` tiny PNGs whose colour comes from the prompt: base64, or data URLs (``response_format: url``)."""

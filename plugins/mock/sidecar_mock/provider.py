@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -68,14 +66,22 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+_PARAMS = {"chat": OPENAI_CHAT_PARAMS, "embedding": OPENAI_EMBEDDING_PARAMS - {"encoding_format"},
+           "completion": OPENAI_COMPLETION_PARAMS}
+"""The params of each capability (``encoding_format``: base64 is the core's)."""
+
+
 class MockProvider(MockMediaMixin, Provider):
     name = "mock"
     capabilities = frozenset({"chat", "completion", "embedding", "moderation", "image_generation", "audio_speech",
                               "audio_transcription", "rerank"})
     description = "offline deterministic answers"
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS | OPENAI_COMPLETION_PARAMS)
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        """Every OpenAI param of the capability (of all of them, asked without one)."""
+        if capability is None:
+            return sorted(OPENAI_CHAT_PARAMS | OPENAI_EMBEDDING_PARAMS | OPENAI_COMPLETION_PARAMS)
+        return sorted(_PARAMS.get(capability, ()))
 
     # ------------------------------------------------------------ chat
 
@@ -93,8 +99,7 @@ class MockProvider(MockMediaMixin, Provider):
         usage = Usage(prompt_tokens, completion_tokens * n, prompt_tokens + completion_tokens * n)
         reply_id = "chatcmpl-mock-" + hashlib.sha256(repr((call.model, text, prompt_tokens)).encode()).hexdigest()[:24]
         if call.stream:
-            include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return self._stream(call, reply_id, text, tool_call, finish, n, usage if include_usage else None)
+            return self._stream(call, reply_id, text, tool_call, finish, n, usage)
         choices = [
             Choice(index=i, message=ResponseMessage(content=text, tool_calls=[tool_call] if tool_call else None),
                    finish_reason=finish)
@@ -103,7 +108,7 @@ class MockProvider(MockMediaMixin, Provider):
         return ChatCompletion(id=reply_id, choices=choices, model=call.model, usage=usage)
 
     async def _stream(self, call: ProviderCall, reply_id: str, text: str | None, tool_call: ToolCall | None,
-                      finish: str, n: int, usage: Usage | None) -> AsyncIterator[ChatCompletionChunk]:
+                      finish: str, n: int, usage: Usage) -> AsyncIterator[ChatCompletionChunk]:
         def chunk(delta: Delta, index: int, finish_reason: str | None = None) -> ChatCompletionChunk:
             return ChatCompletionChunk(id=reply_id, model=call.model,
                                        choices=[ChunkChoice(index=index, delta=delta, finish_reason=finish_reason)])
@@ -121,8 +126,7 @@ class MockProvider(MockMediaMixin, Provider):
                     await self._delay(call)
                     yield chunk(Delta(content=word if w == len(words) - 1 else word + " "), i)
             yield chunk(Delta(), i, finish)
-        if usage is not None:
-            yield ChatCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)
+        yield ChatCompletionChunk(id=reply_id, model=call.model, choices=[], usage=usage)  # (the core drops it unasked)
 
     def _reply(self, req: Any) -> tuple[str, str]:
         last = next((m for m in reversed(req.messages) if m.role in ("user", "tool")), req.messages[-1])
@@ -189,14 +193,12 @@ class MockProvider(MockMediaMixin, Provider):
             raise ProviderError(400, f"dimensions must be between 1 and {MAX_DIMENSIONS}", param="dimensions",
                                 code="invalid_value")
         items = [req.input] if isinstance(req.input, str) or (req.input and isinstance(req.input[0], int)) else req.input
-        as_base64 = req.encoding_format == "base64"
         data, tokens = [], 0
         for i, item in enumerate(items):
             text = item if isinstance(item, str) else " ".join(map(str, item))
             tokens += len(item) if isinstance(item, list) else len(_words(item))
             vector = _unit_vector(text, dims)
-            value: list[float] | str = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
-            data.append(Embedding(index=i, embedding=raw_vector(value)))
+            data.append(Embedding(index=i, embedding=raw_vector(vector)))
         return EmbeddingResponse(data=data, model=call.model, usage=EmbeddingUsage(tokens, tokens))
 
     # ------------------------------------------------------------ moderations

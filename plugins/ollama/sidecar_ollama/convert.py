@@ -37,7 +37,7 @@ _OPENAI_TO_OPTION = {"max_tokens": "num_predict", "max_completion_tokens": "num_
                      "top_p": "top_p", "seed": "seed", "frequency_penalty": "frequency_penalty",
                      "presence_penalty": "presence_penalty"}
 _CONSUMED = frozenset({"model", "messages", "stream", "stream_options", "stop", "response_format", "tools",
-                       "tool_choice", "reasoning_effort", "input", "dimensions", "encoding_format", "user",
+                       "tool_choice", "reasoning_effort", "input", "dimensions", "user",
                        *_OPENAI_TO_OPTION})
 _FINISH = {"stop": "stop", "length": "length"}
 
@@ -241,17 +241,16 @@ def completion_of(line: OllamaLine, model: str) -> ChatCompletion:
 class StreamState:
     """What a stream's chunks share: id, model, whether the role was sent, whether tools were called."""
 
-    def __init__(self, model: str, include_usage: bool) -> None:
+    def __init__(self, model: str) -> None:
         self.id = new_id()
         self.model = model
-        self.include_usage = include_usage
         self.started = False
         self.calls = 0
         self.done = False
 
     def chunks(self, line: OllamaLine) -> list[ChatCompletionChunk]:
         """The chunks for one stream line: its content, thinking or tool calls; on the last
-        (``done: true``) the finish reason, then the usage when the client asked for it."""
+        (``done: true``) the finish reason, then the usage."""
         msg = line.message
         text = msg.content if msg is not None else (line.response or "")
         thinking = msg.thinking if msg is not None else line.thinking
@@ -270,8 +269,7 @@ class StreamState:
             self.done = True
             out.append(self._chunk([ChunkChoice(index=0, delta=Delta(),
                                                 finish_reason=finish_reason(line, self.calls > 0))]))
-            if self.include_usage:
-                out.append(self._chunk([], usage_of(line)))
+            out.append(self._chunk([], usage_of(line)))  # (the core drops it for a client that did not ask)
         return out
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:

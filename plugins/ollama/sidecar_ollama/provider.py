@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import os
-import struct
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -14,7 +11,7 @@ import msgspec
 import yarl
 
 from sidecar import (
-    NO_AMBIENT_CREDENTIALS,
+    ApiAccess,
     ChatCompletion,
     ChatCompletionChunk,
     Embedding,
@@ -44,6 +41,8 @@ from sidecar_ollama.convert import (
 
 DEFAULT_API_BASE = "http://localhost:11434"
 _ENDPOINTS = ("/api/chat", "/api/generate", "/api/embed")
+ACCESS = ApiAccess("ollama", key_envs=("OLLAMA_API_KEY",), base_envs=("OLLAMA_API_BASE",), default_base=DEFAULT_API_BASE,
+                   endpoints=_ENDPOINTS)
 _line = msgspec.json.Decoder(OllamaLine)
 _lines = msgspec.json.Decoder(list[OllamaLine])
 _embeddings = msgspec.json.Decoder(OllamaEmbeddings)
@@ -60,47 +59,23 @@ class OllamaProvider(Provider):
         self.chat_api = name == "ollama_chat"
         self.description = f"Ollama's {'/api/chat' if self.chat_api else '/api/generate'} and /api/embed"
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        return CHAT_PARAMS + TOOL_PARAMS + ["dimensions", "encoding_format"] if self.chat_api else \
-            CHAT_PARAMS + ["dimensions", "encoding_format"]
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        chat = CHAT_PARAMS + TOOL_PARAMS if self.chat_api else list(CHAT_PARAMS)
+        if capability == "embedding":
+            return ["dimensions"]  # (encoding_format: base64 is the core's)
+        return chat if capability is not None else chat + ["dimensions"]
 
     # ---------------------------------------------------------------- connection
 
     def url(self, params: Mapping[str, Any], path: str) -> yarl.URL:
-        base = params.get("api_base") or params.get("base_url")
-        if not base and not params.get(NO_AMBIENT_CREDENTIALS):
-            base = os.environ.get("OLLAMA_API_BASE")
-        base = str(base or DEFAULT_API_BASE).rstrip("/")
-        for known in _ENDPOINTS:  # an api_base naming the endpoint itself, as LiteLLM allows
-            base = base.removesuffix(known)
-        try:
-            url = yarl.URL(f"{base}{path}")
-            url.port  # noqa: B018 - a port out of range raises here
-        except ValueError:
-            raise ProviderError(400, "litellm_params.api_base is not a valid URL", param="api_base",
-                                code="invalid_api_base") from None
-        return url
-
-    def _key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get("api_key"):
-            return str(params["api_key"])
-        return None if params.get(NO_AMBIENT_CREDENTIALS) else os.environ.get("OLLAMA_API_KEY") or None
+        """``api_base`` (one naming the endpoint itself, as LiteLLM allows, is not repeated) + ``path``."""
+        return ACCESS.url(params, path)
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        found = [] if params.get("api_key") else [self._key(params)]
-        if not params.get("api_base") and not params.get("base_url") and not params.get(NO_AMBIENT_CREDENTIALS):
-            found.append(os.environ.get("OLLAMA_API_BASE"))
-        return [v for v in found if v]
+        return ACCESS.ambient(params)
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        key = self._key(params)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        extra = params.get("extra_headers")
-        if isinstance(extra, dict):
-            headers.update({str(k): str(v) for k, v in extra.items()})
-        return headers
+        return ACCESS.headers(params)
 
     # ---------------------------------------------------------------- chat
 
@@ -133,8 +108,7 @@ class OllamaProvider(Provider):
                 raise ProviderError(502, f"{self.name} upstream answered an error: {line.error}")
             return completion_of(line, call.model)
         resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
-        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
-        return self._chunks(resp, StreamState(call.model, include_usage))
+        return self._chunks(resp, StreamState(call.model))
 
     async def _chunks(self, resp: aiohttp.ClientResponse, state: StreamState) -> AsyncIterator[list[ChatCompletionChunk]]:
         async with aclosing(iter_ndjson_batches(resp, self.name)) as batches:
@@ -176,14 +150,7 @@ class OllamaProvider(Provider):
             body["options"] = options
         answer = await post_json(call.session, self.url(call.params, "/api/embed"), _encode(body),
                                  self.headers(call.params), timeout_for(call.params, False), _embeddings, self.name)
-        b64 = call.body.get("encoding_format") == "base64"
-        data = [Embedding(index=i, embedding=raw_vector(_base64(v) if b64 else v))
-                for i, v in enumerate(answer.embeddings)]
+        data = [Embedding(index=i, embedding=raw_vector(v)) for i, v in enumerate(answer.embeddings)]
         tokens = answer.prompt_eval_count
         return EmbeddingResponse(data=data, model=answer.model or call.model,
                                  usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
-
-
-def _base64(vector: list[float]) -> str:
-    """OpenAI's base64 encoding: little-endian float32."""
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from sidecar import Provider, hookimpl
 from sidecar_openai.azure import AzureProvider
 from sidecar_openai.azure_ai import AzureAIProvider
-from sidecar_openai.compatible import COMPATIBLE, OpenAICompatibleProvider
+from sidecar_openai.compatible import COMPATIBLE, compatible_provider
 from sidecar_openai.text_completion import TextCompletionProvider
 from sidecar_openai.voyage import VoyageProvider
 
@@ -29,4 +29,4 @@ __version__ = "0.1.0"
 @hookimpl
 def sidecar_providers() -> list[Provider]:
     return [AzureProvider(), AzureAIProvider(), TextCompletionProvider(), VoyageProvider(),
-            *(OpenAICompatibleProvider(spec) for spec in COMPATIBLE)]
+            *(compatible_provider(spec) for spec in COMPATIBLE)]

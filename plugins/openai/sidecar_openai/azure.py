@@ -9,11 +9,13 @@ from urllib.parse import quote
 
 from sidecar import NO_AMBIENT_CREDENTIALS, ProviderError
 from sidecar_openai.compatible import MEDIA, Compatible, OpenAICompatibleProvider
+from sidecar_openai.endpoints import Chat, Embeddings, Images, Speech, TextCompletions, Transcriptions
 
 DEFAULT_API_VERSION = "2024-10-21"
+STREAM_OPTIONS_SINCE = "2024-09-01"
 
 
-class AzureProvider(OpenAICompatibleProvider):
+class AzureProvider(Chat, TextCompletions, Embeddings, Images, Speech, Transcriptions, OpenAICompatibleProvider):
     """``azure/<deployment>``: ``api_base`` is the resource (``https://NAME.openai.azure.com``)."""
 
     def __init__(self) -> None:
@@ -26,7 +28,7 @@ class AzureProvider(OpenAICompatibleProvider):
         if not base:
             raise ProviderError(400, "azure needs litellm_params.api_base (https://<resource>.openai.azure.com)",
                                 param="api_base", code="missing_api_base")
-        version = params.get("api_version") or os.environ.get("AZURE_API_VERSION") or DEFAULT_API_VERSION
+        version = self._version(params)
         base = str(base).rstrip("/")
         if path == "models":
             url = f"{base}/openai/models"
@@ -35,6 +37,14 @@ class AzureProvider(OpenAICompatibleProvider):
         else:
             url = f"{base}/openai/deployments/{quote(model, safe='')}/{path}"
         return f"{url}?api-version={quote(str(version))}", self.headers(params)
+
+    @staticmethod
+    def _version(params: Mapping[str, Any]) -> str:
+        return str(params.get("api_version") or os.environ.get("AZURE_API_VERSION") or DEFAULT_API_VERSION)
+
+    def asks_stream_usage(self, params: Mapping[str, Any]) -> bool:
+        """Azure takes ``stream_options`` from API version 2024-09-01 on; older ones refuse it."""
+        return self._version(params) >= STREAM_OPTIONS_SINCE
 
     @staticmethod
     def _credential(params: Mapping[str, Any]) -> tuple[str, Any]:

@@ -26,6 +26,7 @@ import yarl
 
 from sidecar import ChatCompletion, ProviderCall, ProviderError
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
+from sidecar_openai.endpoints import Chat, Embeddings
 
 _KEY_HEADER_HOSTS = (".services.ai.azure.com", ".openai.azure.com")
 
@@ -103,7 +104,7 @@ def uses_key_header(base: str) -> bool:
     return host.endswith(_KEY_HEADER_HOSTS)
 
 
-class AzureAIProvider(OpenAICompatibleProvider):
+class AzureAIProvider(Chat, Embeddings, OpenAICompatibleProvider):
     """Azure AI Foundry's OpenAI-compatible model inference API."""
 
     def __init__(self) -> None:
@@ -111,11 +112,11 @@ class AzureAIProvider(OpenAICompatibleProvider):
                                     base_env="AZURE_AI_API_BASE"))
         self.description = "Azure AI Foundry models (model inference API)"
 
-    def supported_openai_params(self, model: str) -> list[str]:
-        plugin = anthropic_plugin() if is_claude(model) else None
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        plugin = anthropic_plugin() if is_claude(model) and capability in (None, "chat") else None
         if plugin is not None:
             return plugin.supported_params(model, self.name)
-        return super().supported_openai_params(model)
+        return super().supported_openai_params(model, capability)
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[Any]:
         if is_claude(call.model):
@@ -130,19 +131,19 @@ class AzureAIProvider(OpenAICompatibleProvider):
                                      "plugin (sidecar-anthropic, plugins/anthropic) to serve it",
                                 param="model", code="missing_plugin", kind="bad_request")
         params = call.params
-        base = params.get("api_base") or params.get("base_url") or self._env_base(params)
+        base = self.access.base(params)
         if not base:
             raise ProviderError(400, "azure_ai needs litellm_params.api_base (or $AZURE_AI_API_BASE): your "
                                      "Azure AI endpoint", param="api_base", code="missing_api_base")
         headers = {"Content-Type": "application/json", "anthropic-version": plugin.API_VERSION}
-        key = params.get("api_key") or self._env_key(params)
+        key = self.access.key(params)
         if key:
             headers["x-api-key"] = headers["api-key"] = str(key)
         headers.update(plugin.extra_headers(params))
         return await plugin.messages_chat(call, anthropic_url(str(base)), headers, self.name)
 
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[yarl.URL, dict[str, str]]:
-        base = params.get("api_base") or params.get("base_url") or self._env_base(params)
+        base = self.access.base(params)
         if not base:
             raise ProviderError(400, "azure_ai needs litellm_params.api_base (or $AZURE_AI_API_BASE): your "
                                      "Azure AI endpoint", param="api_base", code="missing_api_base")

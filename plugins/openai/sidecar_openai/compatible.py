@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -16,22 +14,16 @@ import yarl
 from sidecar import (
     NO_AMBIENT_CREDENTIALS,
     OPENAI_CHAT_PARAMS,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChunkChoice,
-    Delta,
-    EmbeddingResponse,
-    ModerationResponse,
+    ApiAccess,
+    OPENAI_COMPLETION_PARAMS,
+    OPENAI_EMBEDDING_PARAMS,
     Provider,
     ProviderCall,
     ProviderError,
     is_secret_param,
-    iter_sse_batches,
-    open_stream,
-    post_json,
     timeout_for,
 )
-from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, EndpointsMixin
+from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, with_endpoints
 
 CHAT_PARAMS = [
     "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens",
@@ -42,13 +34,23 @@ CHAT_PARAMS = [
     "prompt_cache_retention",
 ]
 EMBEDDING_PARAMS = ["encoding_format", "dimensions", "user"]
+MEDIA_PARAMS = {
+    "moderation": [],
+    "image_generation": ["background", "moderation", "n", "output_compression", "output_format", "partial_images",
+                         "quality", "response_format", "size", "stream", "style", "user"],
+    "audio_speech": ["instructions", "response_format", "speed", "stream_format", "voice"],
+    "audio_transcription": ["chunking_strategy", "include", "language", "prompt", "response_format", "stream",
+                            "temperature", "timestamp_granularities"],
+}
+"""The optional params of OpenAI's other requests (their bodies go upstream as sent)."""
 COMPAT_CHAT_PARAMS = [
     "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_tokens", "max_completion_tokens",
     "n", "presence_penalty", "seed", "stop", "stream", "stream_options", "temperature", "top_p", "tools",
     "tool_choice", "parallel_tool_calls", "response_format", "user", "extra_headers",
 ]
 
-# litellm_params that configure the connection; every other key is a default for the body.
+# litellm_params that configure the connection; every other key is a default for the body (the
+# core applies those that are OpenAI params, per capability and only where accepted: OPENAI_PARAMS).
 CONNECTION_PARAMS = frozenset({
     "model", "api_key", "api_base", "base_url", "api_version", "organization", "timeout",
     "stream_timeout", "max_retries", "tpm", "rpm", "drop_params", "extra_headers", "azure_ad_token",
@@ -77,46 +79,20 @@ def _body_default_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in keys if _is_body_default(k))
 
 
-def _url(base: str, path: str) -> yarl.URL:
-    """The endpoint URL (parsed once per base and path); a malformed ``api_base`` is a 400."""
-    try:
-        return _parsed_url(base, path)
-    except ValueError:
-        raise ProviderError(400, "litellm_params.api_base is not a valid URL", param="api_base",
-                            code="invalid_api_base") from None
-
-
-@lru_cache(maxsize=1024)
-def _parsed_url(base: str, path: str) -> yarl.URL:
-    url = yarl.URL(f"{base.rstrip('/')}/{path}")
-    url.port  # noqa: B018 - a port out of range raises here, not deep inside the client
-    return url
+OPENAI_PARAMS = OPENAI_CHAT_PARAMS | OPENAI_COMPLETION_PARAMS | OPENAI_EMBEDDING_PARAMS
+"""OpenAI request params: as ``litellm_params`` defaults, the core's to apply (to ``call.body``)."""
 
 
 def _is_body_default(key: str) -> bool:
-    """Whether a ``litellm_params`` key is a default for the request body. Credentials (by their
-    name: ``*_key``, ``*_token``, ``client_secret``, ``aws_*``...) never are."""
-    if key in CONNECTION_PARAMS or key in LITELLM_ONLY_PARAMS or "cost" in key.split("_"):
+    """Whether a ``litellm_params`` key is a default this plugin puts into the request body: a
+    provider-specific one (vLLM's ``top_k``, ``extra_body``...). Credentials (by their name:
+    ``*_key``, ``*_token``, ``client_secret``, ``aws_*``...) never are."""
+    if key in CONNECTION_PARAMS or key in LITELLM_ONLY_PARAMS or key in OPENAI_PARAMS or "cost" in key.split("_"):
         return False
-    return key in OPENAI_CHAT_PARAMS or not is_secret_param(key)
+    return not is_secret_param(key)
 
 
-_chat = msgspec.json.Decoder(ChatCompletion)
-_chunk = msgspec.json.Decoder(ChatCompletionChunk)
-_chunk_list = msgspec.json.Decoder(list[ChatCompletionChunk])
-_embedding = msgspec.json.Decoder(EmbeddingResponse)
-_moderation = msgspec.json.Decoder(ModerationResponse)
 _encode = msgspec.json.Encoder().encode
-
-
-def _without_annotations(choices: list[ChunkChoice]) -> list[ChunkChoice]:
-    """Azure's asynchronous content filter sends annotation choices with no ``delta`` (and
-    ``object: ""``): they carry nothing of OpenAI's format, so they are left out."""
-    kept = [c for c in choices if c.delta is not msgspec.UNSET or c.finish_reason is not None]
-    for choice in kept:
-        if choice.delta is msgspec.UNSET:
-            choice.delta = Delta()
-    return kept
 
 
 class _ModelList(msgspec.Struct):
@@ -136,13 +112,18 @@ class Compatible:
     capabilities: frozenset[str] = frozenset({"chat", "embedding"})
     full_params: bool = False
     base_env: str | None = None  # the variable LiteLLM reads for the api_base (``CEREBRAS_API_BASE``...)
+    stream_usage: bool = False
+    """Whether a stream asks the upstream for its usage chunk even when the client did not (the
+    router then counts the real tokens; the core drops the chunk for that client): for servers
+    known to take ``stream_options``, as some others refuse it."""
 
 
 MEDIA = frozenset({"image_generation", "audio_speech", "audio_transcription"})
 
 COMPATIBLE = [
     Compatible("openai", "https://api.openai.com/v1", "OPENAI_API_KEY",
-               frozenset({"chat", "completion", "embedding", "moderation", *MEDIA}), full_params=True),
+               frozenset({"chat", "completion", "embedding", "moderation", *MEDIA}), full_params=True,
+               stream_usage=True),
     Compatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", frozenset({"chat"})),
     Compatible("together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY",
                frozenset({"chat", "completion", "embedding"})),
@@ -154,7 +135,7 @@ COMPATIBLE = [
     Compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY", frozenset({"chat"})),
     Compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY", frozenset({"chat"})),
     Compatible("hosted_vllm", None, "HOSTED_VLLM_API_KEY", frozenset({"chat", "completion", "embedding"}),
-               full_params=True),
+               full_params=True, stream_usage=True),
     Compatible("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", frozenset({"chat"}),
                base_env="CEREBRAS_API_BASE"),
     Compatible("deepinfra", "https://api.deepinfra.com/v1/openai", "DEEPINFRA_API_KEY", base_env="DEEPINFRA_API_BASE"),
@@ -164,11 +145,16 @@ COMPATIBLE = [
 ]
 
 
-class OpenAICompatibleProvider(EndpointsMixin, Provider):
-    """Sends the client's body on, and normalises answers to OpenAI's spec."""
+class OpenAICompatibleProvider(Provider):
+    """Sends the client's body on, and normalises answers to OpenAI's spec. This class holds the
+    connection (URL, headers, body); the capability methods come from the mixins of
+    :mod:`sidecar_openai.endpoints`: a subclass mixes in those of its capabilities, and
+    :func:`compatible_provider` builds the class for a :class:`Compatible` spec."""
 
     def __init__(self, spec: Compatible) -> None:
         self.spec = spec
+        self.access = ApiAccess(spec.name, key_envs=(spec.key_env,) if spec.key_env else (),
+                                base_envs=(spec.base_env,) if spec.base_env else (), default_base=spec.api_base)
         self.name = spec.name
         self.capabilities = spec.capabilities
         self.description = f"OpenAI protocol at {spec.api_base or 'your api_base'}"
@@ -178,10 +164,14 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
     def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         """Per capability when asked (embeddings take ``encoding_format``, chat does not); without
         one (callers of the one-argument form), by the model's catalog mode, else both lists."""
-        from sidecar import catalog_lookup
+        from sidecar import OPENAI_COMPLETION_PARAMS, catalog_lookup
 
+        if capability in MEDIA_PARAMS:
+            return list(MEDIA_PARAMS[capability])
         chat = CHAT_PARAMS if self.spec.full_params else COMPAT_CHAT_PARAMS
-        if "completion" in self.capabilities:
+        if capability == "completion":
+            return [p for p in chat + TEXT_COMPLETION_ONLY_PARAMS if p in OPENAI_COMPLETION_PARAMS]
+        if "completion" in self.capabilities and capability is None:  # (one list for every capability)
             chat = chat + TEXT_COMPLETION_ONLY_PARAMS
         if capability == "embedding":
             return list(EMBEDDING_PARAMS)
@@ -193,60 +183,6 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
         if mode == "chat":
             return list(chat)
         return list(dict.fromkeys(chat + EMBEDDING_PARAMS))  # unknown model: either endpoint
-
-    async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
-        url, headers = self.endpoint(call.params, call.model, "chat/completions")
-        body = _encode(self.upstream_body(call))
-        if not call.stream:
-            return await post_json(call.session, url, body, headers, timeout_for(call.params, False), _chat, self.name)
-        resp = await open_stream(call.session, url, body, headers, timeout_for(call.params, True), self.name)
-        return self._chunks(resp)
-
-    async def _chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[ChatCompletionChunk]]:
-        # aclosing: a client that leaves closes this generator, and so the upstream response at once
-        async with aclosing(iter_sse_batches(resp, self.name)) as batches:
-            async for payloads in batches:
-                chunks, bad = self._decode(payloads)
-                # (Azure opens with a chunk of prompt_filter_results only: nothing to relay)
-                chunks = [chunk for chunk in chunks if chunk.choices or chunk.usage is not None]
-                if chunks:
-                    yield chunks
-                if bad is not None:
-                    raise bad
-
-    def _decode(self, payloads: list[bytes]) -> tuple[list[ChatCompletionChunk], ProviderError | None]:
-        """The chunks of one read, decoded in one call; when one is bad, those before it and
-        the error naming it (they are decoded one at a time only then)."""
-        bad = None
-        try:
-            chunks = _chunk_list.decode(b"[" + b",".join(payloads) + b"]")
-        except (msgspec.DecodeError, RecursionError):
-            chunks = []
-        if len(chunks) != len(payloads):  # a bad payload, or one that held more than one value
-            chunks = []
-            for payload in payloads:
-                try:
-                    chunks.append(_chunk.decode(payload))
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    bad = ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
-                                        code="bad_upstream_response")
-                    break
-        for chunk in chunks:
-            for choice in chunk.choices:
-                if choice.delta is msgspec.UNSET:
-                    chunk.choices = _without_annotations(chunk.choices)
-                    break
-        return chunks, bad
-
-    async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
-        url, headers = self.endpoint(call.params, call.model, "embeddings")
-        return await post_json(call.session, url, _encode(self.upstream_body(call)), headers,
-                               timeout_for(call.params, False), _embedding, self.name)
-
-    async def moderations(self, call: ProviderCall) -> ModerationResponse:
-        url, headers = self.endpoint(call.params, call.model, "moderations")
-        return await post_json(call.session, url, _encode(self.upstream_body(call)), headers,
-                               timeout_for(call.params, False), _moderation, self.name)
 
     async def list_models(self, params: Mapping[str, Any], session: aiohttp.ClientSession) -> list[str]:
         url, headers = self.endpoint(params, "", "models")
@@ -264,7 +200,8 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
     # ---------------------------------------------------------------- wire details
 
     def upstream_body(self, call: ProviderCall) -> dict[str, Any]:
-        """The client's body, over defaults given as extra ``litellm_params`` (as LiteLLM does)."""
+        """The client's body (with the OpenAI params' defaults the core applied), over
+        provider-specific defaults given as extra ``litellm_params`` (as LiteLLM does)."""
         params = call.params
         keys = _body_default_keys(tuple(params))
         if not keys:
@@ -275,37 +212,29 @@ class OpenAICompatibleProvider(EndpointsMixin, Provider):
             defaults.update(extra)
         return {**defaults, **call.body}
 
+    def stream_body(self, call: ProviderCall) -> dict[str, Any]:
+        """:meth:`upstream_body` for a streamed chat or completion: asking for the usage chunk
+        where the upstream takes it (:meth:`asks_stream_usage`), so the router counts the tokens."""
+        body = self.upstream_body(call)
+        options = body.get("stream_options")
+        if not self.asks_stream_usage(call.params) or (isinstance(options, dict) and options.get("include_usage")):
+            return body
+        return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+
+    def asks_stream_usage(self, params: Mapping[str, Any]) -> bool:
+        return self.spec.stream_usage
+
     def endpoint(self, params: Mapping[str, Any], model: str, path: str) -> tuple[str | yarl.URL, dict[str, str]]:
-        base = params.get("api_base") or params.get("base_url") or self._env_base(params) or self.spec.api_base
-        if not base:
-            where = f" (or ${self.spec.base_env})" if self.spec.base_env else ""
-            raise ProviderError(400, f"{self.name} needs litellm_params.api_base{where}", param="api_base",
-                                code="missing_api_base")
-        return _url(str(base), path), self.headers(params)
-
-    def _env_base(self, params: Mapping[str, Any]) -> str | None:
-        if params.get(NO_AMBIENT_CREDENTIALS) or not self.spec.base_env:
-            return None
-        return os.environ.get(self.spec.base_env)
-
-    def _env_key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get(NO_AMBIENT_CREDENTIALS) or not self.spec.key_env:
-            return None
-        return os.environ.get(self.spec.key_env)
+        return self.access.url(params, "/" + path), self.headers(params)
 
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        key = None if params.get("api_key") else self._env_key(params)
-        base = None if params.get("api_base") or params.get("base_url") else self._env_base(params)
-        return [v for v in (key, base) if v]
+        return self.access.ambient(params)
 
     def headers(self, params: Mapping[str, Any]) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        key = params.get("api_key") or self._env_key(params)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        if params.get("organization"):
-            headers["OpenAI-Organization"] = str(params["organization"])
-        extra = params.get("extra_headers")
-        if isinstance(extra, dict):
-            headers.update({str(k): str(v) for k, v in extra.items()})
-        return headers
+        organization = params.get("organization")
+        return self.access.headers(params, {"OpenAI-Organization": str(organization)} if organization else None)
+
+
+def compatible_provider(spec: Compatible) -> OpenAICompatibleProvider:
+    """The provider for ``spec``: with the endpoint methods of its capabilities, and no other."""
+    return with_endpoints(OpenAICompatibleProvider, spec.capabilities)(spec)

@@ -15,6 +15,7 @@ import aiohttp
 import msgspec
 
 from sidecar import (
+    OPENAI_COMPLETION_PARAMS,
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
@@ -30,6 +31,7 @@ from sidecar import (
     timeout_for,
 )
 from sidecar_openai.compatible import Compatible, OpenAICompatibleProvider
+from sidecar_openai.endpoints import TEXT_COMPLETION_ONLY_PARAMS, TextCompletions
 
 CHAT_PARAMS = [
     "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens", "max_completion_tokens",
@@ -74,20 +76,23 @@ def prompt_of(messages: list[dict[str, Any]]) -> str | list[str]:
     return [_text(m.get("content")) for m in messages]
 
 
-class TextCompletionProvider(OpenAICompatibleProvider):
+class TextCompletionProvider(TextCompletions, OpenAICompatibleProvider):
     """OpenAI's ``/completions``; chat requests converted to a prompt and back."""
 
     def __init__(self) -> None:
         super().__init__(Compatible("text-completion-openai", "https://api.openai.com/v1", "OPENAI_API_KEY",
-                                    frozenset({"chat", "completion"})))
+                                    frozenset({"chat", "completion"}), stream_usage=True))
         self.description = "OpenAI's legacy /v1/completions (chat served as a prompt)"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
+        """The chat params that mean the same on ``/completions``; a completion takes its own too."""
+        if capability == "completion":
+            return [p for p in CHAT_PARAMS + TEXT_COMPLETION_ONLY_PARAMS if p in OPENAI_COMPLETION_PARAMS]
         return list(CHAT_PARAMS)
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[list[ChatCompletionChunk]]:
         url, headers = self.endpoint(call.params, call.model, "completions")
-        chat = self.upstream_body(call)
+        chat = self.stream_body(call) if call.stream else self.upstream_body(call)
         body = {k: v for k, v in chat.items() if k not in ("messages", "max_completion_tokens")}
         body["prompt"] = prompt_of(chat["messages"])
         if "max_completion_tokens" in chat and "max_tokens" not in chat:

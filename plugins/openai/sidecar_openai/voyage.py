@@ -10,14 +10,13 @@ the request or as ``litellm_params`` defaults. The answer is OpenAI's embedding 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from sidecar import (
-    NO_AMBIENT_CREDENTIALS,
+    ApiAccess,
     Embedding,
     EmbeddingResponse,
     EmbeddingUsage,
@@ -27,10 +26,10 @@ from sidecar import (
     post_json,
     timeout_for,
 )
-from sidecar_openai.compatible import _url
 
 DEFAULT_API_BASE = "https://api.voyageai.com/v1"
 KEY_ENVS = ("VOYAGE_API_KEY", "VOYAGE_AI_API_KEY", "VOYAGE_AI_TOKEN")
+ACCESS = ApiAccess("voyage", key_envs=KEY_ENVS, default_base=DEFAULT_API_BASE, endpoints=("/embeddings",))
 VOYAGE_KEYS = ("input_type", "truncation", "output_dtype", "output_dimension")
 """Voyage's request keys besides ``input`` and ``model``: taken from the request or ``litellm_params``."""
 
@@ -54,19 +53,11 @@ class VoyageProvider(Provider):
     capabilities = frozenset({"embedding"})
     description = "Voyage AI embeddings"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return ["encoding_format", "dimensions"]
 
-    def _key(self, params: Mapping[str, Any]) -> str | None:
-        if params.get("api_key"):
-            return str(params["api_key"])
-        if params.get(NO_AMBIENT_CREDENTIALS):
-            return None
-        return next((os.environ[name] for name in KEY_ENVS if os.environ.get(name)), None)
-
     def ambient_credentials(self, params: Mapping[str, Any]) -> list[str]:
-        key = None if params.get("api_key") else self._key(params)
-        return [key] if key else []
+        return ACCESS.ambient(params)
 
     def upstream_body(self, call: ProviderCall) -> dict[str, Any]:
         sent = call.body
@@ -87,15 +78,11 @@ class VoyageProvider(Provider):
 
     def url(self, params: Mapping[str, Any]) -> Any:
         """``api_base`` + ``/embeddings`` (not doubled), else Voyage's own URL."""
-        base = str(params.get("api_base") or DEFAULT_API_BASE).rstrip("/").removesuffix("/embeddings")
-        return _url(base, "embeddings")
+        return ACCESS.url(params, "/embeddings")
 
     async def embeddings(self, call: ProviderCall) -> EmbeddingResponse:
-        headers = {"Content-Type": "application/json"}
-        key = self._key(call.params)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        answer = await post_json(call.session, self.url(call.params), _encode(self.upstream_body(call)), headers,
+        answer = await post_json(call.session, self.url(call.params), _encode(self.upstream_body(call)),
+                                 ACCESS.headers(call.params),
                                  timeout_for(call.params, False), _answer, self.name)
         tokens = answer.usage.total_tokens
         return EmbeddingResponse(data=answer.data, model=answer.model or call.model,

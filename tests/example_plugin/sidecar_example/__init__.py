@@ -1,8 +1,11 @@
-"""An example third-party plugin: a complete provider in one file.
+"""An example third-party plugin, installed with pip and found through the ``llm_sidecar`` entry
+point group exactly like a built-in provider. It registers two providers:
 
-It registers the ``echo`` provider, which answers chat requests by echoing the last message in
-upper case, so tests can tell it apart from the built-in mock. Install it with pip and it is
-found through the ``llm_sidecar`` entry point group, exactly like a built-in provider.
+- ``echo``: a complete provider in a few lines, answering chat requests by echoing the last
+  message in upper case (so tests can tell it apart from the built-in mock), computed locally;
+- ``parrot`` (:mod:`sidecar_example.parrot`): what a real plugin does: it calls an HTTP API with
+  its own wire format, maps its errors to the router's kinds, streams newline-delimited JSON,
+  calls tools, embeds, and keeps its credentials masked.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sidecar import (
     Usage,
     hookimpl,
 )
+from sidecar_example.parrot import ParrotProvider
 
 __version__ = "0.3.0"
 
@@ -30,7 +34,7 @@ class EchoProvider(Provider):
     capabilities = frozenset({"chat"})
     description = "echoes the last message in upper case"
 
-    def supported_openai_params(self, model: str) -> list[str]:
+    def supported_openai_params(self, model: str, capability: str | None = None) -> list[str]:
         return ["stream", "stream_options", "temperature", "max_tokens", "user"]
 
     async def chat(self, call: ProviderCall) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
@@ -55,4 +59,4 @@ class EchoProvider(Provider):
 
 @hookimpl
 def sidecar_providers() -> list[Provider]:
-    return [EchoProvider()]
+    return [EchoProvider(), ParrotProvider()]

@@ -1,0 +1,294 @@
+"""The ``spend_logs`` table in the sidecar's SQLite file: its migrations, batched writes, retention.
+
+One row per request: the final :class:`sidecar.CallEvent` (the attempt whose answer or error the
+client got). Rows wait in memory and are written by one background task, one transaction per
+batch (every :data:`FLUSH_SECONDS`, or at once when :data:`BATCH_ROWS` wait), with WAL and a busy
+timeout so several ``--workers`` processes can write the same file. At shutdown what waits is
+written. Rows older than the retention are deleted at start-up and then every hour, in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+from aiohttp import web
+
+from sidecar import CallEvent
+
+log = logging.getLogger("sidecar.spendlog")
+
+FLUSH_SECONDS = 0.5
+"""How long a row may wait in memory before its batch is written."""
+BATCH_ROWS = 500
+"""A batch this big is written at once."""
+MAX_PENDING_ROWS = 50_000
+"""Rows kept in memory while the database cannot be written (locked, full disk); beyond, dropped."""
+CLEANUP_SECONDS = 3600.0
+"""How often rows older than the retention are deleted (and once at start-up)."""
+DELETE_CHUNK = 5_000
+"""Rows deleted per transaction, so other writers are never held up for long."""
+BUSY_TIMEOUT_MS = 5_000
+_LOG_EVERY = 60.0
+
+MIGRATIONS: list[str] = [
+    # 1: the spend log
+    """
+    CREATE TABLE spend_logs (
+        request_id TEXT NOT NULL UNIQUE,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        first_ms INTEGER,
+        capability TEXT NOT NULL,
+        stream INTEGER NOT NULL,
+        requested_group TEXT NOT NULL,
+        model_group TEXT NOT NULL,
+        deployment_id TEXT,
+        provider TEXT,
+        model TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        total_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        spend REAL,
+        status TEXT NOT NULL,
+        status_code INTEGER NOT NULL,
+        error_kind TEXT,
+        error_message TEXT,
+        attempts INTEGER NOT NULL,
+        fallback INTEGER NOT NULL,
+        user TEXT,
+        metadata BLOB
+    );
+    CREATE INDEX spend_logs_start ON spend_logs (start_ms);
+    CREATE INDEX spend_logs_model_group ON spend_logs (model_group, start_ms);
+    CREATE INDEX spend_logs_user ON spend_logs (user, start_ms);
+    """,
+]
+
+COLUMNS = ("request_id", "start_ms", "end_ms", "first_ms", "capability", "stream",
+           "requested_group", "model_group", "deployment_id", "provider", "model", "prompt_tokens",
+           "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "spend", "status",
+           "status_code", "error_kind", "error_message", "attempts", "fallback", "user", "metadata")
+"""The table's columns, in the order of a row tuple (:func:`row_of`)."""
+_INSERT = f"INSERT OR IGNORE INTO spend_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_encode = msgspec.json.Encoder(enc_hook=str).encode  # (a pre-call hook may have put any object there)
+
+
+def row_of(event: CallEvent) -> tuple[Any, ...]:
+    """The table row of a request's final event (cost only when it was served and priced). Times
+    are Unix milliseconds: what ``/spend/logs`` shows is exactly what its filters compare."""
+    start = event.start_time
+    ttft = event.time_to_first_token
+    return (
+        event.call_id, round(start * 1000), round((start + event.duration) * 1000),
+        round((start + ttft) * 1000) if ttft is not None else None, event.capability, int(event.stream),
+        event.requested_group, event.group, event.deployment_id, event.provider, event.model,
+        event.prompt_tokens, event.completion_tokens, event.total_tokens, event.cached_tokens,
+        event.reasoning_tokens, event.cost if event.ok else None, "success" if event.ok else "failure",
+        event.status, event.error_kind, event.error_message, event.attempt, int(event.fallback),
+        event.user, _metadata(event.metadata),
+    )
+
+
+def _metadata(metadata: dict[str, Any] | None) -> bytes | None:
+    if not metadata:
+        return None
+    try:
+        return _encode(metadata)
+    except (TypeError, ValueError, msgspec.EncodeError):  # a row without metadata, not a lost batch
+        return None
+
+
+class SpendLog:
+    """One aiosqlite connection of this process to the spend log, and the rows waiting for it."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str, retention: float, recording: bool = True) -> None:
+        self.conn = conn
+        self.path = path
+        self.retention = retention
+        """Seconds a row is kept; 0 keeps rows for ever."""
+        self.recording = recording
+        self.dropped = 0
+        self.written = 0
+        self._events: list[CallEvent] = []
+        """Final events waiting to be written (their rows are built in aiosqlite's thread)."""
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task | None = None
+        self._logged = 0.0
+
+    @classmethod
+    async def open(cls, path: str, retention: float, recording: bool = True) -> SpendLog:
+        """Connect to ``path`` (WAL, busy timeout) and bring the table up to date."""
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: a commit survives a crash of the process
+            await migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, path, retention, recording)
+
+    def start(self) -> None:
+        """Start the writer (and the retention clean-up) in the background. The writer owns the
+        connection: it writes what waits and closes it when :meth:`close` stops it, and also when
+        it is cancelled without that (another plugin's start-up failed after this one's, so the
+        app's cleanup never runs): an open connection's thread would keep the process alive."""
+        self._task = asyncio.ensure_future(self._run())
+
+    def add(self, event: CallEvent) -> None:
+        """Queue the row of ``event`` if it is a request's final one (never blocks, never raises)."""
+        if not event.final or not self.recording or self._closing:
+            return
+        if len(self._events) >= MAX_PENDING_ROWS:
+            self._drop(1)
+            return
+        self._events.append(event)
+        if len(self._events) >= BATCH_ROWS:
+            self._wake.set()
+
+    async def close(self) -> None:
+        """Write what waits, stop the writer, close the connection."""
+        self._closing = True
+        self._wake.set()
+        if self._task is None:
+            await self._finish()
+        else:
+            with contextlib.suppress(Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        next_cleanup = 0.0  # at start-up, then every CLEANUP_SECONDS
+        try:
+            while not self._closing:
+                try:
+                    if self.retention and time.time() >= next_cleanup:
+                        next_cleanup = time.time() + CLEANUP_SECONDS
+                        await self.delete_expired()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(FLUSH_SECONDS):
+                            await self._wake.wait()
+                    self._wake.clear()
+                    await self.flush()
+                except Exception as exc:  # never let the writer die: the next turn tries again
+                    self._warn("spend log writer: %s: %s", type(exc).__name__, exc)
+                    await asyncio.sleep(FLUSH_SECONDS)
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        self._closing = True
+        try:
+            await self.flush()
+        finally:
+            await self.conn.close()
+
+    async def flush(self) -> int:
+        """Write the waiting rows in one transaction; on failure keep them for the next try."""
+        events, self._events = self._events, []
+        if not events:
+            return 0
+        try:
+            await self._transaction(_INSERT, map(row_of, events))  # (iterated in aiosqlite's thread)
+        except BaseException as exc:  # a failure, or the writer cancelled meanwhile: they wait on
+            self._events = events + self._events
+            excess = len(self._events) - MAX_PENDING_ROWS
+            if excess > 0:
+                del self._events[:excess]
+                self._drop(excess)
+            if not isinstance(exc, sqlite3.Error):
+                raise
+            self._warn("cannot write the spend log to %s (%d rows waiting): %s", self.path, len(self._events), exc)
+            return 0
+        self.written += len(events)
+        return len(events)
+
+    async def delete_expired(self, now: float | None = None) -> int:
+        """Delete rows older than the retention, :data:`DELETE_CHUNK` per transaction (none when
+        the retention is 0: rows are kept for ever)."""
+        if not self.retention:
+            return 0
+        cutoff = round(((time.time() if now is None else now) - self.retention) * 1000)
+        deleted = 0
+        try:
+            while True:
+                count = await self._transaction(
+                    "DELETE FROM spend_logs WHERE rowid IN "
+                    "(SELECT rowid FROM spend_logs WHERE start_ms < ? LIMIT ?)", [(cutoff, DELETE_CHUNK)])
+                deleted += count
+                if count < DELETE_CHUNK:
+                    break
+        except sqlite3.Error as exc:
+            self._warn("cannot delete old spend log rows from %s: %s", self.path, exc)
+        if deleted:
+            log.info("spend log: deleted %d rows older than the retention", deleted)
+        return deleted
+
+    async def select(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        async with self.conn.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    async def _transaction(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> int:
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = await self.conn.executemany(sql, rows)
+            count = cur.rowcount
+            await self.conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await self.conn.execute("ROLLBACK")
+            raise
+        return count
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        self._warn("spend log: %d rows dropped so far (the database is not keeping up)", self.dropped)
+
+    def _warn(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._logged >= _LOG_EVERY:
+            self._logged = now
+            log.warning(message, *args)
+
+
+async def migrate(conn: aiosqlite.Connection) -> int:
+    """Create or upgrade the table (its own version row: the core's ``user_version`` is not ours)."""
+    await conn.execute("BEGIN IMMEDIATE")  # one worker migrates; the others wait, then find it done
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS spendlog_schema (version INTEGER NOT NULL)")
+        async with conn.execute("SELECT version FROM spendlog_schema") as cur:
+            found = await cur.fetchone()
+        version = found[0] if found else 0
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(f"the spend log's schema version {version} is newer than this "
+                                        f"sidecar-spendlog knows ({len(MIGRATIONS)}); upgrade it")
+        for sql in MIGRATIONS[version:]:
+            for statement in filter(str.strip, sql.split(";")):
+                await conn.execute(statement)
+        if version < len(MIGRATIONS):
+            await conn.execute("DELETE FROM spendlog_schema")
+            await conn.execute("INSERT INTO spendlog_schema (version) VALUES (?)", (len(MIGRATIONS),))
+        await conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            await conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
+
+
+SPEND_LOG = web.AppKey("sidecar_spendlog", SpendLog)
+"""Where the app keeps this process's :class:`SpendLog`."""
