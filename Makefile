@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean bytecode
+.PHONY: install run test fuzz chromium bench clean bytecode
 
 install: $(STAMP)
 
@@ -25,8 +25,23 @@ bytecode: install
 run: install bytecode
 	$(BIN)/sidecar serve --config config/sidecar.yaml --host 127.0.0.1 --port 4000
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium, for the test that loads /docs in a real browser (tests/test_docs_browser.py).
+chromium:
+	command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
+
+# Property-based tests of every route from /openapi.json (tests/test_schemathesis.py), longer than
+# make test's: FUZZ_EXAMPLES per route, with schemathesis's coverage phase on every route, from a
+# random seed it prints; make fuzz FUZZ_SEED=<seed> replays a run. A few minutes.
+FUZZ_EXAMPLES ?= 200
+FUZZ_SEED ?= $(shell date +%s)
+FUZZ_SEED := $(FUZZ_SEED)
+fuzz: install
+	@echo "make fuzz FUZZ_SEED=$(FUZZ_SEED) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES)  (to replay this run)"
+	SIDECAR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SIDECAR_FUZZ_SEED=$(FUZZ_SEED) \
+		$(BIN)/python -m pytest -q tests/test_schemathesis.py --hypothesis-seed=$(FUZZ_SEED)
 
 # Benchmarks against the direct upstream and LiteLLM's proxy (bench/README.md), ~5 minutes.
 # Installs wrk from Debian if missing; LiteLLM goes into bench/.venv-litellm on first use.

@@ -19,7 +19,7 @@ from sidecar.hooks import Hooks, add_plugin_routes
 from sidecar.info import InfoCache
 from sidecar.plugins import collect_providers, get_plugin_manager
 from sidecar.registry import Deployment, Registry, build_deployment, config_deployment_id
-from sidecar.routes import add_routes
+from sidecar.routes import add_free_routes, add_routes
 from sidecar.routing.policy import RouterPolicy
 from sidecar.routing.router import Router
 from sidecar.routing.state import RouterState, SharedCounters
@@ -68,7 +68,9 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
         app.cleanup_ctx.append(sync.poll_ctx)
     app.on_shutdown.append(end_streams_before_deadline)
     add_routes(app)
-    add_plugin_routes(app, hooks.plugin_routes(app), lambda method, path: _served(app, method, path))
+    taken = lambda method, path: _served(app, method, path)  # noqa: E731
+    add_plugin_routes(app, hooks.plugin_routes(app), taken)
+    add_free_routes(app, taken)
     return app
 
 

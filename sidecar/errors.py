@@ -31,12 +31,12 @@ _TYPE_FOR_STATUS = {
 
 
 class ErrorBody(msgspec.Struct):
-    """The inner object of OpenAI's error envelope."""
+    """The inner object of OpenAI's error envelope (all four fields always present)."""
 
     message: str
     type: str
-    param: str | None = None
-    code: str | None = None
+    param: str | None
+    code: str | None
 
 
 class ErrorEnvelope(msgspec.Struct):

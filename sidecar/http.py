@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,6 +14,18 @@ T = TypeVar("T")
 
 encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_value(text: str) -> str:
+    """``text`` (a model name or id a client or operator chose) as a header may carry it: its
+    control characters percent-encoded. aiohttp refuses to send a header holding one and drops
+    the connection, so the client would get no answer at all."""
+    if text.isprintable():
+        return text
+    return _CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", text)
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -45,14 +58,48 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    """A true/false query parameter (``1``/``0``, ``yes``/``no``, ``on``/``off`` too; absent is
+    false); anything else is a 400 naming it."""
+    value = request.query.get(name)
+    if value is None:
+        return False
+    flag = _FLAGS.get(value.strip().lower())
+    if flag is None:
+        raise SidecarError(400, f"`{name}` must be true or false, not {value[:50]!r}", param=name, code="invalid_value")
+    return flag
+
+
 def convert(body: dict[str, Any], type_: type[T]) -> T:
-    """``body`` as ``type_``; a 400 naming the field when a type is wrong or a field missing."""
+    """``body`` as ``type_``; a 400 naming the field when a type is wrong or a field missing.
+
+    JSON has one number type: ``1.0`` where an integer is expected is 1 (as OpenAI's API takes
+    it; Python's ``json`` writes floats so). msgspec refuses it, so the body is converted again
+    with whole floats made ints, only then (it costs nothing on valid bodies)."""
     try:
-        return msgspec.convert(body, type_)
+        try:
+            return msgspec.convert(body, type_)
+        except msgspec.ValidationError as exc:
+            if "got `float`" not in str(exc):
+                raise
+            return msgspec.convert(_whole_floats_as_ints(body), type_)
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
     except RecursionError:
         raise bad_request("the request body is nested too deeply") from None
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(v) for v in value]
+    return value
 
 
 def validation_error(exc: Exception, status: int = 400) -> SidecarError:

@@ -53,6 +53,8 @@ class AppState:
     sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     moderation_default: tuple[int, str | None] | None = None
     """The group ``/v1/moderations`` uses without a ``model``, by registry version."""
+    openapi: tuple[int, bytes] | None = None
+    """``/openapi.json`` as encoded, by the number of routes it describes (:mod:`sidecar.openapi`)."""
 
 
 STATE = web.AppKey("state", AppState)

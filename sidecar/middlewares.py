@@ -45,7 +45,9 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Sideca
     if exc.status == 404:
         return SidecarError(404, f"no route {request.method} {request.path}", code="route_not_found")
     if exc.status == 405:
-        return SidecarError(405, f"method {request.method} is not allowed on {request.path}", code="method_not_allowed")
+        err = SidecarError(405, f"method {request.method} is not allowed on {request.path}", code="method_not_allowed")
+        err.headers = {"Allow": exc.headers.get("Allow", "")}  # RFC 9110: a 405 lists the allowed methods
+        return err
     return SidecarError(exc.status, exc.reason or "request failed")
 
 
@@ -67,14 +69,19 @@ def presented_keys(request: web.Request) -> list[str]:
     return keys_sent
 
 
+def is_public(path: str, handler: object) -> bool:
+    """Whether ``path`` (or its route's template) is served without the master key: health
+    checks, and handlers marked with :func:`sidecar.hooks.public`."""
+    return path.startswith(PUBLIC_PREFIXES) or getattr(handler, "sidecar_public", False)
+
+
 def auth(master_key: str) -> web.middleware:
     """A middleware requiring ``master_key`` on every route but health checks."""
     expected = master_key.encode()
 
     @web.middleware
     async def require_master_key(request: web.Request, handler) -> web.StreamResponse:
-        if not request.path.startswith(PUBLIC_PREFIXES) and not getattr(request.match_info.handler,
-                                                                         "sidecar_public", False):
+        if not is_public(request.path, request.match_info.handler):
             sent = presented_keys(request)
             if not sent:
                 raise SidecarError(401, "missing API key: send 'Authorization: Bearer <key>', 'x-api-key: <key>' "

@@ -8,10 +8,10 @@ deployment's ``input_cost_per_query``.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 __all__ = ["RerankBilledUnits", "RerankMeta", "RerankRequest", "RerankResponse", "RerankResult", "document_text",
            "with_documents"]
@@ -24,26 +24,16 @@ class RerankRequest(Struct):
     fields of an object to rank on)."""
 
     model: str
-    query: str
-    documents: list[str | Json]
-    top_n: int | None | UnsetType = UNSET
+    query: Annotated[str, Meta(min_length=1)]
+    documents: Annotated[list[str | Json], Meta(min_length=1)]
+    top_n: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
     return_documents: bool | None | UnsetType = UNSET
     rank_fields: list[str] | None | UnsetType = UNSET
-    max_tokens_per_doc: int | None | UnsetType = UNSET
-    max_chunks_per_doc: int | None | UnsetType = UNSET
+    max_tokens_per_doc: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
+    max_chunks_per_doc: Annotated[int, Meta(ge=1)] | None | UnsetType = UNSET
     metadata: Json | None | UnsetType = UNSET
     drop_params: bool | None | UnsetType = UNSET
     mock_response: Any = UNSET
-
-    def __post_init__(self) -> None:
-        if not self.query:
-            raise ValueError("`query` must not be empty - at `$.query`")
-        if not self.documents:
-            raise ValueError("`documents` must not be empty - at `$.documents`")
-        for name in ("top_n", "max_tokens_per_doc", "max_chunks_per_doc"):
-            value = getattr(self, name)
-            if isinstance(value, int) and value < 1:
-                raise ValueError(f"`{name}` must be at least 1 - at `$.{name}`")
 
 
 class RerankBilledUnits(Struct, omit_defaults=True):

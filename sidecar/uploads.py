@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, MultipartReader
+from aiohttp.http_exceptions import BadHttpMessage
 
 from sidecar.errors import SidecarError
 from sidecar.wire import CREDENTIAL_BODY_KEYS, GATEWAY_KEYS
@@ -24,6 +25,15 @@ CHUNK = 64 * 1024
 SPOOL_MEMORY = 1024 * 1024
 MAX_FIELD = 64 * 1024
 """The largest text field read (a prompt); more is a 400."""
+MALFORMED = (BadHttpMessage, ValueError, KeyError)
+"""What aiohttp's multipart reader raises for a form it cannot parse (a bad part header or
+boundary, a Content-Type without one)."""
+
+
+def malformed_form(exc: Exception) -> SidecarError:
+    """The 400 for a form aiohttp cannot parse."""
+    reason = (exc.message if isinstance(exc, BadHttpMessage) else str(exc))[:200] or type(exc).__name__
+    return SidecarError(400, f"the multipart form is malformed: {reason}", param="file", code="invalid_form")
 
 
 class Upload:
@@ -62,11 +72,15 @@ class Upload:
         """The client's next bytes of the file (b"" at its end), kept in the spool."""
         if self._part is None:
             return b""
-        data = await self._part.read_chunk(CHUNK)
-        if not data:
-            self._part = None
-            await self._read_trailing()
-            return b""
+        try:
+            data = await self._part.read_chunk(CHUNK)
+            if not data:
+                self._part = None
+                await self._read_trailing()
+                return b""
+        except MALFORMED as exc:
+            self.failure = malformed_form(exc)
+            raise self.failure from None
         if self.size + len(data) > self._limit:
             self.failure = SidecarError(413, f"the upload is larger than {self._limit / 1048576:g} MB "
                                              "(general_settings.max_request_size_mb)", code="request_too_large")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 __all__ = [
     "ChatCompletion",
@@ -49,6 +49,15 @@ __all__ = [
 Json = dict[str, Any]
 
 
+def token_inputs(inner_min: int) -> Meta:
+    """The list forms of OpenAI's text input (``prompt``, embeddings' ``input``): strings, a
+    token array, or token arrays (each of at least ``inner_min`` tokens). msgspec cannot take a
+    union of list types, so the Struct's check enforces the forms and this documents them."""
+    return Meta(min_length=1, extra_json_schema={"anyOf": [
+        {"items": {"type": "string"}}, {"items": {"type": "integer"}},
+        {"items": {"type": "array", "items": {"type": "integer"}, "minItems": inner_min}}]})
+
+
 # ---------------------------------------------------------------- requests
 
 
@@ -70,7 +79,7 @@ class ChatCompletionRequest(Struct):
     """The OpenAI chat request, plus LiteLLM's gateway-only keys."""
 
     model: str
-    messages: list[ChatMessage]
+    messages: Annotated[list[ChatMessage], Meta(min_length=1)]
     stream: bool | None | UnsetType = UNSET
     stream_options: StreamOptions | None | UnsetType = UNSET
     temperature: float | None | UnsetType = UNSET
@@ -100,7 +109,7 @@ class ChatCompletionRequest(Struct):
 
 class EmbeddingRequest(Struct):
     model: str
-    input: str | list[Any]
+    input: str | Annotated[list[Any], token_inputs(1)]
     encoding_format: Literal["float", "base64"] | None | UnsetType = UNSET
     dimensions: int | None | UnsetType = UNSET
     user: str | None | UnsetType = UNSET
@@ -113,11 +122,10 @@ class EmbeddingRequest(Struct):
 
 
 def check_embedding_input(value: str | list[Any]) -> None:
-    """OpenAI's four input forms: a string, strings, a token array, token arrays."""
+    """OpenAI's four input forms: a string, strings, a token array, token arrays (not empty:
+    the Struct's type says so)."""
     if isinstance(value, str):
         return
-    if not value:
-        raise ValueError("`input` must not be empty - at `$.input`")
     first = value[0]
     kind = (str,) if isinstance(first, str) else (int,) if isinstance(first, int) else (list,)
     if not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
@@ -127,14 +135,10 @@ def check_embedding_input(value: str | list[Any]) -> None:
 
 
 class ModerationRequest(Struct):
-    input: str | list[Any]
+    input: str | Annotated[list[Any], Meta(min_length=1)]
     model: str | UnsetType = UNSET
     metadata: Json | None | UnsetType = UNSET
     mock_response: Any = UNSET
-
-    def __post_init__(self) -> None:
-        if isinstance(self.input, list) and not self.input:
-            raise ValueError("`input` must not be empty - at `$.input`")
 
 
 GATEWAY_KEYS = frozenset({
@@ -256,11 +260,21 @@ class Choice(Struct, omit_defaults=True):
 
 
 class Usage(Struct, omit_defaults=True):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    """Token counts: the three always sent, 0 included (OpenAI's spec requires them)."""
+
+    prompt_tokens: int | UnsetType = UNSET
+    completion_tokens: int | UnsetType = UNSET
+    total_tokens: int | UnsetType = UNSET
     prompt_tokens_details: Json | None = None
     completion_tokens_details: Json | None = None
+
+    def __post_init__(self) -> None:
+        if self.prompt_tokens is UNSET:
+            self.prompt_tokens = 0
+        if self.completion_tokens is UNSET:
+            self.completion_tokens = 0
+        if self.total_tokens is UNSET:
+            self.total_tokens = 0
 
 
 class ChatCompletion(Struct, omit_defaults=True):
@@ -323,7 +337,9 @@ class Embedding(Struct):
     compute vectors wrap them with :func:`raw_vector`."""
 
     index: int
-    embedding: msgspec.Raw
+    embedding: Annotated[msgspec.Raw, Meta(extra_json_schema={"anyOf": [
+        {"type": "array", "items": {"type": "number"}},
+        {"type": "string", "description": "`encoding_format: base64`: the float32s, little-endian, in base64"}]})]
     object: str = "embedding"
 
 

@@ -3,11 +3,11 @@ decoded by the rules of :mod:`sidecar.wire`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from msgspec import UNSET, Struct, UnsetType
 
-from sidecar.wire import Json, StreamOptions, Usage, _stamp, normalise_finish_reason
+from sidecar.wire import Json, StreamOptions, Usage, _stamp, normalise_finish_reason, token_inputs
 
 __all__ = [
     "OPENAI_COMPLETION_PARAMS",
@@ -32,7 +32,7 @@ class TextCompletionRequest(Struct):
     """OpenAI's completion request, plus LiteLLM's gateway-only keys."""
 
     model: str
-    prompt: str | list[Any] | None = None
+    prompt: str | Annotated[list[Any], token_inputs(0)] | None = None
     stream: bool | None | UnsetType = UNSET
     stream_options: StreamOptions | None | UnsetType = UNSET
     max_tokens: int | None | UnsetType = UNSET
@@ -61,8 +61,6 @@ def check_prompt(value: str | list[Any] | None) -> None:
     """OpenAI's four prompt forms: a string, strings, a token array, token arrays."""
     if value is None or isinstance(value, str):
         return
-    if not value:
-        raise ValueError("`prompt` must not be an empty array - at `$.prompt`")
     first = value[0]
     kind = (str,) if isinstance(first, str) else (int,) if isinstance(first, int) else (list,)
     if not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from sidecar.wire import Json
 
@@ -66,7 +66,7 @@ class ImagesResponse(Struct, omit_defaults=True):
 
 class SpeechRequest(Struct):
     model: str
-    input: str
+    input: Annotated[str, Meta(min_length=1)]
     voice: str | Json
     instructions: str | None | UnsetType = UNSET
     response_format: str | None | UnsetType = UNSET

@@ -73,6 +73,17 @@ async def test_plain_chat(make_client, prefix):
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+async def test_zero_token_counts_are_still_sent(make_client, prefix):
+    """OpenAI's spec requires all three counts: a message of no words is 0 prompt tokens, sent."""
+    client = await make_client()
+    data = await chat_ok(client, prefix, messages=user(""), mock_response="")
+    assert data["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert_valid(data, "CreateChatCompletionResponse")
+    resp = await chat(client, prefix, messages=user(""), stream=True, stream_options={"include_usage": True},
+                      mock_response="")
+    assert assert_valid_stream(await resp.read())[-1]["usage"]["prompt_tokens"] == 0
+
+
 async def test_streaming_chat(make_client, prefix):
     client = await make_client()
     resp = await chat(client, prefix, messages=user("stream these words"), stream=True)

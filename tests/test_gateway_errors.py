@@ -127,6 +127,10 @@ async def test_unknown_route_and_method(make_client, prefix):
     await assert_error(resp, 404)
     resp = await client.get(f"{prefix}/chat/completions")
     await assert_error(resp, 405)
+    assert resp.headers["Allow"] == "POST"
+    resp = await client.request("TRACE", f"{prefix}/models")
+    await assert_error(resp, 405, code="method_not_allowed")
+    assert resp.headers["Allow"] == "GET"
 
 
 @pytest.mark.parametrize("param", ["tools", "seed", "response_format", "n"])
@@ -246,3 +250,31 @@ async def test_odd_shapes_never_fail_the_server(make_client, prefix, extra):
     resp = await client.post(f"{prefix}/chat/completions", json={"model": "mock-gpt", "messages": MESSAGES, **extra})
     assert resp.status == 200, await resp.text()
     assert_valid(await resp.json(), "CreateChatCompletionResponse")
+
+
+async def test_control_characters_in_a_model_name_still_get_an_answer(make_client, prefix):
+    """A header cannot carry a control character (aiohttp drops the connection rather than send
+    one): the model group header has them percent-encoded."""
+    client = await make_client()
+    resp = await client.post(f"{prefix}/chat/completions", json={"model": "gpt\n\x1f17", "messages": MESSAGES})
+    await assert_error(resp, 404, param="model", code="model_not_found")
+    assert resp.headers["x-litellm-model-group"] == "gpt%0A%1F17"
+    added = await client.post("/model/new", json={"model_name": "tab\tand\x7fdel", "litellm_params": {
+        "model": "mock/mock-gpt"}, "model_info": {"id": "id\r\n1"}})
+    assert added.status == 200, await added.text()
+    resp = await client.post(f"{prefix}/chat/completions", json={"model": "tab\tand\x7fdel", "messages": MESSAGES})
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["x-litellm-model-group"] == "tab\tand%7Fdel"  # (a tab may be sent)
+    assert resp.headers["x-litellm-model-id"] == "id%0D%0A1"
+
+
+async def test_a_whole_float_is_an_integer(make_client, prefix):
+    """JSON has one number type: ``"n": 1.0`` is 1 (Python's json writes floats so), ``1.5`` a 400."""
+    client = await make_client()
+    resp = await client.post(f"{prefix}/chat/completions", json={"model": "mock-gpt", "messages": MESSAGES,
+                                                                 "max_tokens": 16.0, "n": 1.0, "seed": -3.0})
+    assert resp.status == 200, await resp.text()
+    assert_valid(await resp.json(), "CreateChatCompletionResponse")
+    resp = await client.post(f"{prefix}/chat/completions", json={"model": "mock-gpt", "messages": MESSAGES,
+                                                                 "max_tokens": 16.5})
+    await assert_error(resp, 400, param="max_tokens", mentions=("float",))

@@ -222,3 +222,23 @@ async def test_file_before_the_fields_and_form_errors(root, fake):
             await assert_error(resp, 400, param="file")
     assert bytes(fake.uploads[0].data) == AUDIO
     assert fake.uploads[0].fields == {"model": "whisper-1", "language": "fr"}
+
+
+@pytest.mark.parametrize(("model", "content_type", "body"), [
+    ("whisper-1", "multipart/form-data; boundary=b",  # a part header aiohttp refuses, before the file
+     b'--b\r\nContent-Disposition: form-data; name="a\x01"\r\n\r\nx\r\n'),
+    ("whisper-1", "multipart/form-data; boundary=b",  # after the file: the upstream is being sent it
+     b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n' + AUDIO +
+     b'\r\n--b\r\nContent-Disposition: form-data; name="x\x01"\r\n\r\nx\r\n--b--\r\n'),
+    ("mock-media", "multipart/form-data; boundary=b",  # after the file, read before a made-up answer
+     b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n' + AUDIO +
+     b'\r\n--b\r\nContent-Disposition: form-data; name="x\x01"\r\n\r\nx\r\n--b--\r\n'),
+    ("whisper-1", "multipart/form-data; boundary=b", b"--c\r\n\r\n--c--\r\n"),  # not the boundary announced
+    ("whisper-1", "multipart/form-data", b"--c\r\n\r\n--c--\r\n"),  # no boundary at all
+])
+async def test_a_malformed_form_is_a_400(root, model, content_type, body):
+    fields = f'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\n{model}\r\n'.encode()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{root}/v1/audio/transcriptions", data=fields + body if b"--b" in body else body,
+                             headers={"api-key": MASTER, "Content-Type": content_type}) as resp:
+            await assert_error(resp, 400, param="file", code="invalid_form", mentions=("malformed",))

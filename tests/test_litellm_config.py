@@ -18,7 +18,7 @@ from sidecar import __version__, keys, logs
 from sidecar.app import create_app
 from sidecar.compat import near_miss
 from sidecar.config import GeneralSettings, ConfigError, parse_config
-from sidecar.routes import ROUTES
+from sidecar.routes import ROUTES, served_paths
 
 MOCK = {"model_name": "m", "litellm_params": {"model": "mock/m"}}
 
@@ -224,9 +224,9 @@ async def test_routes_lists_every_route_of_the_table(make_client):
     rows = (await resp.json())["routes"]
     assert all(set(row) == {"path", "methods", "name"} for row in rows)
     listed = {(method, row["path"]) for row in rows for method in row["methods"]}
-    for method, path, handler, versioned in ROUTES:
-        for prefix in ("", "/v1") if versioned else ("",):
-            assert (method, prefix + re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)) in listed
+    for route in ROUTES:
+        for _, path in served_paths(route):
+            assert (route.method, re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)) in listed
     by_path = {row["path"]: row for row in rows}
     assert by_path["/v1/chat/completions"] == {"path": "/v1/chat/completions", "methods": ["POST"],
                                                "name": "chat_completions"}

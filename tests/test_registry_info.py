@@ -309,6 +309,9 @@ async def test_models_team_id_and_access_groups(make_client, tmp_path):
     assert await ids(team_id="team-b") == ["public", "team-b-model"]
     assert await ids(team_id="team-c") == ["public"]
     assert await ids(include_model_access_groups="false") == models
+    assert await ids(include_model_access_groups="0") == models
+    for name in ("include_model_access_groups", "return_wildcard_routes", "only_model_access_groups"):
+        await error_of(await client.get("/v1/models", params={name: "maybe"}, headers=AUTH), 400, name, "maybe")
     with_groups = await ids(include_model_access_groups="true")
     assert [i for i in with_groups if i in models] == models
     assert sorted(i for i in with_groups if i not in models) == ["beta", "everyone", "gamma"]
@@ -366,6 +369,7 @@ async def test_api_models_in_vllora_shape_with_filters(make_client, tmp_path):
     err = await error_of(await client.get("/api/models", headers=AUTH, params={"capability": "telepathy"}), 400,
                          "telepathy", "chat", "embedding", "image_generation", "moderation", "rerank")
     assert err["param"] == "capability"
+    await error_of(await client.get("/api/models", headers=AUTH, params={"capability": ""}), 400, "capability")
 
 
 async def test_api_models_expands_wildcards_from_the_catalog(make_client, tmp_path):

@@ -201,7 +201,7 @@ async def test_bad_inputs_answer_openai_errors(make_client, tmp_path):
                    409, "config file")
     await error_of(await client.post("/model/delete", headers=AUTH, json={"id": config_id}), 409, "config file")
     # an update that does not name a deployment; an update making the deployment invalid
-    await error_of(await client.post("/model/update", headers=AUTH, json={"model_name": "z"}), 400, "model_info.id")
+    await error_of(await client.post("/model/update", headers=AUTH, json={"model_name": "z"}), 400, "model_info")
     await error_of(await client.patch("/model/taken/update", headers=AUTH,
                                       json={"litellm_params": {"model": "nosuch/q"}}), 400, "nosuch")
     await error_of(await client.post("/model/delete", headers=AUTH, json={}), 400, "id")

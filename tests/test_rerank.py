@@ -62,12 +62,12 @@ async def test_rerank_falls_back_like_chat(client):
 
 @pytest.mark.parametrize(("body", "param", "words"), [
     ({"documents": DOCS}, "query", "missing required field `query`"),
-    ({"query": "", "documents": DOCS}, "query", "`query` must not be empty"),
-    ({"query": "q", "documents": []}, "documents", "`documents` must not be empty"),
+    ({"query": "", "documents": DOCS}, "query", "Expected `str` of length >= 1"),
+    ({"query": "q", "documents": []}, "documents", "Expected `array` of length >= 1"),
     ({"query": "q"}, "documents", "missing required field `documents`"),
     ({"query": "q", "documents": [3]}, "documents[0]", "Expected `str | object`"),
-    ({"query": "q", "documents": DOCS, "top_n": 0}, "top_n", "`top_n` must be at least 1"),
-    ({"query": "q", "documents": DOCS, "max_tokens_per_doc": 0}, "max_tokens_per_doc", "must be at least 1"),
+    ({"query": "q", "documents": DOCS, "top_n": 0}, "top_n", "Expected `int` >= 1"),
+    ({"query": "q", "documents": DOCS, "max_tokens_per_doc": 0}, "max_tokens_per_doc", "Expected `int` >= 1"),
     ({"query": "q", "documents": DOCS, "return_documents": "yes"}, "return_documents", "Expected `bool | null`"),
 ])
 async def test_rerank_body_errors_name_the_field(client, body, param, words):

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 import yaml
 from fake_upstreams import OpenAIFake, start
+from gateway_helpers import assert_error
 from openai_helpers import KEY, assert_envelope, post, user
 from openai_spec import assert_valid
 from test_router_limits import CHAT, chat, member
@@ -229,6 +230,7 @@ async def test_health_probe_makes_one_real_call_per_deployment(make_client, open
     client = await make_client(health_config(base))
     openai_fake.script.update(first=["error-401"], second=["error-500"])
     health, text = await get_health(client, "?probe=true")
+    await assert_error(await client.get("/health", params={"probe": "please"}), 400, param="probe")
     entries = assert_health_shape(health, base)
     assert {e["model_id"]: e["error_kind"] for e in health["unhealthy_endpoints"]} == {
         "dep-first": "auth", "dep-second": "server"}

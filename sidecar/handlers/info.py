@@ -11,14 +11,11 @@ from aiohttp import web
 
 from sidecar import keys
 from sidecar.errors import SidecarError
-from sidecar.http import bytes_response, encoder
+from sidecar.http import bytes_response, encoder, query_flag
 from sidecar.info import all_groups, deployment_info, model_info_row, named_group, wildcard_names
 from sidecar.provider import CAPABILITIES
 from sidecar.registry import Deployment, Registry
 from sidecar.wire import ModelCard, ModelList
-
-_TRUE = ("1", "true", "yes", "on")
-
 
 def _cached(request: web.Request, key: Any, build) -> web.Response:
     cache = request.app[keys.INFO_CACHE]
@@ -106,9 +103,9 @@ async def list_models(request: web.Request) -> web.Response:
     other teams' models; ``include_model_access_groups`` adds access group names."""
     q = request.query
     team_id = q.get("team_id") or None
-    wildcard_routes = q.get("return_wildcard_routes", "").lower() in _TRUE
-    access_groups = q.get("include_model_access_groups", "").lower() in _TRUE
-    only_groups = q.get("only_model_access_groups", "").lower() in _TRUE
+    wildcard_routes = query_flag(request, "return_wildcard_routes")
+    access_groups = query_flag(request, "include_model_access_groups")
+    only_groups = query_flag(request, "only_model_access_groups")
     app = request.app
     created = int(app[keys.STATE].started_at)
 
@@ -158,7 +155,7 @@ def api_model(dep: Deployment, name: str, captured: str | None, synced: dict) ->
 async def api_models(request: web.Request) -> web.Response:
     """``{"models": [...]}``; ``?provider=`` and ``?capability=`` filter."""
     provider = request.query.get("provider") or None
-    capability = request.query.get("capability") or None
+    capability = request.query.get("capability")  # (empty is not a capability either: a 400)
     if capability is not None and capability not in CAPABILITIES:
         raise SidecarError(400, f"unknown capability {capability!r}; valid: {', '.join(CAPABILITIES)}",
                            param="capability", code="invalid_value")

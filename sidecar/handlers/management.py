@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
+from msgspec import Meta
 
 from sidecar import keys
 from sidecar.config import ConfigError, check_deployment_fields, resolve_env
@@ -21,16 +22,33 @@ from sidecar.secrets import is_secret_param
 from sidecar.sync import changing
 
 
+ModelName = Annotated[str, Meta(pattern=r"\S", description="The model group it serves (not blank).")]
+LiteLLMParams = Annotated[dict[str, Any], Meta(extra_json_schema={
+    "required": ["model"], "properties": {"model": {"type": "string", "minLength": 1}},
+    "description": "LiteLLM's params: `model` is `<provider>/<upstream model>`; `os.environ/NAME` reads a variable."})]
+
+
 class NewDeployment(msgspec.Struct):
-    model_name: str
-    litellm_params: dict[str, Any]
+    model_name: ModelName
+    litellm_params: LiteLLMParams
     model_info: dict[str, Any] | None = None
 
 
 class UpdateDeployment(msgspec.Struct):
-    model_name: str | None = None
+    """The fields to change (``PATCH /model/{id}/update``)."""
+
+    model_name: ModelName | None = None
     litellm_params: dict[str, Any] | None = None
     model_info: dict[str, Any] | None = None
+
+
+class ReplaceDeployment(msgspec.Struct):
+    """``POST /model/update``: ``model_info.id`` names the deployment."""
+
+    model_info: Annotated[dict[str, Any], Meta(extra_json_schema={
+        "required": ["id"], "properties": {"id": {"type": "string", "minLength": 1}}})]
+    model_name: ModelName | None = None
+    litellm_params: LiteLLMParams | None = None
 
 
 class DeleteDeployment(msgspec.Struct):
@@ -117,8 +135,8 @@ async def _insert(request: web.Request, new: NewDeployment, info: dict[str, Any]
 async def model_update(request: web.Request) -> web.Response:
     """Fields given replace the stored ones (credentials not sent are kept: info answers never
     show them, so a read-modify-write must not lose them)."""
-    update = convert(await read_json_object(request), UpdateDeployment)
-    deployment_id = (update.model_info or {}).get("id")
+    update = convert(await read_json_object(request), ReplaceDeployment)
+    deployment_id = update.model_info.get("id")
     if not deployment_id:
         raise SidecarError(400, "model_info.id names the deployment to update", param="model_info.id",
                            code="invalid_value")
@@ -131,7 +149,7 @@ async def model_update(request: web.Request) -> web.Response:
                     if (is_secret_param(k) or k in secret) and k not in update.litellm_params}
             params = {**update.litellm_params, **kept}
         # model_info must carry the id; holding nothing else, it only names the deployment
-        given_info = own_model_info(update.model_info or {})
+        given_info = own_model_info(update.model_info)
         info = given_info if given_info else own_model_info(old.model_info)
         return await _replace(request, old, update.model_name or old.model_name, params, info)
 

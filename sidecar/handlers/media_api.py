@@ -12,7 +12,7 @@ from sidecar.errors import SidecarError, bad_request
 from sidecar.handlers.openai_api import read_body
 from sidecar.http import convert, validation_error
 from sidecar.routing.serve import answer, new_call, router_for
-from sidecar.uploads import Upload, add_field, read_field
+from sidecar.uploads import MALFORMED, Upload, add_field, malformed_form, read_field
 from sidecar.wire_media import ImageGenerationRequest, SpeechRequest, TranscriptionRequest
 
 _NO_PARAMS: frozenset[str] = frozenset()
@@ -71,17 +71,20 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
 
 async def _read_form(request: web.Request, limit: int) -> tuple[dict, Upload]:
     """The text fields before the file part, and the file part, unread."""
-    reader = await request.multipart()
     fields: dict[str, str | list[str]] = {}
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise bad_request("nested multipart bodies are not supported", param="file", code="invalid_value")
-        if part.name == "file":
-            return fields, Upload(part, reader, limit)
-        if part.filename is not None:
-            raise bad_request(f"unexpected file in the form field {part.name!r}; send the audio as `file`",
-                              param=part.name, code="invalid_value")
-        if part.name:
-            add_field(fields, part.name, await read_field(part))
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise bad_request("nested multipart bodies are not supported", param="file", code="invalid_value")
+            if part.name == "file":
+                return fields, Upload(part, reader, limit)
+            if part.filename is not None:
+                raise bad_request(f"unexpected file in the form field {part.name!r}; send the audio as `file`",
+                                  param=part.name, code="invalid_value")
+            if part.name:
+                add_field(fields, part.name, await read_field(part))
+    except MALFORMED as exc:  # (a SidecarError is none of these)
+        raise malformed_form(exc) from None
     raise bad_request("the form has no `file` field with the audio to transcribe", param="file",
                       code="missing_file")

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from sidecar import keys
 from sidecar.dispatch import flatten_extra_body
-from sidecar.errors import SidecarError, bad_request
+from sidecar.errors import SidecarError
 from sidecar.http import convert, read_json_object
 from sidecar.info import deployment_info
 from sidecar.routing.batch import batch_completions, is_batch
@@ -39,9 +39,7 @@ async def read_body(request: web.Request) -> dict:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
-    typed = convert(body, ChatCompletionRequest)
-    if not typed.messages:
-        raise bad_request("`messages` must contain at least one message", param="messages")
+    typed = convert(body, ChatCompletionRequest)  # (`messages` is not empty: its type says so)
     router = router_for(request, body)
     if is_batch(router, typed.model):
         return await batch_completions(request, router, body, typed)

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.errors import SidecarError, bad_request
-from sidecar.http import json_response
+from sidecar.http import header_value, json_response
 from sidecar.logs import CALL_ID
 from sidecar.routing.router import RoutedCall, Router
 from sidecar.routing.serve import new_call
@@ -44,7 +44,7 @@ async def batch_completions(request: web.Request, router: Router, body: dict[str
         return await _fastest(request, router, calls)
     results = await asyncio.gather(*(_member(request, router, call) for call in calls))
     return json_response([result if ok else result.body() for result, ok in results],
-                         headers={"x-litellm-model-group": ",".join(names)})
+                         headers={"x-litellm-model-group": header_value(",".join(names))})
 
 
 async def _member(request: web.Request, router: Router, call: RoutedCall) -> tuple[Any, bool]:

@@ -13,7 +13,7 @@ from msgspec import convert
 from sidecar import keys
 from sidecar.dispatch import build_call
 from sidecar.errors import SidecarError
-from sidecar.http import json_response
+from sidecar.http import json_response, query_flag
 from sidecar.info import deployment_info, public_params
 from sidecar.registry import Deployment
 from sidecar.routing.policy import route_info
@@ -27,7 +27,7 @@ PROBE_TIMEOUT = 10.0
 async def health(request: web.Request) -> web.Response:
     app = request.app
     router = app[keys.ROUTER]
-    probe = request.query.get("probe", "").lower() in ("1", "true", "yes")
+    probe = query_flag(request, "probe")
     deps = [dep for dep in app[keys.REGISTRY] if not dep.is_wildcard]
     if probe:
         entries = await asyncio.gather(*(_probe(request, router, dep) for dep in deps))

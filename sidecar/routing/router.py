@@ -22,7 +22,7 @@ from aiohttp import web
 from sidecar.dispatch import build_call, scrubbed
 from sidecar.errors import ProviderError, SidecarError
 from sidecar.events import CallEvent, PreCall
-from sidecar.http import convert
+from sidecar.http import convert, header_value
 from sidecar.info import info_for_model, response_cost
 from sidecar.provider import ProviderCall
 from sidecar.registry import Deployment, Registry
@@ -213,8 +213,8 @@ class Router:
         total_ms = (time.monotonic() - call.started) * 1000
         headers = {
             "x-litellm-call-id": call.id,
-            "x-litellm-model-id": dep.id,
-            "x-litellm-model-group": call.served_group,
+            "x-litellm-model-id": header_value(dep.id),
+            "x-litellm-model-group": header_value(call.served_group),
             "x-litellm-attempted-retries": str(call.retries),
             "x-litellm-max-retries": str(call.max_retries),
             "x-litellm-attempted-fallbacks": str(call.fallbacks),
@@ -246,7 +246,7 @@ class Router:
         """The ``x-litellm-*`` headers an error answer carries."""
         return {
             "x-litellm-call-id": call.id,
-            "x-litellm-model-group": call.group,
+            "x-litellm-model-group": header_value(call.group),
             "x-litellm-attempted-retries": str(call.retries),
             "x-litellm-max-retries": str(call.max_retries),
             "x-litellm-attempted-fallbacks": str(call.fallbacks),
