@@ -39,6 +39,11 @@ LOAD_POINTS = [
     ("embed_c16", "embeddings (1536 floats), c=16", "/v1/embeddings", "POST", EMBED_BODY, 16),
 ]
 
+# the bare aiohttp pass-through's points (issue 13): every chat and streaming point on asyncio, the
+# two c=64 ones on uvloop (a few 5 s points added to the run)
+PASSTHROUGH_POINTS = ["chat_c1", "chat_c16", "chat_c64", "stream_c1", "stream_c64"]
+PASSTHROUGH_UVLOOP_POINTS = ["chat_c64", "stream_c64"]
+
 
 def log(msg: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")

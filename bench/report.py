@@ -75,7 +75,7 @@ def ratio(a: float | None, b: float | None, digits: int = 1) -> str:
     return f"{a / b:.{digits}f}x"
 
 
-TARGET_ORDER = ["direct", "direct_aiohttp", "sidecar", "sidecar_uvloop", "sidecar_workers", "litellm"]
+TARGET_ORDER = ["direct", "direct_aiohttp", "passthrough", "passthrough_uvloop", "sidecar", "sidecar_uvloop", "sidecar_workers", "litellm"]
 
 
 def short(t: Target) -> str:
@@ -83,6 +83,22 @@ def short(t: Target) -> str:
     if t.key == "sidecar_workers":
         return t.label.removeprefix("llm-sidecar (").rstrip(")")
     return "uvloop" if t.key.endswith("uvloop") else "asyncio"
+
+
+def vs_passthrough(T: dict[str, Target], t: Target, key: str) -> str:
+    """A sidecar row's CPU per request over the bare aiohttp pass-through's at the same point, on
+    the same event loop where it was measured (else the other loop's, which is named)."""
+    cpu = t.points.get(key, {}).get("cpu_us_per_req")
+    if cpu is None:
+        return ""
+    same, other = ("passthrough_uvloop", "passthrough") if t.loop == "uvloop" else ("passthrough", "passthrough_uvloop")
+    for pk in (same, other):
+        ref = T.get(pk)
+        base = ref.points.get(key, {}).get("cpu_us_per_req") if ref is not None and ref.available else None
+        if base:
+            where = "" if pk == same else f" (vs {ref.loop or 'other loop'})"
+            return f"{cpu - base:+,.0f} µs ({cpu / base:.2f}x){where}"
+    return ""
 
 
 def sidecar_keys(targets: dict[str, Target]) -> list[str]:
@@ -120,15 +136,18 @@ def report(b: Bench) -> str:
               "gateway's own CPU time (user+sys) per request. Ratios: rps of the row over the same "
               "point's direct and LiteLLM rps; Δp50 = added median latency over direct. Other load = CPU "
               "(in cores) used meanwhile by processes that are not the bench's (a concurrent test run): "
-              "above ~0.2 the point was disturbed.", "",
-              "| Benchmark | Target | rps | p50 ms | p99 ms | errors | CPU µs/req | vs direct | vs LiteLLM | other load |",
-              "|---|---|---:|---:|---:|---:|---:|---|---|---:|"]
+              "above ~0.2 the point was disturbed. CPU vs pass-through = the row's CPU µs/req over the bare "
+              "aiohttp pass-through's (`bench/passthrough.py`, same run, same point, same event loop): "
+              "the sidecar's own share (issue 13).", "",
+              "| Benchmark | Target | rps | p50 ms | p99 ms | errors | CPU µs/req | CPU vs pass-through "
+              "| vs direct | vs LiteLLM | other load |",
+              "|---|---|---:|---:|---:|---:|---:|---|---|---|---:|"]
     for key, label, *_ in LOAD_POINTS:
         first = True
         for tk in TARGET_ORDER:
             t = T.get(tk)
             if t is not None and tk == "litellm" and not t.available:
-                lines.append(f"| {label if first else ''} | {t.label} | unavailable | | | | | | | |")
+                lines.append(f"| {label if first else ''} | {t.label} | unavailable | | | | | | | | |")
                 first = False
                 continue
             if t is None or key not in t.points:
@@ -137,11 +156,11 @@ def report(b: Bench) -> str:
             name = label if first else ""
             first = False
             if "rps" not in r:
-                lines.append(f"| {name} | {t.label} | failed: {r.get('error', '')[:80]} | | | | | | | |")
+                lines.append(f"| {name} | {t.label} | failed: {r.get('error', '')[:80]} | | | | | | | | |")
                 continue
             vs_direct = vs_lite = ""
             d = direct.points.get(key) if direct else None
-            if tk.startswith("sidecar") or tk == "litellm":
+            if tk.startswith(("sidecar", "passthrough")) or tk == "litellm":
                 if d and "rps" in d:
                     vs_direct = f"{100 * r['rps'] / d['rps']:.1f}% rps, Δp50 {r['p50_ms'] - d['p50_ms']:+.2f} ms"
             # LiteLLM runs one worker: only single-process rows are compared with it
@@ -150,7 +169,8 @@ def report(b: Bench) -> str:
             errs = str(r["errors"]) + (f" ({', '.join(f'{k} {n}' for k, n in r['error_kinds'].items())})"
                                        if r["errors"] else "")
             lines.append(f"| {name} | {t.label} | {fmt(r['rps'], 0)} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | "
-                         f"{errs} | {fmt(r.get('cpu_us_per_req'), 0)} | {vs_direct} | {vs_lite} | "
+                         f"{errs} | {fmt(r.get('cpu_us_per_req'), 0)} | "
+                         f"{vs_passthrough(T, t, key) if tk.startswith('sidecar') else ''} | {vs_direct} | {vs_lite} | "
                          f"{fmt(r.get('other_cores'), 2)} |")
     lines += [""]
 

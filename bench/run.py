@@ -34,6 +34,8 @@ from common import (
     LITELLM_BIN,
     LITELLM_VENV,
     LOAD_POINTS,
+    PASSTHROUGH_POINTS,
+    PASSTHROUGH_UVLOOP_POINTS,
     REPO,
     SIDECAR_BIN,
     STREAM_BODY,
@@ -191,6 +193,30 @@ class Bench:
             self.load(t, up, up.port, [p for p in LOAD_POINTS if p[0] in ("chat_c1", "chat_c64", "stream_c64")])
         finally:
             up.stop()
+
+    def run_passthrough(self, key: str, label: str, uvloop: bool, points: list[str]) -> None:
+        """The bare aiohttp pass-through (``bench/passthrough.py``) to the raw upstream: the floor the
+        sidecar's own CPU per request is shown against (issue 13)."""
+        t = self.targets.setdefault(key, Target(key, label))
+        port = free_port()
+        argv = [str(VENV_PY), str(BENCH / "passthrough.py"), "--port", str(port), "--upstream", self.upstream.base,
+                "--max-seconds", "1500", *(["--uvloop"] if uvloop else [])]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPATH")}
+        if uvloop:
+            env["PYTHONPATH"] = str(DEPS)
+        srv = spawn(key, argv, env, REPO, self.logdir, port)
+        self.servers.append(srv)
+        try:
+            if wait_ready(srv, time.perf_counter(), 20, path="/health") is None:
+                t.available = False
+                t.notes.append(f"did not start: {srv.log_tail(5)}")
+                return
+            t.loop = "uvloop" if "on uvloop" in srv.log_path.read_text(errors="replace") else "asyncio"
+            t.probe = probe(port)
+            self.warm(port)
+            self.load(t, srv, port, [p for p in LOAD_POINTS if p[0] in points])
+        finally:
+            srv.stop()
 
     def run_sidecar_workers(self, key: str, label: str, uvloop: bool, workers: int) -> None:
         """``sidecar serve --workers N``: the load points, TTFB, start-up and memory (of all processes)."""
@@ -375,6 +401,14 @@ class Bench:
             if not a.no_aiohttp_reference and wanted("direct_aiohttp"):
                 log("direct to an aiohttp upstream (reference for the issue's 25% target)")
                 self.run_direct_aiohttp()
+            if not a.no_passthrough and wanted("passthrough"):
+                log("bare aiohttp pass-through on asyncio (the floor for the sidecar's CPU per request)")
+                self.run_passthrough("passthrough", "aiohttp pass-through (asyncio)", False, PASSTHROUGH_POINTS)
+            if (not a.no_passthrough and not a.no_uvloop and wanted("passthrough_uvloop")
+                    and self.ensure_uvloop()):
+                log("bare aiohttp pass-through on uvloop")
+                self.run_passthrough("passthrough_uvloop", "aiohttp pass-through (uvloop)", True,
+                                     PASSTHROUGH_UVLOOP_POINTS)
             if wanted("sidecar"):
                 log("llm-sidecar on asyncio")
                 self.run_sidecar("sidecar", "llm-sidecar (asyncio)", uvloop=False)
@@ -411,14 +445,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-uvloop", action="store_true", help="skip the uvloop run of llm-sidecar")
     p.add_argument("--uvloop-startup", action="store_true", help="also time default-config start-up on uvloop")
     p.add_argument("--no-aiohttp-reference", action="store_true", help="skip the aiohttp-upstream reference row")
+    p.add_argument("--no-passthrough", action="store_true", help="skip the bare aiohttp pass-through rows")
     p.add_argument("--sidecar-pythonpath", default=None, metavar="DIR",
                    help="put DIR first on llm-sidecar's PYTHONPATH: A/B-test a patched copy of sidecar/ "
                         "and the plugins without installing it")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="also run llm-sidecar with this many worker processes (default: one per core; 1: skip)")
     p.add_argument("--only", default=None, metavar="TARGETS",
-                   help="comma-separated subset of: direct,direct_aiohttp,sidecar,sidecar_uvloop,sidecar_workers,"
-                        "litellm")
+                   help="comma-separated subset of: direct,direct_aiohttp,passthrough,passthrough_uvloop,sidecar,"
+                        "sidecar_uvloop,sidecar_workers,litellm")
     p.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="where to write the Markdown results")
     p.add_argument("--json", default=None, help="also write the raw figures as JSON here")
     args = p.parse_args(argv)
