@@ -137,7 +137,8 @@ def report(b: Bench) -> str:
               "point's direct and LiteLLM rps; Δp50 = added median latency over direct. Other load = CPU "
               "(in cores) used meanwhile by processes that are not the bench's (a concurrent test run): "
               "above ~0.2 the point was disturbed. CPU vs pass-through = the row's CPU µs/req over the bare "
-              "aiohttp pass-through's (`bench/passthrough.py`, same run, same point, same event loop): "
+              "aiohttp pass-through's (`bench/passthrough.py`, same run, same point, same event loop, else the other "
+              "loop's, named): "
               "the sidecar's own share (issue 13).", "",
               "| Benchmark | Target | rps | p50 ms | p99 ms | errors | CPU µs/req | CPU vs pass-through "
               "| vs direct | vs LiteLLM | other load |",
