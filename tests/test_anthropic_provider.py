@@ -5,8 +5,8 @@ field by field, and what comes back, plain and streamed, validated against OpenA
 from __future__ import annotations
 
 import asyncio
-import sys
 import logging
+import sys
 from typing import Any
 
 import openai
@@ -26,7 +26,7 @@ from gateway_helpers import assert_valid_stream, stream_text
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
 
-from sidecar.testing import deployment
+from sidecar.testing import deployment, stream_ending_in_error
 
 KEY = "sk-ant-api03-test-key-0123456789"
 WAIT = 10.0
@@ -412,13 +412,9 @@ async def test_stream_failure_after_the_first_chunk_ends_with_an_error_event(gat
                                      json={"model": model, "messages": user("Say hi there"), "stream": True}))
     raw = await bounded(resp.read())
     assert resp.status == 200
-    events = [e[len(b"data: "):] for e in raw.split(b"\n\n") if e.strip()]
-    assert events[-1] == b"[DONE]"
-    *chunks, error = [decode(e) for e in events[:-1]]
-    for chunk in chunks:
-        assert_valid(chunk, "CreateChatCompletionStreamResponse")
+    chunks, error = stream_ending_in_error(raw)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "Hello"}
-    assert words in assert_envelope(error)["message"]
+    assert words in error["message"]
 
 
 async def test_wrong_key_is_a_401_and_never_shown(make_client, fake, caplog):
@@ -477,7 +473,6 @@ def test_messages_url_is_not_doubled(base, url):
 
 async def test_list_models(fake):
     import aiohttp
-
     from sidecar_anthropic import AnthropicProvider
 
     async with aiohttp.ClientSession() as session:
@@ -543,9 +538,9 @@ async def test_public_translation_serves_another_host(fake):
     """What a Vertex AI provider will reuse: messages_chat at its own URL with its own headers,
     the body adapted (Vertex takes ``anthropic_version`` in the body)."""
     import aiohttp
+    from sidecar_anthropic import API_VERSION, messages_chat
 
     from sidecar import ProviderCall
-    from sidecar_anthropic import API_VERSION, messages_chat
 
     def vertex_style(body: dict[str, Any]) -> None:
         body["anthropic_version"] = "vertex-2023-10-16"

@@ -9,12 +9,12 @@ import base64
 import struct
 
 import pytest
-from fake_cohere import BILLED_INPUT, ERRORS, INPUT_TOKENS, TOOL_PLAN, CohereFake
+from fake_cohere import ERRORS, INPUT_TOKENS, TOOL_PLAN, CohereFake
 from fake_upstreams import embedding_vector, start
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
 
-from sidecar.testing import deployment
+from sidecar.testing import deployment, stream_ending_in_error
 
 KEY = "co-test-key-0123456789abcdef"
 WAIT = 10.0
@@ -202,14 +202,10 @@ async def test_cohere_stream_failure_after_first_chunk_ends_with_an_error_event(
         "model": model, "messages": user("Say hi there"), "stream": True}), WAIT)
     raw = await asyncio.wait_for(resp.read(), WAIT)
     assert resp.status == 200
-    events = [e[len(b"data: "):] for e in raw.split(b"\n\n") if e.strip()]
-    assert events[-1] == b"[DONE]"
-    *chunks, error = [decode(e) for e in events[:-1]]
-    for chunk in chunks:
-        assert_valid(chunk, "CreateChatCompletionStreamResponse")
+    chunks, error = stream_ending_in_error(raw)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert any(c["choices"][0]["delta"].get("content") == "Hello" for c in chunks)
-    assert words in assert_envelope(error)["message"]
+    assert words in error["message"]
 
 
 @pytest.mark.parametrize(("model", "extra", "input_type", "truncate"), [

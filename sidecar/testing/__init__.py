@@ -29,6 +29,7 @@ from sidecar.testing.answers import (
     assert_error,
     assert_valid_stream,
     parse_sse,
+    stream_ending_in_error,
     stream_text,
     tool_calls_of,
 )
@@ -55,6 +56,6 @@ __all__ = [
     "LITELLM_CLIENT_PARAMS", "MOCK_MODELS", "MakeGateway", "STATUS_FOR_KIND", "WEATHER_TOOL", "ErrorCase",
     "FakeUpstream", "ProviderConformance", "Received", "assert_envelope", "assert_error", "assert_valid",
     "assert_valid_stream", "build_config", "cut", "cut_json", "deployment", "gateway_config", "make_gateway",
-    "ndjson", "openai_sdk", "parse_sse", "request_params", "sse", "start", "stream_text", "tool_calls_of",
+    "ndjson", "openai_sdk", "parse_sse", "request_params", "sse", "start", "stream_ending_in_error", "stream_text", "tool_calls_of",
     "validation_errors",
 ]

@@ -8,7 +8,8 @@ from typing import Any
 
 from sidecar.testing.spec import assert_valid
 
-__all__ = ["assert_envelope", "assert_error", "assert_valid_stream", "parse_sse", "stream_text", "tool_calls_of"]
+__all__ = ["assert_envelope", "assert_error", "assert_valid_stream", "parse_sse", "stream_ending_in_error", "stream_text",
+           "tool_calls_of"]
 
 
 def parse_sse(raw: bytes | str) -> tuple[list[dict[str, Any]], bool]:
@@ -44,6 +45,19 @@ def assert_valid_stream(raw: bytes | str) -> list[dict[str, Any]]:
     after = chunks[finished[-1] + 1:]
     assert all(not c["choices"] for c in after), f"chunks with choices after the finish_reason: {after}"
     return chunks
+
+
+def stream_ending_in_error(raw: bytes | str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A stream that failed after it began: chunks valid by OpenAI's chunk schema, then one error
+    event in OpenAI's envelope, then ``data: [DONE]``. Returns the chunks and the inner error."""
+    payloads, done = parse_sse(raw)
+    assert done, "the stream did not end with data: [DONE]"
+    assert payloads, "the stream had no event before [DONE]"
+    *chunks, last = payloads
+    for chunk in chunks:
+        assert_valid(chunk, "CreateChatCompletionStreamResponse")
+    assert "error" in last, f"the stream did not end with an error event: {last}"
+    return chunks, assert_envelope(last)
 
 
 def stream_text(chunks: list[dict[str, Any]], index: int = 0) -> str:
