@@ -43,13 +43,15 @@ class UsageTap:
 
     Only the last chunk of each item is looked at: the usage chunk ends the stream, and usage
     sent on every chunk (``continuous_usage_stats``) is cumulative, so the last one read is the
-    total. Chunks with choices are always relayed, with whatever usage they carry."""
+    total. Chunks with choices are always relayed, with whatever usage they carry. ``error`` is
+    the failure that ended the stream after it began (the client got it as an error event)."""
 
-    __slots__ = ("relay", "usage")
+    __slots__ = ("relay", "usage", "error")
 
     def __init__(self, relay: bool) -> None:
         self.relay = relay
         self.usage: Any = None
+        self.error: SidecarError | None = None
 
     def take(self, item: Any) -> Any:
         """``item`` as the client gets it (None: nothing to send); its usage noted."""
@@ -87,14 +89,12 @@ _usage_and_choices = msgspec.json.Decoder(_UsageOf).decode
 
 
 async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks,
-                     headers: dict[str, str], first: Any = None, tap: UsageTap | None = None,
-                     record: Any = None) -> web.StreamResponse:
+                     headers: dict[str, str], first: Any = None, tap: UsageTap | None = None) -> web.StreamResponse:
     """Relay ``first`` (an item the router already read) and ``chunks`` as SSE with ``headers``;
     ``tap`` reads the usage and drops the usage chunk the client did not ask for.
     The answer starts with the first chunk: a failure before it is a plain error answer with its
     status (as LiteLLM's proxy does), one after it an error event. (The router has already waited
-    for the first chunk, retrying and falling back until one came.) ``record`` (the router's call)
-    gets the stream's ``error`` when it fails."""
+    for the first chunk, retrying and falling back until one came.)"""
     tap = tap or UsageTap(relay=True)
     streams = request.app[keys.STATE].streams
     task = asyncio.current_task()
@@ -137,8 +137,7 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
         last = SidecarError(502, f"{dep.provider.name} failed mid-stream", code="upstream_error")
     finally:
         streams.discard(task)
-    if record is not None:
-        record.error = last
+    tap.error = last
     if out is None:
         if last is not None:
             raise last  # nothing was sent yet: the client gets the status

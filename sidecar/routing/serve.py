@@ -62,9 +62,9 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
         tap = UsageTap(relay=asked_for_usage(call.typed))
         try:
             return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
-                                    first=result.first, tap=tap, record=call if router.events is not None else None)
+                                    first=result.first, tap=tap)
         finally:
-            call.usage = tap.usage  # (router.finish counts it)
+            call.usage, call.error = tap.usage, tap.error  # (router.finish counts and reports them)
     finally:
         router.finish(call, usage)
 
