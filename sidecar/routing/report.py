@@ -98,7 +98,9 @@ def _add_usage(event: CallEvent, router: Router, call: RoutedCall, dep: Deployme
     event.total_tokens = getattr(usage, "total_tokens", 0) or prompt + completion
     event.cached_tokens = _detail(getattr(usage, "prompt_tokens_details", None), "cached_tokens")
     event.reasoning_tokens = _detail(getattr(usage, "completion_tokens_details", None), "reasoning_tokens")
-    if call.error is None and call.provider_call is not None:
+    if call.error is None and call.cost is not None:
+        event.cost = call.cost  # (priced once, for the x-litellm-response-cost header)
+    elif call.error is None and call.provider_call is not None:
         info = info_for_model(dep, call.provider_call.model, router.synced)
         event.cost = response_cost(info, prompt, completion, getattr(usage, "search_units", 0) or 0)
 

@@ -84,6 +84,8 @@ class RoutedCall:
     """A stream's usage, when its final chunk carried one."""
     error: SidecarError | None = None
     """A stream's failure after its first chunk (the client got an error event)."""
+    cost: float | None = None
+    """The answer's cost in USD, once :meth:`Router.headers` priced it (the call's event reuses it)."""
     first_at: float = 0.0
     """When a stream's first chunk arrived (monotonic)."""
     failed_attempt: CallEvent | None = None
@@ -239,7 +241,8 @@ class Router:
             prompt = getattr(usage, "prompt_tokens", 0) or 0
             completion = getattr(usage, "completion_tokens", 0) or 0
             queries = getattr(usage, "search_units", 0) or 0  # (a rerank)
-            headers["x-litellm-response-cost"] = repr(response_cost(info, prompt, completion, queries))
+            call.cost = response_cost(info, prompt, completion, queries)
+            headers["x-litellm-response-cost"] = repr(call.cost)
         return headers
 
     def error_headers(self, call: RoutedCall) -> dict[str, str]:
