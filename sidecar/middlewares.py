@@ -7,6 +7,7 @@ import hmac
 import logging
 
 from aiohttp import web
+from multidict import istr
 
 from sidecar import keys
 from sidecar.errors import SidecarError
@@ -58,15 +59,22 @@ def presented_keys(request: web.Request) -> list[str]:
     A client may send several (a Vertex or Azure SDK puts its own token in ``Authorization`` and
     the gateway's key in ``x-litellm-api-key``, as LiteLLM documents): any one may match.
     """
+    headers = request.headers
     keys_sent = []
-    for name in ("x-litellm-api-key", "Authorization", "x-api-key", "api-key"):
-        value = request.headers.get(name, "").strip()
-        scheme, _, rest = value.partition(" ")
-        if scheme.lower() == "bearer":
-            value = rest.strip()
+    for name in _KEY_HEADERS:
+        value = headers.get(name)
+        if not value:
+            continue
+        value = value.strip()
+        if value[:6].lower() == "bearer" and value[6:7] in ("", " "):
+            value = value[7:].strip()
         if value:
             keys_sent.append(value)
     return keys_sent
+
+
+_KEY_HEADERS = tuple(istr(name) for name in ("x-litellm-api-key", "Authorization", "x-api-key", "api-key"))
+"""(``istr``: the case-insensitive headers look them up without folding the name each time)"""
 
 
 def is_public(path: str, handler: object) -> bool:

@@ -7,6 +7,7 @@ upstream's own 4xx, 502 for 5xx, refused connections and broken streams, 504 for
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from functools import lru_cache
@@ -173,14 +174,9 @@ async def _line_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIte
     pending: list[bytes] = []
     try:
         async for data in resp.content.iter_any():
-            if b"\n" not in data:
-                pending.append(data)
-                continue
-            if pending:
-                data = b"".join((*pending, data))
-            lines = data.split(b"\n")
-            pending = [lines.pop()]
-            yield lines
+            complete = _complete(pending, data)
+            if complete is not None:
+                yield complete.split(b"\n")[:-1]
         last = b"".join(pending)
         if last:
             yield [last]
@@ -210,8 +206,7 @@ async def iter_sse_payloads(resp: aiohttp.ClientResponse, provider: str) -> Asyn
     complete, and which payload is an error, are the caller's to judge."""
     async with aclosing(_line_batches(resp, provider)) as batches:
         async for lines in batches:
-            payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
-            payloads = [p for p in payloads if p]
+            payloads = _data_payloads(b"\n".join(lines))
             if _DONE in payloads:
                 payloads = payloads[:payloads.index(_DONE)]
                 if payloads:
@@ -247,15 +242,10 @@ async def iter_sse_batches(resp: aiohttp.ClientResponse, provider: str) -> Async
     finished = False  # a chunk carried a finish_reason
     try:
         async for data in resp.content.iter_any():
-            if b"\n" not in data:
-                pending.append(data)
+            data = _complete(pending, data)
+            if data is None:
                 continue
-            if pending:
-                data = b"".join((*pending, data))
-            lines = data.split(b"\n")
-            pending = [lines.pop()]
-            payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
-            payloads = [p for p in payloads if p]
+            payloads = _data_payloads(data)
             done = _DONE in payloads
             if done:
                 payloads = payloads[:payloads.index(_DONE)]
@@ -265,7 +255,7 @@ async def iter_sse_batches(resp: aiohttp.ClientResponse, provider: str) -> Async
                     yield payloads[:failed[0]]  # the chunks before the error still reach the client
                 raise failed[1]
             if not finished:  # (complete events only: a cut last line proves nothing)
-                finished = any(_FINISHED in p or _FINISHED_SPACED in p for p in payloads)
+                finished = _FINISHED in data or _FINISHED_SPACED in data
             if payloads:
                 yield payloads
             if done:
@@ -299,6 +289,33 @@ def _error_at(payloads: list[bytes], provider: str) -> tuple[int, ProviderError]
         if b'"error"' in payload and _has_error(payload):  # (never true inside an escaped JSON string)
             return i, error_from_body(500, payload, provider)
     return None
+
+
+def _complete(pending: list[bytes], data: bytes) -> bytes | None:
+    """The complete lines of ``data`` (read after ``pending``, the pieces of a line not yet
+    ended) as one bytes ending in a newline, or None when ``data`` ends no line; ``pending``
+    keeps the rest. Lines are split here, not by ``StreamReader.readline``, which fails on a
+    line longer than twice the read buffer (a big tool call, audio or image delta)."""
+    cut = data.rfind(b"\n") + 1
+    if not cut:
+        pending.append(data)
+        return None
+    complete = data if cut == len(data) else data[:cut]
+    if pending:
+        complete = b"".join((*pending, complete))
+        pending.clear()
+    if cut != len(data):
+        pending.append(data[cut:])
+    return complete
+
+
+_DATA_LINE = re.compile(rb"^data:[ \t\r\f\v]*(\S[^\n]*?)[ \t\r\f\v]*$", re.MULTILINE)
+
+
+def _data_payloads(lines: bytes) -> list[bytes]:
+    """The non-blank payloads of the ``data:`` lines in ``lines``, stripped (one C call: this
+    runs for every read of every stream)."""
+    return _DATA_LINE.findall(lines)
 
 
 _DONE = b"[DONE]"

@@ -310,9 +310,12 @@ class ChunkChoice(Struct, omit_defaults=True):
     finish_reason: str | None | UnsetType = UNSET
     logprobs: Json | None = None
 
-    def __post_init__(self) -> None:
-        self.finish_reason = normalise_finish_reason(self.finish_reason, None)
-        normalise_logprobs(self.logprobs)
+    def __post_init__(self) -> None:  # (per streamed chunk: the common cases cost one test each)
+        reason = self.finish_reason
+        if reason is not None and reason not in FINISH_REASONS:
+            self.finish_reason = normalise_finish_reason(reason, None)
+        if self.logprobs is not None:
+            normalise_logprobs(self.logprobs)
 
 
 class ChatCompletionChunk(Struct, omit_defaults=True):
@@ -327,8 +330,11 @@ class ChatCompletionChunk(Struct, omit_defaults=True):
     citations: list[Any] | None = None  # Perplexity, kept as LiteLLM keeps them
     search_results: list[Any] | None = None
 
-    def __post_init__(self) -> None:
-        _stamp(self, "chat.completion.chunk")
+    def __post_init__(self) -> None:  # (:func:`_stamp`, inline: it runs for every streamed chunk)
+        if self.created is UNSET:
+            self.created = int(time.time())
+        if self.object is UNSET:
+            self.object = "chat.completion.chunk"
 
 
 class Embedding(Struct):

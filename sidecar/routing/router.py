@@ -92,12 +92,18 @@ class RoutedCall:
     """The last failed attempt's event, held until it is known whether the client gets its error."""
 
 
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)  # (a forked worker must not repeat its parent's ids)
+_id_bits = _ids.getrandbits
+_VERSION_MASK = ~(0xF000 << 64 | 0xC000 << 48)
+_VERSION_4 = 0x4000 << 64 | 0x8000 << 48
+
+
 def call_id() -> str:
-    """A random (version 4) UUID as text, without building a ``uuid.UUID`` (a third cheaper)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40
-    raw[8] = raw[8] & 0x3F | 0x80
-    h = raw.hex()
+    """A random (version 4) UUID as text, from a private generator seeded by the OS: no
+    ``uuid.UUID`` and no system call per request (about half the cost of ``os.urandom``).
+    Ids need to be unique, not unguessable."""
+    h = "%032x" % (_id_bits(128) & _VERSION_MASK | _VERSION_4)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
