@@ -90,6 +90,8 @@ class RoutedCall:
     """When a stream's first chunk arrived (monotonic)."""
     failed_attempt: CallEvent | None = None
     """The last failed attempt's event, held until it is known whether the client gets its error."""
+    resolved: tuple[list[Deployment], str | None] | None = None
+    """What the requested group resolved to when the call began (its deployments, a wildcard's capture)."""
 
 
 _ids = random.Random()
@@ -116,6 +118,9 @@ class Router:
         self.synced = synced if synced is not None else {}
         self._needs_estimate = policy.pre_call_checks or policy.strategy.startswith("usage-based")
         self._live_version = -1
+        self._groups: dict[int, tuple[list[Deployment], list[RouteInfo], bool, bool]] = {}
+        """By the id of a resolved deployment list: its routes, whether one has a ``tpm`` limit,
+        and whether it is a single deployment with no limit (cleared when the registry changes)."""
         self.pre_call: PreCallRunner | None = None
         """``sidecar_pre_call`` implementations, if any plugin has one (:mod:`sidecar.hooks`)."""
         self.events: EventBus | None = None
@@ -139,7 +144,9 @@ class Router:
         if self.registry.version != self._live_version:  # forget the stats of deleted deployments
             self._live_version = self.registry.version
             self.state.forget({dep.id for dep in self.registry})
-        if not self.resolve(call.group)[0]:
+            self._groups.clear()
+        call.resolved = self.resolve(call.group)
+        if not call.resolved[0]:
             raise self.registry.not_found(call.group)
         for name in call.opts.fallbacks or ():
             if not self.resolve(name)[0]:
@@ -264,17 +271,16 @@ class Router:
     # ---------------------------------------------------------------- one group
 
     async def _run_group(self, request: web.Request, call: RoutedCall, group: str, original: bool) -> Any:
-        deps, captured = self.resolve(group)
+        deps, captured = call.resolved if original and call.resolved is not None else self.resolve(group)
         if not deps:
             log.warning("fallback group %r is not configured; skipped [call %s]", group, call.id)
             raise ProviderError(404, f"fallback model group {group!r} is not configured", code="model_not_found")
-        routes = [route_info(d, self.policy, self.price) for d in deps]
-        if not call.estimate and any(r.limits.tpm is not None for r in routes):
+        routes, tpm_limited, single = self._routes(deps)
+        if not call.estimate and tpm_limited:
             call.estimate = estimate_input_tokens(call.body)
         excluded: set[str] = set()
         tries = 0
         last: ProviderError | None = None
-        single = len(deps) == 1 and not routes[0].limits.active and not self.policy.pre_call_checks
         while True:
             now = time.monotonic()
             if single:  # (the only deployment of a group is never cooled down, and has no limit)
@@ -316,6 +322,21 @@ class Router:
                     raise
                 await asyncio.sleep(wait)
                 excluded.clear()
+
+    def _routes(self, deps: list[Deployment]) -> tuple[list[RouteInfo], bool, bool]:
+        """The deployments' routes, whether one has a ``tpm`` limit, and whether the group is one
+        deployment with no limit (then it is never cooled down nor skipped): worked out once per
+        resolved list until the registry changes."""
+        cached = self._groups.get(id(deps))
+        if cached is not None and cached[0] is deps:
+            return cached[1], cached[2], cached[3]
+        routes = [route_info(d, self.policy, self.price) for d in deps]
+        tpm_limited = any(r.limits.tpm is not None for r in routes)
+        single = len(deps) == 1 and not routes[0].limits.active and not self.policy.pre_call_checks
+        if len(self._groups) >= 4096:
+            self._groups.clear()
+        self._groups[id(deps)] = (deps, routes, tpm_limited, single)
+        return routes, tpm_limited, single
 
     async def _attempt(self, request: web.Request, call: RoutedCall, group: str, dep: Deployment,
                        route: RouteInfo, captured: str | None, original: bool) -> Any:
