@@ -1,0 +1,58 @@
+"""The lean client's errors, as aiohttp's types so ``except aiohttp.ClientError`` keeps working.
+No message names a host, a URL or a credential."""
+
+from __future__ import annotations
+
+import ssl
+
+import aiohttp
+import yarl
+from multidict import CIMultiDict, CIMultiDictProxy
+
+# aiohttp raises ConnectionTimeoutError (3.10+) when connecting takes too long, ServerTimeoutError
+# when a read does; both are asyncio.TimeoutError.
+ConnectTimeoutError: type[aiohttp.ServerTimeoutError] = getattr(aiohttp, "ConnectionTimeoutError",
+                                                               aiohttp.ServerTimeoutError)
+ReadTimeoutError = getattr(aiohttp, "SocketTimeoutError", aiohttp.ServerTimeoutError)
+
+
+class UpstreamConnectError(aiohttp.ClientConnectionError):
+    """Connecting to the upstream failed: refused, unresolvable, unreachable, or TLS failed
+    (the lean client's :class:`aiohttp.ClientConnectorError`)."""
+
+
+class UpstreamCertificateError(UpstreamConnectError):
+    """The upstream's TLS certificate was not accepted (untrusted, expired, or not for its host)."""
+
+
+class ProxyConnectError(UpstreamConnectError):
+    """The proxy from ``HTTPS_PROXY`` / ``HTTP_PROXY`` could not be reached or refused the tunnel."""
+
+
+_NO_REQUEST = aiohttp.RequestInfo(yarl.URL(), "", CIMultiDictProxy(CIMultiDict()), yarl.URL())
+
+
+class MalformedAnswerError(aiohttp.ClientResponseError):
+    """The upstream's answer head is not HTTP/1.x (a bad status line or header)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_NO_REQUEST, (), status=502, message=message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def connect_error(exc: BaseException, proxy: bool = False) -> UpstreamConnectError:
+    """The error for a failed connect (``exc`` the OSError or ssl.SSLError), its text free of
+    addresses (an OSError's text often names them)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or "not verified"
+        if "hostname" in why.lower() or "ip address mismatch" in why.lower():
+            why = "it is not for this host"
+        return UpstreamCertificateError(f"the upstream's TLS certificate was not accepted: {why}")
+    if isinstance(exc, ssl.SSLError):
+        return UpstreamConnectError(f"TLS with the upstream failed ({exc.reason or type(exc).__name__})")
+    what = getattr(exc, "strerror", None) or type(exc).__name__
+    if proxy:
+        return ProxyConnectError(f"could not connect to the proxy ({what})")
+    return UpstreamConnectError(f"could not connect to the upstream ({what})")
