@@ -3,6 +3,8 @@ No message names a host, a URL or a credential."""
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
 
 import aiohttp
@@ -52,7 +54,13 @@ def connect_error(exc: BaseException, proxy: bool = False) -> UpstreamConnectErr
         return UpstreamCertificateError(f"the upstream's TLS certificate was not accepted: {why}")
     if isinstance(exc, ssl.SSLError):
         return UpstreamConnectError(f"TLS with the upstream failed ({exc.reason or type(exc).__name__})")
-    what = getattr(exc, "strerror", None) or type(exc).__name__
+    # the errno's own text: asyncio's strerror names the address ("Connect call failed ('10.0.0.1', 443)")
+    if isinstance(exc, socket.gaierror):
+        what = exc.strerror or "the name did not resolve"
+    elif isinstance(exc, OSError) and exc.errno:
+        what = os.strerror(exc.errno)
+    else:
+        what = type(exc).__name__
     if proxy:
         return ProxyConnectError(f"could not connect to the proxy ({what})")
     return UpstreamConnectError(f"could not connect to the upstream ({what})")

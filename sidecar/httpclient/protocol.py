@@ -101,9 +101,11 @@ class Connection(asyncio.Protocol):
                 resp.set_exception(self.exc or aiohttp.ClientPayloadError(
                     "the upstream closed the connection before the answer's body ended"))
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(self.exc or aiohttp.ServerDisconnectedError(
-                "the upstream closed the connection before answering"))
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_exception(self.exc or aiohttp.ServerDisconnectedError(
+                    "the upstream closed the connection before answering"))
         drain = self.drain_waiter
         if drain is not None and not drain.done():
             drain.set_exception(self.exc or aiohttp.ServerDisconnectedError(
@@ -136,6 +138,7 @@ class Connection(asyncio.Protocol):
             raise MalformedAnswerError("the upstream sent an answer no request asked for")
         if self.tunnel:  # the proxy's answer to CONNECT: TLS follows, read by a fresh parser
             self.parser = HttpResponseParser(self)
+            self.waiter = None
             waiter.set_result(status)
             return
         if status < 200:  # 1xx: an interim answer; the real one follows
@@ -151,6 +154,7 @@ class Connection(asyncio.Protocol):
         else:
             resp.prepare_body(headers)
             self.response = resp
+        self.waiter = None  # let go before the pool may hand the connection on (answer_done below)
         waiter.set_result(resp)
         if no_body:
             self.answer_done()
@@ -196,18 +200,21 @@ class Connection(asyncio.Protocol):
                 self.transport.write(head)
                 await self._send_chunks(body)
             if not waiter.done() and sock_read is not None:
-                handle = loop.call_later(sock_read, self.read_timed_out)
+                handle = loop.call_later(sock_read, self.read_timed_out, waiter)
                 try:
                     return await waiter
                 finally:
                     handle.cancel()
             return await waiter
         except BaseException:
-            self.waiter = None
-            self.close()
+            # this exchange's failure, or the caller cancelled: close, unless the answer already
+            # ended and the connection serves someone else now
+            if self.waiter is waiter:
+                self.waiter = None
+                self.close()
+            elif waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                waiter.result().release()  # the head came, nobody will read its body
             raise
-        finally:
-            self.waiter = None
 
     async def _send_chunks(self, body: AsyncIterable[bytes]) -> None:
         """A request body from an async iterable, sent chunked as it comes (drained when the
@@ -241,12 +248,13 @@ class Connection(asyncio.Protocol):
     async def open_tunnel(self, head: bytes) -> int:
         """Send a proxy's CONNECT and return the status of its answer."""
         self.tunnel = True
-        self.waiter = self.loop.create_future()
+        waiter = self.waiter = self.loop.create_future()
         try:
             self.transport.write(head)
-            return await self.waiter
+            return await waiter
         finally:
-            self.waiter = None
+            if self.waiter is waiter:
+                self.waiter = None
             self.tunnel = False
 
     def answer_done(self) -> None:
@@ -265,8 +273,11 @@ class Connection(asyncio.Protocol):
 
     # -- failures and closing ---------------------------------------------------------------
 
-    def read_timed_out(self) -> None:
-        self.fail(ReadTimeoutError("timed out reading the upstream's answer"))
+    def read_timed_out(self, owner: object) -> None:
+        """``sock_read`` passed waiting for ``owner`` (the head's waiter or the response): fail it,
+        if it is still this connection's exchange."""
+        if owner is self.waiter or owner is self.response:
+            self.fail(ReadTimeoutError("timed out reading the upstream's answer"))
 
     def total_timed_out(self) -> None:
         self.timer = None
@@ -277,8 +288,10 @@ class Connection(asyncio.Protocol):
         if self.exc is None:
             self.exc = exc
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_exception(exc)
         resp = self.response
         if resp is not None:
             self.response = None

@@ -141,7 +141,7 @@ class LeanResponse:
         assert conn is not None
         loop = conn.loop
         waiter = self._waiter = loop.create_future()
-        handle = loop.call_later(self._sock_read, conn.read_timed_out) if self._sock_read is not None else None
+        handle = loop.call_later(self._sock_read, conn.read_timed_out, self) if self._sock_read is not None else None
         try:
             await waiter
         finally:

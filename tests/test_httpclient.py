@@ -1,0 +1,588 @@
+"""The lean upstream client (sidecar.httpclient) against real sockets: framing, pool, keep-alive,
+timeouts, back-pressure, failures, the idle-closed retry, TLS and proxies."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import ssl
+import zlib
+
+import aiohttp
+import pytest
+import trustme
+import yarl
+from aiohttp import web
+from fake_http import RawServer, Request, answer, keep_alive
+
+from sidecar.httpclient import (
+    LeanSession,
+    MalformedAnswerError,
+    ProxyConnectError,
+    UpstreamCertificateError,
+    UpstreamConnectError,
+)
+
+PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
+              "all_proxy")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch):
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def make_session():
+    sessions: list[LeanSession] = []
+
+    def make(**kw) -> LeanSession:
+        kw = {"limit": 10, "limit_per_host": 10, "keepalive_timeout": 30.0} | kw
+        sessions.append(LeanSession(**kw))
+        return sessions[-1]
+
+    yield make
+    for s in sessions:
+        await s.close()
+
+
+@pytest.fixture
+async def raw():
+    servers: list[RawServer] = []
+
+    async def start(handle, ssl_context=None) -> RawServer:
+        servers.append(await RawServer(handle).start(ssl_context))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        await s.close()
+
+
+def ok(body: bytes = b"ok", headers=()):
+    return keep_alive(lambda req, n: answer(200, body, headers))
+
+
+# -- bodies -------------------------------------------------------------------------------
+
+
+async def test_content_length_chunked_and_until_close_bodies(raw, make_session):
+    async def handle(srv, reader, writer, n):
+        req = await srv.read(reader)
+        if req.line.startswith("GET /length"):
+            writer.write(answer(200, b"x" * 100_000))
+        elif req.line.startswith("GET /chunked"):
+            writer.write(answer(200, headers=(("Transfer-Encoding", "chunked"),), length=False))
+            for part in (b"hello ", b"chunked ", b"world"):
+                writer.write(b"%x\r\n%b\r\n" % (len(part), part))
+                await writer.drain()
+                await asyncio.sleep(0.01)
+            writer.write(b"0\r\n\r\n")
+        else:  # no length: the body ends when the connection does
+            writer.write(answer(200, length=False) + b"until ")
+            await writer.drain()
+            await asyncio.sleep(0.01)
+            writer.write(b"close")
+            await writer.drain()
+            writer.close()
+            return
+        await writer.drain()
+        await srv.read(reader)
+
+    srv = await raw(handle)
+    session = make_session()
+    async with session.get(srv.url("/length")) as resp:
+        assert resp.status == 200 and await resp.read() == b"x" * 100_000
+    async with session.get(srv.url("/chunked")) as resp:
+        assert [c async for c in resp.content.iter_any()] == [b"hello ", b"chunked ", b"world"]
+    async with session.get(srv.url("/close")) as resp:
+        assert await resp.read() == b"until close"
+
+
+async def test_gzip_and_deflate_bodies_are_decompressed(raw, make_session):
+    text = b"compressible " * 1000
+
+    def respond(req: Request, n: int) -> bytes:
+        if req.line.startswith("GET /gzip"):
+            return answer(200, gzip.compress(text), (("Content-Encoding", "gzip"),))
+        if req.line.startswith("GET /raw-deflate"):
+            c = zlib.compressobj(wbits=-15)
+            return answer(200, c.compress(text) + c.flush(), (("Content-Encoding", "deflate"),))
+        return answer(200, zlib.compress(text), (("Content-Encoding", "deflate"),))
+
+    srv = await raw(keep_alive(respond))
+    session = make_session()
+    for path in ("/gzip", "/deflate", "/raw-deflate"):
+        async with session.get(srv.url(path)) as resp:
+            assert await resp.read() == text, path
+    async with session.get(srv.url("/gzip")) as resp:
+        assert b"".join([c async for c in resp.content.iter_chunked(1000)]) == text
+    assert "Accept-Encoding" not in dict(srv.requests[0].headers)
+
+
+async def test_head_204_and_304_have_no_body(raw, make_session):
+    def respond(req: Request, n: int) -> bytes:
+        if req.line.startswith("HEAD"):
+            return answer(200, headers=(("Content-Length", "1234"),), length=False)
+        status = 204 if "204" in req.line else 304
+        return answer(status, length=False)
+
+    srv = await raw(keep_alive(respond))
+    session = make_session()
+    async with session.request("HEAD", srv.url("/")) as resp:
+        assert resp.status == 200 and resp.headers["Content-Length"] == "1234" and await resp.read() == b""
+    for status in (204, 304):
+        async with session.get(srv.url(f"/{status}")) as resp:
+            assert resp.status == status and await resp.read() == b""
+
+
+async def test_response_headers_are_case_insensitive_and_keep_repeats(raw, make_session):
+    srv = await raw(ok(headers=(("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("X-Request-ID", "r1"))))
+    async with make_session().get(srv.url()) as resp:
+        assert resp.headers.getall("SET-COOKIE") == ["a=1", "b=2"]
+        assert resp.headers["x-request-id"] == "r1" and resp.reason == "OK"
+        assert isinstance(resp.headers, aiohttp.typedefs.CIMultiDictProxy)
+
+
+# -- the request ----------------------------------------------------------------------------
+
+
+async def test_request_head_is_the_callers_headers_plus_host_and_framing(raw, make_session):
+    srv = await raw(ok())
+    session = make_session(request_headers=lambda: {"traceparent": "00-abc-def-01"})
+    async with session.post(srv.url("/v1/chat?x=1"), data=b"{}", headers={"Authorization": "Bearer k"}) as resp:
+        await resp.read()
+    async with session.post(yarl.URL(srv.url("/model/a%2Fb/invoke"), encoded=True), data=b"") as resp:
+        await resp.read()
+    first, second = srv.requests
+    assert first.line == "POST /v1/chat?x=1 HTTP/1.1"
+    assert first.headers == [("Host", f"127.0.0.1:{srv.port}"), ("Authorization", "Bearer k"),
+                             ("traceparent", "00-abc-def-01"), ("Content-Length", "2")]
+    assert second.line == "POST /model/a%2Fb/invoke HTTP/1.1"  # the encoded form, kept
+    with pytest.raises(ValueError):
+        await session.post(srv.url(), data=b"", headers={"X": "a\r\nInjected: 1"})
+
+
+async def test_chunked_upload_is_streamed_as_it_comes(make_session, aiohttp_server):
+    got_first = asyncio.Event()
+    seen: dict = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        seen["te"] = request.headers.get("Transfer-Encoding")
+        first = await request.content.readany()
+        got_first.set()  # the generator waits for this before its second chunk: nothing is buffered
+        rest = await request.read()
+        return web.Response(body=first + rest)
+
+    app = web.Application()
+    app.router.add_post("/up", handler)
+    server = await aiohttp_server(app)
+
+    async def body():
+        yield b"first;"
+        await asyncio.wait_for(got_first.wait(), 5)
+        for i in range(3):
+            yield b"more%d;" % i
+
+    async with make_session().post(str(server.make_url("/up")), data=body()) as resp:
+        assert await resp.read() == b"first;more0;more1;more2;"
+    assert seen["te"] == "chunked"
+
+
+# -- the pool -----------------------------------------------------------------------------
+
+
+async def test_keep_alive_reuses_one_connection(raw, make_session):
+    srv = await raw(ok())
+    session = make_session()
+    for _ in range(20):
+        async with session.post(srv.url(), data=b"x") as resp:
+            assert await resp.read() == b"ok"
+    assert srv.connections == 1 and len(srv.requests) == 20
+
+
+async def test_pool_bounds_connections_per_host_and_serves_waiters(raw, make_session):
+    async def slow(srv, reader, writer, n):
+        while await srv.read(reader) is not None:
+            await asyncio.sleep(0.02)
+            writer.write(answer(200, b"ok"))
+
+    srv = await raw(slow)
+    session = make_session(limit=10, limit_per_host=3)
+
+    async def call():
+        async with session.get(srv.url()) as resp:
+            return await resp.read()
+
+    assert await asyncio.gather(*(call() for _ in range(20))) == [b"ok"] * 20
+    assert srv.peak <= 3 and srv.connections <= 3
+
+
+async def test_total_limit_is_shared_across_hosts(raw, make_session):
+    async def slow(srv, reader, writer, n):
+        while await srv.read(reader) is not None:
+            await asyncio.sleep(0.02)
+            writer.write(answer(200, b"ok"))
+
+    one, two = await raw(slow), await raw(slow)
+    session = make_session(limit=2, limit_per_host=2)
+
+    async def call(srv):
+        async with session.get(srv.url()) as resp:
+            return await resp.read()
+
+    results = await asyncio.gather(*(call(s) for _ in range(6) for s in (one, two)))
+    assert results == [b"ok"] * 12
+    assert one.peak + two.peak <= 3  # at most 2 open at once (one may close as the other opens)
+    assert max(one.peak, two.peak) <= 2
+
+
+async def test_idle_connections_close_after_keepalive_timeout(raw, make_session):
+    srv = await raw(ok())
+    session = make_session(keepalive_timeout=0.1)
+    async with session.get(srv.url()) as resp:
+        await resp.read()
+    for _ in range(100):
+        if srv.closed:
+            break
+        await asyncio.sleep(0.05)
+    assert srv.closed == 1
+    async with session.get(srv.url()) as resp:  # and the next request opens a new one
+        assert await resp.read() == b"ok"
+    assert srv.connections == 2
+
+
+async def test_connection_close_and_http10_are_not_reused(raw, make_session):
+    def respond(req: Request, n: int) -> bytes:
+        if "/close" in req.line:
+            return answer(200, b"ok", (("Connection", "close"),))
+        return answer(200, b"ok", version="1.0")
+
+    srv = await raw(keep_alive(respond))
+    session = make_session()
+    for path in ("/close", "/close", "/ten", "/ten"):
+        async with session.get(srv.url(path)) as resp:
+            assert await resp.read() == b"ok"
+    assert srv.connections == 4
+
+
+async def test_a_released_unread_body_closes_its_connection(raw, make_session):
+    async def handle(srv, reader, writer, n):
+        while await srv.read(reader) is not None:
+            writer.write(answer(200, b"y" * 2_000_000))
+            await writer.drain()
+
+    srv = await raw(handle)
+    session = make_session()
+    async with session.get(srv.url()) as resp:
+        assert len(await resp.content.iter_any().__anext__()) > 0
+    async with session.get(srv.url()) as resp:
+        assert len(await resp.read()) == 2_000_000
+    assert srv.connections == 2
+
+
+# -- timeouts -----------------------------------------------------------------------------
+
+
+async def never_answers(srv, reader, writer, n):
+    await srv.read(reader)
+    await asyncio.sleep(30)
+
+
+async def test_sock_read_timeout_when_the_upstream_never_answers(raw, make_session):
+    srv = await raw(never_answers)
+    with pytest.raises(asyncio.TimeoutError):
+        await make_session().get(srv.url(), timeout=aiohttp.ClientTimeout(sock_read=0.2))
+
+
+async def test_total_and_read_timeouts_when_the_body_stalls(raw, make_session):
+    async def stalls(srv, reader, writer, n):
+        await srv.read(reader)
+        writer.write(answer(200, headers=(("Content-Length", "100"),), length=False) + b"part")
+        await asyncio.sleep(30)
+
+    srv = await raw(stalls)
+    session = make_session()
+    resp = await session.get(srv.url(), timeout=aiohttp.ClientTimeout(total=0.3))
+    with pytest.raises(asyncio.TimeoutError):
+        await resp.read()
+    resp = await session.get(srv.url(), timeout=aiohttp.ClientTimeout(sock_read=0.2))
+    with pytest.raises(asyncio.TimeoutError):
+        async for _ in resp.content.iter_any():
+            pass
+    assert session._pool.total == 0  # both connections closed, not pooled
+
+
+async def test_connect_timeout_bounds_waiting_for_a_pooled_connection(raw, make_session):
+    srv = await raw(never_answers)
+    session = make_session(limit_per_host=1)
+    busy = asyncio.ensure_future(session.get(srv.url()))
+    await asyncio.sleep(0.05)
+    with pytest.raises(asyncio.TimeoutError):
+        await session.get(srv.url(), timeout=aiohttp.ClientTimeout(connect=0.2))
+    busy.cancel()
+
+
+# -- back-pressure ------------------------------------------------------------------------
+
+
+async def test_a_slow_reader_pauses_the_upstream_and_gets_every_byte(raw, make_session):
+    size, piece = 48 * 1024 * 1024, 256 * 1024
+    peak = [0]
+    digest = hashlib.sha256()
+
+    async def fast(srv, reader, writer, n):
+        """Writes as fast as it can, without waiting for drain: what the client does not take
+        piles up in its own transport's buffer."""
+        await srv.read(reader)
+        writer.write(answer(200, headers=(("Content-Length", str(size)),), length=False))
+        for i in range(size // piece):
+            data = bytes([i % 251]) * piece
+            digest.update(data)
+            writer.write(data)
+            peak[0] = max(peak[0], writer.transport.get_write_buffer_size())
+            await asyncio.sleep(0)
+        await writer.drain()
+
+    srv = await raw(fast)
+    got = hashlib.sha256()
+    received = 0
+    async with make_session().get(srv.url()) as resp:
+        async for data in resp.content.iter_any():
+            got.update(data)
+            received += len(data)
+            if received < 4 * 1024 * 1024:
+                await asyncio.sleep(0.02)  # slower than the upstream, for the first megabytes
+            assert resp._size < 2 * 1024 * 1024  # what the client buffers stays bounded
+    assert received == size and got.digest() == digest.digest()
+    # the client stopped reading: the kernel's buffers filled and the server's writes stalled
+    assert peak[0] > 16 * 1024 * 1024, peak[0]
+
+
+# -- failures -----------------------------------------------------------------------------
+
+
+async def test_a_refused_connection_is_a_connect_error(make_session):
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(UpstreamConnectError) as info:
+        await make_session().post(f"http://user:secret@127.0.0.1:{port}/v1", data=b"x")
+    assert isinstance(info.value, aiohttp.ClientConnectionError)
+    assert str(port) not in str(info.value) and "secret" not in str(info.value)
+
+
+async def test_a_body_cut_short_is_a_payload_error(raw, make_session):
+    async def cut(srv, reader, writer, n):
+        req = await srv.read(reader)
+        if "/chunked" in req.line:
+            writer.write(answer(200, headers=(("Transfer-Encoding", "chunked"),), length=False) + b"5\r\nhello\r\n")
+        else:
+            writer.write(answer(200, headers=(("Content-Length", "100"),), length=False) + b"only part")
+        await writer.drain()
+
+    srv = await raw(cut)
+    session = make_session()
+    for path in ("/length", "/chunked"):
+        async with session.get(srv.url(path)) as resp:
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await resp.read()
+
+
+async def test_no_answer_on_a_fresh_connection_is_server_disconnected(raw, make_session):
+    async def hang_up(srv, reader, writer, n):
+        await srv.read(reader)
+
+    srv = await raw(hang_up)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await make_session().post(srv.url(), data=b"x")
+    assert srv.connections == 1  # not retried: the connection was new
+
+
+async def test_a_malformed_answer_is_a_response_error(raw, make_session):
+    async def garbage(srv, reader, writer, n):
+        await srv.read(reader)
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    srv = await raw(garbage)
+    with pytest.raises(MalformedAnswerError) as info:
+        await make_session().get(srv.url())
+    assert isinstance(info.value, aiohttp.ClientResponseError)
+
+
+# -- the idle-closed retry ----------------------------------------------------------------
+
+
+async def closes_on_second_request(srv, reader, writer, n):
+    """Answers one request per connection; a second one finds it closed, as if the upstream
+    closed it idle just as the request went out."""
+    await srv.read(reader)
+    writer.write(answer(200, b"ok"))
+    await writer.drain()
+    await srv.read(reader)
+
+
+async def test_a_request_on_a_connection_closed_while_idle_is_retried_once(raw, make_session):
+    srv = await raw(closes_on_second_request)
+    session = make_session()
+    for _ in range(2):
+        async with session.post(srv.url(), data=b"x") as resp:
+            assert await resp.read() == b"ok"
+    assert srv.connections == 2 and len(srv.requests) == 3
+
+
+async def test_a_streamed_body_is_not_retried(raw, make_session):
+    srv = await raw(closes_on_second_request)
+    session = make_session()
+    async with session.post(srv.url(), data=b"x") as resp:
+        await resp.read()
+
+    async def body():
+        yield b"once"
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await session.post(srv.url(), data=body())
+    assert srv.connections == 1
+
+
+async def test_an_idle_connection_the_upstream_closed_is_not_used(raw, make_session):
+    async def one_and_close(srv, reader, writer, n):
+        await srv.read(reader)
+        writer.write(answer(200, b"ok"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+    srv = await raw(one_and_close)
+    session = make_session()
+    for _ in range(2):
+        async with session.get(srv.url()) as resp:
+            assert await resp.read() == b"ok"
+        await asyncio.sleep(0.2)
+    assert srv.connections == 2
+
+
+# -- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+async def tls_server(raw, ca):
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    return await raw(ok(b"secure"), server_ctx)
+
+
+def trusting(ca) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+async def test_tls_with_a_trusted_certificate(tls_server, make_session, ca):
+    async with make_session(ssl_context=trusting(ca)).get(tls_server.url(host="localhost", scheme="https")) as resp:
+        assert await resp.read() == b"secure"
+
+
+async def test_tls_wrong_host_or_untrusted_certificate_is_a_certificate_error(tls_server, make_session, ca):
+    with pytest.raises(UpstreamCertificateError) as info:  # the certificate is for localhost only
+        await make_session(ssl_context=trusting(ca)).get(tls_server.url(host="127.0.0.1", scheme="https"))
+    assert isinstance(info.value, aiohttp.ClientConnectionError) and "127.0.0.1" not in str(info.value)
+    with pytest.raises(UpstreamCertificateError):  # the default trust store does not know the CA
+        await make_session().get(tls_server.url(host="localhost", scheme="https"))
+
+
+# -- proxies ------------------------------------------------------------------------------
+
+
+async def connect_proxy(srv, reader, writer, n):
+    """A CONNECT proxy: records the request, then pipes bytes both ways."""
+    req = await srv.read(reader)
+    if srv.refuse:
+        writer.write(answer(407, headers=(("Proxy-Authenticate", "Basic"),)))
+        await writer.drain()
+        return
+    host, port = req.line.split()[1].rsplit(":", 1)
+    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(port))
+    writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+    async def pipe(src, dst):
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        finally:
+            dst.close()
+
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+
+async def test_https_proxy_tunnels_with_connect_and_basic_auth(tls_server, raw, make_session, ca, monkeypatch):
+    proxy = await raw(connect_proxy)
+    proxy.refuse = False
+    monkeypatch.setenv("HTTPS_PROXY", f"http://alice:s%3Acret@127.0.0.1:{proxy.port}")
+    session = make_session(ssl_context=trusting(ca))
+    async with session.get(tls_server.url("/via", host="localhost", scheme="https")) as resp:
+        assert await resp.read() == b"secure"
+    (connect,) = proxy.requests
+    assert connect.line == f"CONNECT localhost:{tls_server.port} HTTP/1.1"
+    assert connect.header("Proxy-Authorization") == "Basic YWxpY2U6czpjcmV0"  # alice:s:cret
+    assert tls_server.requests[0].line == "GET /via HTTP/1.1"
+    assert tls_server.requests[0].header("Proxy-Authorization") is None
+
+
+async def test_a_proxy_refusing_the_tunnel_is_a_proxy_error(tls_server, raw, make_session, ca, monkeypatch):
+    proxy = await raw(connect_proxy)
+    proxy.refuse = True
+    monkeypatch.setenv("https_proxy", f"http://bob:wrong@127.0.0.1:{proxy.port}")
+    with pytest.raises(ProxyConnectError) as info:
+        await make_session(ssl_context=trusting(ca)).get(tls_server.url(host="localhost", scheme="https"))
+    assert "407" in str(info.value) and "wrong" not in str(info.value)
+    assert isinstance(info.value, aiohttp.ClientConnectionError)
+
+
+async def test_http_proxy_gets_the_absolute_form_and_no_proxy_bypasses_it(raw, make_session, monkeypatch):
+    proxy = await raw(keep_alive(lambda req, n: answer(200, b"from proxy")))
+    origin = await raw(ok(b"direct"))
+    monkeypatch.setenv("HTTP_PROXY", f"http://u:p@127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    session = make_session()
+    async with session.post(origin.url("/v1/x?y=1"), data=b"{}") as resp:
+        assert await resp.read() == b"from proxy"
+    (req,) = proxy.requests
+    assert req.line == f"POST http://127.0.0.1:{origin.port}/v1/x?y=1 HTTP/1.1"
+    assert req.header("Proxy-Authorization") == "Basic dTpw"
+    async with session.get(origin.url(host="localhost")) as resp:  # NO_PROXY names it
+        assert await resp.read() == b"direct"
+    assert len(proxy.requests) == 1 and len(origin.requests) == 1
+    async with make_session(trust_env=False).get(origin.url()) as resp:  # trust_env=False: no proxy
+        assert await resp.read() == b"direct"
+
+
+# -- the session --------------------------------------------------------------------------
+
+
+async def test_close_closes_pooled_connections(raw, make_session):
+    srv = await raw(ok())
+    session = make_session()
+    async with session.get(srv.url()) as resp:
+        await resp.read()
+    await session.close()
+    assert session.closed
+    for _ in range(100):
+        if srv.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert srv.closed == 1
+    with pytest.raises(RuntimeError):
+        await session.get(srv.url())
