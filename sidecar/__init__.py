@@ -3,7 +3,7 @@
 Plugin authors need only what this module exports (docs/plugins.md lists it):
 
 - the contract: ``hookimpl`` to mark hook implementations, ``Provider`` to subclass,
-  ``ProviderCall`` for what a provider is handed, ``ProviderError`` (with its ``KINDS``) to raise,
+  ``ProviderCall`` for what a provider is handed (its ``session``: an ``HttpSession``), ``ProviderError`` (with its ``KINDS``) to raise,
   ``CAPABILITIES`` (and ``CAPABILITY_METHODS``, each one's Provider method) and ``NO_AMBIENT_CREDENTIALS``;
 - the wire Structs a provider returns (``ChatCompletion``, ``ChatCompletionChunk``,
   ``EmbeddingResponse``...; from :mod:`sidecar.wire`, :mod:`sidecar.wire_completions` and
@@ -34,7 +34,14 @@ from typing import Any
 
 from sidecar.errors import KINDS, ProviderError
 from sidecar.hookspecs import hookimpl
-from sidecar.provider import CAPABILITIES, CAPABILITY_METHODS, NO_AMBIENT_CREDENTIALS, Provider, ProviderCall
+from sidecar.provider import (
+    CAPABILITIES,
+    CAPABILITY_METHODS,
+    NO_AMBIENT_CREDENTIALS,
+    HttpSession,
+    Provider,
+    ProviderCall,
+)
 
 __version__ = "0.1.0"
 
@@ -79,7 +86,8 @@ _LAZY["catalog_lookup"] = ("sidecar.catalog", "lookup")
 _LAZY.update({"mock_images": ("sidecar.mocking", "images"), "silent_wav": ("sidecar.mocking", "silent_wav"),
               "tiny_png": ("sidecar.mocking", "tiny_png")})
 
-__all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "KINDS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall", "ProviderError",
+__all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "KINDS", "NO_AMBIENT_CREDENTIALS", "HttpSession", "Provider", "ProviderCall",
+           "ProviderError",
            "hookimpl", "__version__", *sorted(_LAZY)]
 
 

@@ -6,6 +6,7 @@ import itertools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pluggy
@@ -120,20 +121,33 @@ def config_deployments(config: Config, registry: Registry) -> list[Deployment]:
 
 
 async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One ClientSession for every upstream call: connections are reused (keep-alive), at most
+    """One client for every upstream call (``general_settings.upstream_http_client``: the lean
+    one by default, or aiohttp's ``ClientSession``): connections are reused (keep-alive), at most
     ``max_upstream_connections`` at once (``..._per_host`` to one provider); a request beyond
-    waits for a free one within its own timeout, and an idle one closes after a while."""
-    general = app[keys.CONFIG].general
-    connector = aiohttp.TCPConnector(limit=general.max_upstream_connections,
-                                     limit_per_host=general.max_upstream_connections_per_host,
-                                     keepalive_timeout=UPSTREAM_IDLE_SECONDS, ttl_dns_cache=300,
-                                     enable_cleanup_closed=True)
-    # No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls.
-    # Headers a pre-call hook adds (add_upstream_headers) go on through a trace hook, only when a
-    # plugin could add some: it costs every upstream request.
-    traces = [_upstream_headers_trace()] if app[keys.HOOKS].pre_call is not None else None
-    session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
-                                    cookie_jar=aiohttp.DummyCookieJar(), trace_configs=traces)
+    waits for a free one within its own timeout, and an idle one closes after a while. Proxies
+    come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, as most HTTP clients take them.
+    No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls."""
+    config = app[keys.CONFIG]
+    general = config.general
+    # Headers a pre-call hook adds (add_upstream_headers) go on only when a plugin could add some.
+    hooked = app[keys.HOOKS].pre_call is not None
+    session: Any
+    if config.upstream_http_client == "lean":
+        from sidecar.appview import upstream_headers
+        from sidecar.httpclient import LeanSession
+
+        session = LeanSession(limit=general.max_upstream_connections,
+                              limit_per_host=general.max_upstream_connections_per_host,
+                              keepalive_timeout=UPSTREAM_IDLE_SECONDS, trust_env=True,
+                              request_headers=upstream_headers if hooked else None)
+    else:
+        connector = aiohttp.TCPConnector(limit=general.max_upstream_connections,
+                                         limit_per_host=general.max_upstream_connections_per_host,
+                                         keepalive_timeout=UPSTREAM_IDLE_SECONDS, ttl_dns_cache=300,
+                                         enable_cleanup_closed=True)
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
+                                        cookie_jar=aiohttp.DummyCookieJar(), trust_env=True,
+                                        trace_configs=[_upstream_headers_trace()] if hooked else None)
     app[keys.CLIENT_SESSION] = session
     yield
     await session.close()

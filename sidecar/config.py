@@ -66,6 +66,9 @@ class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     """LiteLLM's name for ``spend_log_retention`` (which wins when both are set)."""
     disable_spend_logs: bool = False
     """LiteLLM's switch: write no spend log rows."""
+    upstream_http_client: Literal["lean", "aiohttp"] | None = None
+    """The client for upstream calls: ``lean`` (the sidecar's own, on asyncio Protocols and llhttp)
+    or ``aiohttp`` (aiohttp's ``ClientSession``); unset: ``$SIDECAR_UPSTREAM_HTTP_CLIENT``, else lean."""
 
 
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing",
@@ -233,6 +236,22 @@ class Config:
             return sqlite_path(env or self.general.database_url or "sqlite:///sidecar.db")
         except ConfigError as exc:
             raise ConfigError(f"$SIDECAR_DATABASE_URL: {exc}" if env else f"{self.source}: {exc}") from None
+
+
+    @property
+    def upstream_http_client(self) -> str:
+        """``general_settings.upstream_http_client``, else ``$SIDECAR_UPSTREAM_HTTP_CLIENT``, else
+        ``lean``; a bad value of the variable is a start-up error naming it."""
+        if self.general.upstream_http_client is not None:
+            return self.general.upstream_http_client
+        env = os.environ.get("SIDECAR_UPSTREAM_HTTP_CLIENT") or "lean"
+        if env not in UPSTREAM_HTTP_CLIENTS:
+            raise ConfigError(f"$SIDECAR_UPSTREAM_HTTP_CLIENT: expected one of {', '.join(UPSTREAM_HTTP_CLIENTS)}, "
+                              f"got {env[:40]!r}")
+        return env
+
+
+UPSTREAM_HTTP_CLIENTS = ("lean", "aiohttp")
 
 
 def sqlite_path(url: str) -> str:

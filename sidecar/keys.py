@@ -7,14 +7,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import pluggy
 from aiohttp import web
 
 from sidecar.config import Config
 from sidecar.db import Database
 from sidecar.info import InfoCache
-from sidecar.provider import Provider
+from sidecar.provider import HttpSession, Provider
 from sidecar.registry import Registry
 
 if TYPE_CHECKING:
@@ -33,7 +32,8 @@ USER_ROUTERS: web.AppKey[UserRouters] = web.AppKey("user_routers")
 """Routers built from requests' ``user_config``, by the config's hash (a bounded LRU)."""
 HOOKS: web.AppKey[Hooks] = web.AppKey("hooks")
 """The hooks beyond providers that plugins implement, looked up once (:mod:`sidecar.hooks`)."""
-CLIENT_SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+CLIENT_SESSION = web.AppKey("client_session", HttpSession)
+"""The upstream client (``general_settings.upstream_http_client``)."""
 INFO_CACHE = web.AppKey("info_cache", InfoCache)
 
 

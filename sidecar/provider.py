@@ -6,9 +6,9 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "NO_AMBIENT_CREDENTIALS", "Provider", "ProviderCall",
+__all__ = ["CAPABILITIES", "CAPABILITY_METHODS", "NO_AMBIENT_CREDENTIALS", "HttpSession", "Provider", "ProviderCall",
            "accepted_params", "supported_params", "takes_capability"]
 
 if TYPE_CHECKING:
@@ -44,6 +44,27 @@ CAPABILITIES = tuple(CAPABILITY_METHODS)
 """Capability names a provider may declare; each matches a LiteLLM ``mode``."""
 
 
+class HttpSession(Protocol):
+    """The app's upstream client, as ``ProviderCall.session``: the part of ``aiohttp.ClientSession``
+    that both clients the operator may choose (``general_settings.upstream_http_client``) serve.
+
+    ``request(method, url)``, ``get(url)`` and ``post(url)`` take ``data`` (bytes, or an async
+    iterable of bytes sent chunked), ``headers`` and ``timeout`` (an ``aiohttp.ClientTimeout``),
+    and are awaited (the response stays open) or used with ``async with`` (released at the end).
+    A response has ``status``, ``reason``, ``headers`` (case-insensitive), ``read()``,
+    ``content.iter_any()``, ``content.iter_chunked(n)`` and ``release()``. Failures raise
+    ``aiohttp.ClientError`` subclasses or ``asyncio.TimeoutError``. :func:`sidecar.post_json`
+    and :func:`sidecar.open_stream` are the usual way to use it."""
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> Any: ...
+
+    def get(self, url: Any, **kwargs: Any) -> Any: ...
+
+    def post(self, url: Any, **kwargs: Any) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class ProviderCall:
     """Everything a provider needs to serve one request.
@@ -60,7 +81,8 @@ class ProviderCall:
     body: dict[str, Any]
     request: Any
     params: Mapping[str, Any]
-    session: aiohttp.ClientSession
+    session: HttpSession
+    """The app's upstream client (:class:`HttpSession`)."""
     deployment_id: str
     stream: bool = False
     secrets: tuple[str, ...] = ()

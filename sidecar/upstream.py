@@ -99,7 +99,11 @@ def connection_error(exc: BaseException, provider: str) -> ProviderError:
     """The ProviderError for a transport failure (no credentials or URLs in the text)."""
     if isinstance(exc, asyncio.TimeoutError):
         return ProviderError(504, f"{provider} upstream timed out", code="timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError) or getattr(exc, "certificate", False):
+        return ProviderError(502, f"{provider} upstream's TLS certificate was not accepted",
+                             code="upstream_unreachable")
+    if isinstance(exc, aiohttp.ClientConnectorError) or getattr(exc, "unreachable", False):
+        # (``unreachable``: the lean client's connect errors, sidecar.httpclient.UpstreamConnectError)
         return ProviderError(502, f"{provider} upstream refused the connection or could not be reached",
                              code="upstream_unreachable")
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import struct
 
-import aiohttp.connector
 import openai
 import pytest
-from aiohttp.resolver import ThreadedResolver
 from fake_compat import AzureAIFake, TextCompletionFake, VoyageFake
 from fake_upstreams import OpenAIFake, embedding_vector, start
 from openai_helpers import KEY, assert_envelope, decode, post, user
@@ -129,14 +128,15 @@ async def test_azure_ai_serverless_chat_and_embeddings(make_client, aiohttp_serv
 
 @pytest.fixture
 def foundry_dns(monkeypatch):
-    """``*.services.ai.azure.com`` resolves to 127.0.0.1 for the sidecar's upstream session."""
+    """``*.services.ai.azure.com`` resolves to 127.0.0.1 for the sidecar's upstream client (either
+    one: both resolve through ``socket.getaddrinfo``, in a thread)."""
+    real = socket.getaddrinfo
 
-    class Resolver(ThreadedResolver):
-        async def resolve(self, host, port=0, family=0):
-            local = "127.0.0.1" if host.endswith(".services.ai.azure.com") else host
-            return await super().resolve(local, port, family)
+    def getaddrinfo(host, *args, **kwargs):
+        local = "127.0.0.1" if isinstance(host, str) and host.endswith(".services.ai.azure.com") else host
+        return real(local, *args, **kwargs)
 
-    monkeypatch.setattr(aiohttp.connector, "DefaultResolver", Resolver)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 async def test_azure_ai_foundry_resource_uses_models_path_and_api_key_header(make_client, aiohttp_server,

@@ -22,9 +22,15 @@ class UpstreamConnectError(aiohttp.ClientConnectionError):
     """Connecting to the upstream failed: refused, unresolvable, unreachable, or TLS failed
     (the lean client's :class:`aiohttp.ClientConnectorError`)."""
 
+    unreachable = True
+    """(what :func:`sidecar.connection_error` reads: a 502 ``upstream_unreachable``)"""
+    certificate = False
+
 
 class UpstreamCertificateError(UpstreamConnectError):
     """The upstream's TLS certificate was not accepted (untrusted, expired, or not for its host)."""
+
+    certificate = True
 
 
 class ProxyConnectError(UpstreamConnectError):
