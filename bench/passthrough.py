@@ -5,9 +5,10 @@ One aiohttp server whose one handler reads the request body bytes, posts them wi
 nothing: a plain answer is read whole and returned; an answer without ``Content-Length`` (the
 upstream's chunked SSE stream) is relayed chunk by chunk as the chunks arrive. The client's
 ``Authorization`` header is replaced by the upstream key, as a gateway would. ``GET /health`` answers
-locally (for the bench's readiness poll).
+locally (for the bench's readiness poll). ``--lean`` posts with the sidecar's lean client
+(``sidecar.httpclient.LeanSession``) instead: the floor for an aiohttp server with that client.
 
-    python bench/passthrough.py --port 8200 --upstream http://127.0.0.1:8100 [--uvloop]
+    python bench/passthrough.py --port 8200 --upstream http://127.0.0.1:8100 [--uvloop] [--lean]
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import asyncio
 import signal
 import sys
 
+from typing import Any
+
 import aiohttp
 from aiohttp import web
 
 UPSTREAM_KEY = "Bearer sk-upstream-bench"
-SESSION: web.AppKey[aiohttp.ClientSession] = web.AppKey("session", aiohttp.ClientSession)
+SESSION: web.AppKey[Any] = web.AppKey("session", object)
 UPSTREAM: web.AppKey[str] = web.AppKey("upstream", str)
 
 
@@ -36,7 +39,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     session = request.app[SESSION]
     async with session.post(request.app[UPSTREAM] + request.path_qs, data=body, headers=headers) as up:
         ctype = up.headers.get("Content-Type", "application/json")
-        if up.content_length is not None:
+        if "Content-Length" in up.headers:
             return web.Response(status=up.status, body=await up.read(), headers={"Content-Type": ctype})
         out = web.StreamResponse(status=up.status, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
         await out.prepare(request)
@@ -46,13 +49,18 @@ async def forward(request: web.Request) -> web.StreamResponse:
         return out
 
 
-def make_app(upstream: str) -> web.Application:
+def make_app(upstream: str, lean: bool = False) -> web.Application:
     app = web.Application()
     app[UPSTREAM] = upstream.rstrip("/")
 
     async def session_ctx(app: web.Application):
         # aiohttp's defaults (the issue's reference): a keep-alive pool of 100 > the bench's c=64
-        app[SESSION] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        if lean:
+            from sidecar.httpclient import LeanSession
+
+            app[SESSION] = LeanSession(limit=1000, limit_per_host=500, keepalive_timeout=15)
+        else:
+            app[SESSION] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         yield
         await app[SESSION].close()
 
@@ -67,7 +75,7 @@ async def main_async(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(make_app(args.upstream), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(args.upstream, args.lean), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()
@@ -85,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--upstream", required=True, help="the upstream's base URL, e.g. http://127.0.0.1:8100")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop (it must be importable)")
+    p.add_argument("--lean", action="store_true", help="post with the sidecar's lean client, not ClientSession")
     p.add_argument("--max-seconds", type=float, default=3600.0, help="exit by itself after this long")
     args = p.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -194,13 +194,13 @@ class Bench:
         finally:
             up.stop()
 
-    def run_passthrough(self, key: str, label: str, uvloop: bool, points: list[str]) -> None:
+    def run_passthrough(self, key: str, label: str, uvloop: bool, points: list[str], lean: bool = False) -> None:
         """The bare aiohttp pass-through (``bench/passthrough.py``) to the raw upstream: the floor the
         sidecar's own CPU per request is shown against (issue 13)."""
         t = self.targets.setdefault(key, Target(key, label))
         port = free_port()
         argv = [str(VENV_PY), str(BENCH / "passthrough.py"), "--port", str(port), "--upstream", self.upstream.base,
-                "--max-seconds", "1500", *(["--uvloop"] if uvloop else [])]
+                "--max-seconds", "1500", *(["--uvloop"] if uvloop else []), *(["--lean"] if lean else [])]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPATH")}
         if uvloop:
             env["PYTHONPATH"] = str(DEPS)
@@ -404,6 +404,10 @@ class Bench:
             if not a.no_passthrough and wanted("passthrough"):
                 log("bare aiohttp pass-through on asyncio (the floor for the sidecar's CPU per request)")
                 self.run_passthrough("passthrough", "aiohttp pass-through (asyncio)", False, PASSTHROUGH_POINTS)
+            if not a.no_passthrough and wanted("passthrough_lean"):
+                log("bare pass-through with the lean client (the floor with the sidecar's own upstream client)")
+                self.run_passthrough("passthrough_lean", "lean pass-through (asyncio)", False, PASSTHROUGH_POINTS,
+                                     lean=True)
             if (not a.no_passthrough and not a.no_uvloop and wanted("passthrough_uvloop")
                     and self.ensure_uvloop()):
                 log("bare aiohttp pass-through on uvloop")
@@ -452,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="also run llm-sidecar with this many worker processes (default: one per core; 1: skip)")
     p.add_argument("--only", default=None, metavar="TARGETS",
-                   help="comma-separated subset of: direct,direct_aiohttp,passthrough,passthrough_uvloop,sidecar,"
+                   help="comma-separated subset of: direct,direct_aiohttp,passthrough,passthrough_lean,passthrough_uvloop,sidecar,"
                         "sidecar_uvloop,sidecar_workers,litellm")
     p.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="where to write the Markdown results")
     p.add_argument("--json", default=None, help="also write the raw figures as JSON here")
