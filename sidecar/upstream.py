@@ -313,13 +313,15 @@ def _complete(pending: list[bytes], data: bytes) -> bytes | None:
     return complete
 
 
-_DATA_LINE = re.compile(rb"^data:[ \t\r\f\v]*(\S[^\n]*?)[ \t\r\f\v]*$", re.MULTILINE)
+_DATA_LINE = re.compile(rb"^data:(.*)$", re.MULTILINE)
+# (greedy to the line's end, then stripped: a lazy pattern that stops before trailing blanks
+# backtracks at every byte, ~15x slower on real events)
 
 
 def _data_payloads(lines: bytes) -> list[bytes]:
-    """The non-blank payloads of the ``data:`` lines in ``lines``, stripped (one C call: this
-    runs for every read of every stream)."""
-    return _DATA_LINE.findall(lines)
+    """The non-blank payloads of the ``data:`` lines in ``lines``, stripped: one regex pass and a
+    C-level strip per payload (this runs for every read of every stream)."""
+    return [p for p in map(bytes.strip, _DATA_LINE.findall(lines)) if p]
 
 
 _DONE = b"[DONE]"
