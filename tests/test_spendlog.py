@@ -12,10 +12,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 import sidecar_spendlog
 from gateway_helpers import Server, assert_error, write_config
 from openai_helpers import KEY, post, stream, user
+from sidecar_spendlog import api as spend_api
 from sidecar_spendlog import store
 from test_router_failures import group
 from test_workers import call, config as workers_config
@@ -418,3 +420,30 @@ def test_two_workers_write_one_spend_log(tmp_path):
     with sqlite3.connect(tmp_path / "shared.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM spend_logs WHERE user = 'w'").fetchone() == (18,)
 
+
+
+async def test_a_version_1_spend_log_is_upgraded_and_lookups_by_user_and_request_id_use_indexes(tmp_path):
+    """Migration 2 keeps the rows, drops the index no query could use and indexes only the rows
+    that name a user; the filters of ``/spend/logs`` still search by index, not by a scan."""
+    path = str(tmp_path / "spend.db")
+    async with aiosqlite.connect(path, isolation_level=None) as conn:  # a spend log as version 1 left it
+        for statement in filter(str.strip, store.MIGRATIONS[0].split(";")):
+            await conn.execute(statement)
+        await conn.execute("CREATE TABLE spendlog_schema (version INTEGER NOT NULL)")
+        await conn.execute("INSERT INTO spendlog_schema (version) VALUES (1)")
+        row = ["id-1", 1000, 2000, None, "chat", 0, "g", "g", "dep", "openai", "m", 1, 2, 3, 0, 0, 0.5,
+               "success", 200, None, None, 1, 0, "alice", None]
+        await conn.execute(store._INSERT, row)
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await store.migrate(conn) == len(store.MIGRATIONS) == 2
+        async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name") as cur:
+            assert [r[0] for r in await cur.fetchall()] == ["spend_logs_start", "spend_logs_user",
+                                                            "sqlite_autoindex_spend_logs_1"]
+        async with conn.execute("SELECT request_id, user FROM spend_logs") as cur:
+            assert await cur.fetchall() == [("id-1", "alice")]
+        for where, args, index in (("user = ?", ("alice",), "spend_logs_user"),
+                                   ("request_id = ?", ("id-1",), "sqlite_autoindex_spend_logs_1"),
+                                   ("start_ms >= ? AND start_ms < ?", (0, 5000), "spend_logs_start")):
+            async with conn.execute(f"EXPLAIN QUERY PLAN {spend_api._SELECT} WHERE {where}", args) as cur:
+                plan = " ".join(str(r[-1]) for r in await cur.fetchall())
+            assert f"USING INDEX {index}" in plan, (where, plan)
