@@ -122,6 +122,23 @@ async def test_gzip_and_deflate_bodies_are_decompressed(raw, make_session):
     assert "Accept-Encoding" not in dict(srv.requests[0].headers)
 
 
+@pytest.mark.parametrize("ended", [True, False], ids=["whole", "open"])
+async def test_a_compressed_body_that_is_not_valid_is_a_payload_error(raw, make_session, ended):
+    """Found whole in one read (the parser's callbacks) or with the answer still open (the read's
+    body pieces handed on after parsing): either way a ClientPayloadError, not a crash."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"a\r\nnot gzip!!\r\n" + (b"0\r\n\r\n" if ended else b"")
+
+    def respond(req: Request, n: int) -> bytes:
+        return head + body
+
+    srv = await raw(keep_alive(respond))
+    session = make_session()
+    async with session.get(srv.url("/bad"), timeout=aiohttp.ClientTimeout(total=5)) as resp:
+        with pytest.raises(aiohttp.ClientPayloadError, match="compressed body is not valid"):
+            await resp.read()
+
+
 async def test_head_204_and_304_have_no_body(raw, make_session):
     def respond(req: Request, n: int) -> bytes:
         if req.line.startswith("HEAD"):

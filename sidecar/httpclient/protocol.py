@@ -38,7 +38,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = ("loop", "pool", "key", "transport", "parser", "waiter", "response", "exc", "closed",
                  "requests", "got_bytes", "head_only", "keep_alive", "sent", "idle_since", "in_pool",
-                 "counted", "timer", "sock_read", "paused", "drain_waiter", "write_paused", "_raw",
+                 "counted", "timer", "sock_read", "paused", "drain_waiter", "write_paused", "_raw", "_body",
                  "_reason", "tunnel")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: Pool, key: tuple) -> None:
@@ -65,6 +65,7 @@ class Connection(asyncio.Protocol):
         self.drain_waiter: asyncio.Future | None = None
         self.write_paused = False
         self._raw: list[tuple[str, str]] = []
+        self._body: list[bytes] = []  # body pieces of the current read, handed on once it is parsed
         self._reason = b""
         self.tunnel = False
 
@@ -78,12 +79,30 @@ class Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except HttpParserCallbackError as exc:
+            self._body.clear()
             self.fail(exc.__context__ or exc)
         except HttpParserError as exc:
+            self._body.clear()
             if self.response is None:
                 self.fail(MalformedAnswerError(f"the upstream's answer is not valid HTTP ({exc})"))
             else:
                 self.fail(aiohttp.ClientPayloadError(f"the upstream's answer body is not valid ({exc})"))
+        else:
+            if self._body:
+                try:
+                    self._hand_body()
+                except aiohttp.ClientPayloadError as exc:  # (a compressed body that is not valid)
+                    self.fail(exc)
+
+    def _hand_body(self) -> None:
+        """The body pieces llhttp found in one read, to the response in one piece: a chunked
+        answer (an SSE stream: a chunk per event) would otherwise wake its reader per chunk."""
+        pieces = self._body
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        resp = self.response
+        if resp is not None:
+            resp.feed_data(data)
 
     def eof_received(self) -> bool:
         return False
@@ -160,11 +179,11 @@ class Connection(asyncio.Protocol):
             self.answer_done()
 
     def on_body(self, body: bytes) -> None:
-        resp = self.response
-        if resp is not None:
-            resp.feed_data(body)
+        self._body.append(body)  # (handed on when the read is parsed, or the answer ends)
 
     def on_message_complete(self) -> None:
+        if self._body:
+            self._hand_body()
         resp = self.response
         if resp is not None:
             self.response = None
