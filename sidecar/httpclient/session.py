@@ -27,6 +27,18 @@ _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _REPLAYABLE = (bytes, bytearray, memoryview)
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """The system's CAs with certificate and host-name checks: the context aiohttp built when it
+    was imported (the server imports it anyway), else a new one. Building one loads every CA
+    from disk (~0.1 s here), which would block the event loop at the first https request."""
+    import aiohttp.connector
+
+    shared = getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None)
+    if isinstance(shared, ssl.SSLContext) and shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname:
+        return shared
+    return ssl.create_default_context()
+
+
 class RequestContext:
     """What ``session.request(...)`` returns: awaited, the response (left open); ``async with``,
     the response, released on exit."""
@@ -132,7 +144,7 @@ class LeanSession:
 
     def _start(self) -> Pool:
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+            self._ssl = default_ssl_context()
         self._pool = Pool(asyncio.get_running_loop(), self._limit, self._limit_per_host,
                           self._keepalive_timeout, self._open)
         return self._pool
