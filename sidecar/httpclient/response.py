@@ -184,23 +184,18 @@ class LeanResponse:
         self._body = body = self._take() if self._buf else b""
         return body
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
+    def iter_any(self) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive (everything buffered at each step)."""
-        while True:
-            if self._buf:
-                yield self._take()
-            elif self._exc is not None:
-                raise self._exc
-            elif self._eof:
-                return
-            else:
-                await self._wait()
+        return self._iter(0)
 
-    async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
+    def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive, at most ``n`` at a time."""
+        return self._iter(n)
+
+    async def _iter(self, limit: int) -> AsyncIterator[bytes]:
         while True:
             if self._buf:
-                yield self._take(n)
+                yield self._take(limit)
             elif self._exc is not None:
                 raise self._exc
             elif self._eof:
