@@ -211,6 +211,29 @@ async def test_chunked_upload_is_streamed_as_it_comes(make_session, aiohttp_serv
 # -- the pool -----------------------------------------------------------------------------
 
 
+async def test_a_response_dropped_unreleased_mid_body_frees_its_connection(raw, make_session):
+    """As aiohttp's do: a caller that forgets a response whose body is still coming does not keep
+    its connection (and its pool slot) for ever."""
+    async def handle(srv, reader, writer, n):
+        req = await srv.read(reader)
+        if req.line.startswith("GET /endless"):
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+            await writer.drain()
+            await asyncio.sleep(30)  # the rest never comes
+        else:
+            writer.write(answer(200, b"ok"))
+            await writer.drain()
+
+    srv = await raw(handle)
+    session = make_session(limit_per_host=1)
+    resp = await session.get(srv.url("/endless"))
+    assert resp.status == 200
+    del resp  # never released
+    async with session.get(srv.url("/next"), timeout=aiohttp.ClientTimeout(total=3)) as resp:
+        assert await resp.read() == b"ok"
+    assert srv.connections == 2
+
+
 async def test_keep_alive_reuses_one_connection(raw, make_session):
     srv = await raw(ok())
     session = make_session()

@@ -5,6 +5,7 @@ futures that ``data_received`` and the timers set."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ def _name(raw: bytes) -> str:
 class Connection(asyncio.Protocol):
     """A connection to one pool key; serves one request at a time (no pipelining)."""
 
-    __slots__ = ("loop", "pool", "key", "transport", "parser", "waiter", "response", "exc", "closed",
+    __slots__ = ("loop", "pool", "key", "transport", "parser", "waiter", "_response", "exc", "closed",
                  "requests", "got_bytes", "head_only", "keep_alive", "sent", "idle_since", "in_pool",
                  "counted", "timer", "sock_read", "paused", "drain_waiter", "write_paused", "_raw", "_body",
                  "_reason", "tunnel")
@@ -48,7 +49,7 @@ class Connection(asyncio.Protocol):
         self.transport: Any = None
         self.parser = HttpResponseParser(self)
         self.waiter: asyncio.Future | None = None  # the answer head (or the CONNECT answer's status)
-        self.response: LeanResponse | None = None  # the answer whose body is arriving
+        self._response: weakref.ref[LeanResponse] | None = None
         self.exc: BaseException | None = None
         self.closed = False
         self.requests = 0
@@ -68,6 +69,18 @@ class Connection(asyncio.Protocol):
         self._body: list[bytes] = []  # body pieces of the current read, handed on once it is parsed
         self._reason = b""
         self.tunnel = False
+
+    @property
+    def response(self) -> LeanResponse | None:
+        """The answer whose body is arriving, held weakly: one its caller dropped without releasing
+        it is collected, and closes this connection (``LeanResponse.__del__``), as aiohttp's do;
+        else an abandoned stream would keep its connection, and its pool slot, for good."""
+        ref = self._response
+        return ref() if ref is not None else None
+
+    @response.setter
+    def response(self, resp: LeanResponse | None) -> None:
+        self._response = weakref.ref(resp) if resp is not None else None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 

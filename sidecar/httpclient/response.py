@@ -49,15 +49,14 @@ class LeanResponse:
     """The subset of :class:`aiohttp.ClientResponse` the sidecar uses. ``content`` is the response
     itself (``content.iter_any()``, ``content.iter_chunked(n)``)."""
 
-    __slots__ = ("status", "reason", "headers", "content", "until_close", "_conn", "_buf", "_size",
-                 "_waiter", "_eof", "_exc", "_decoder", "_read_all", "_body", "_sock_read")
+    __slots__ = ("status", "reason", "headers", "until_close", "_conn", "_buf", "_size",
+                 "_waiter", "_eof", "_exc", "_decoder", "_read_all", "_body", "_sock_read", "__weakref__")
 
     def __init__(self, conn: Connection, status: int, reason: str, headers: CIMultiDictProxy[str],
                  sock_read: float | None) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
-        self.content = self
         self.until_close = False
         self._conn: Connection | None = conn
         self._buf: list[bytes] = []
@@ -72,6 +71,21 @@ class LeanResponse:
 
     def __repr__(self) -> str:
         return f"<LeanResponse {self.status} {self.reason}>"
+
+    @property
+    def content(self) -> LeanResponse:
+        """The body's reader: the response itself (a property, not an attribute: no reference cycle,
+        so a response dropped unreleased is freed at once)."""
+        return self
+
+    def __del__(self) -> None:
+        conn = self._conn
+        if conn is not None:  # dropped unreleased while its body was still coming: free the connection
+            self._conn = None
+            try:
+                conn.loop.call_soon_threadsafe(conn.close)  # (the collector may run in any thread)
+            except RuntimeError:  # the loop is closed: its transports are gone anyway
+                pass
 
     @property
     def ok(self) -> bool:
