@@ -69,8 +69,8 @@ class RawServer:
         self.port = 0
         self._tasks: set[asyncio.Task] = set()
 
-    async def start(self, ssl_context: ssl.SSLContext | None = None) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=ssl_context)
+    async def start(self, ssl_context: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> RawServer:
+        self.server = await asyncio.start_server(self._serve, host, 0, ssl=ssl_context)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 

@@ -52,8 +52,8 @@ async def make_session():
 async def raw():
     servers: list[RawServer] = []
 
-    async def start(handle, ssl_context=None) -> RawServer:
-        servers.append(await RawServer(handle).start(ssl_context))
+    async def start(handle, ssl_context=None, host="127.0.0.1") -> RawServer:
+        servers.append(await RawServer(handle).start(ssl_context, host))
         return servers[-1]
 
     yield start
@@ -137,6 +137,26 @@ async def test_a_compressed_body_that_is_not_valid_is_a_payload_error(raw, make_
     async with session.get(srv.url("/bad"), timeout=aiohttp.ClientTimeout(total=5)) as resp:
         with pytest.raises(aiohttp.ClientPayloadError, match="compressed body is not valid"):
             await resp.read()
+
+
+async def test_an_interim_1xx_answer_is_skipped_and_the_connection_reused(raw, make_session):
+    srv = await raw(keep_alive(lambda req, n: b"HTTP/1.1 100 Continue\r\n\r\n" + answer(200, b"ok")))
+    session = make_session()
+    for _ in range(2):
+        async with session.post(srv.url(), data=b"x") as resp:
+            assert resp.status == 200 and await resp.read() == b"ok"
+    assert srv.connections == 1
+
+
+async def test_an_ipv6_literal_host_is_connected_and_named_in_brackets(raw, make_session):
+    try:
+        srv = await raw(ok(), host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    session = make_session()
+    async with session.get(srv.url("/v6", host="[::1]")) as resp:
+        assert await resp.read() == b"ok"
+    assert dict(srv.requests[0].headers)["Host"] == f"[::1]:{srv.port}"
 
 
 async def test_head_204_and_304_have_no_body(raw, make_session):
