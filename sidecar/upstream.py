@@ -171,19 +171,18 @@ async def open_stream(
     return resp
 
 
-async def _line_batches(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[list[bytes]]:
-    """The complete lines of each network read (a list per read that ended a line), then the last
-    line even without its newline. Lines are split here, not by ``StreamReader.readline``, which
-    fails on a line longer than twice the read buffer. Transport failures raise ProviderError."""
+async def _line_blocks(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
+    """The complete lines of each network read that ended one, as one bytes (:func:`_complete`),
+    then the last line even without its newline. Transport failures raise ProviderError."""
     pending: list[bytes] = []
     try:
         async for data in resp.content.iter_any():
             complete = _complete(pending, data)
             if complete is not None:
-                yield complete.split(b"\n")[:-1]
+                yield complete
         last = b"".join(pending)
         if last:
-            yield [last]
+            yield last
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise connection_error(exc, provider) from None
     finally:
@@ -195,9 +194,9 @@ async def iter_ndjson_batches(resp: aiohttp.ClientResponse, provider: str) -> As
     ``alt=sse``), one list per network read (never empty), the last line even without its
     newline. Transport failures raise ProviderError; whether the stream was complete is the
     caller's to judge (its framing says, e.g. a last object with ``done: true``)."""
-    async with aclosing(_line_batches(resp, provider)) as batches:
-        async for lines in batches:
-            lines = [line for line in lines if line.strip()]
+    async with aclosing(_line_blocks(resp, provider)) as blocks:
+        async for block in blocks:
+            lines = [line for line in block.split(b"\n") if line.strip()]
             if lines:
                 yield lines
 
@@ -208,9 +207,9 @@ async def iter_sse_payloads(resp: aiohttp.ClientResponse, provider: str) -> Asyn
     ``[DONE]``. ``event:`` lines, comments and blank lines are skipped (such payloads name their
     own type). Unlike :func:`iter_sse_batches` it knows no OpenAI rules: whether the stream was
     complete, and which payload is an error, are the caller's to judge."""
-    async with aclosing(_line_batches(resp, provider)) as batches:
-        async for lines in batches:
-            payloads = _data_payloads(b"\n".join(lines))
+    async with aclosing(_line_blocks(resp, provider)) as blocks:
+        async for block in blocks:
+            payloads = _data_payloads(block)
             if _DONE in payloads:
                 payloads = payloads[:payloads.index(_DONE)]
                 if payloads:
