@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import signal
 import sys
-
 from typing import Any
 
 import aiohttp

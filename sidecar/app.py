@@ -127,7 +127,8 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
     waits for a free one within its own timeout, and an idle one closes after a while. The lean
     client takes proxies from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (read once); aiohttp's
     is left without ``trust_env``, which reads them, and ``~/.netrc``, on every request (measured:
-    it more than doubled the CPU of a proxied chat). No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls."""
+    it more than doubled the CPU of a proxied chat). No cookie jar: a cookie one upstream answer
+    sets must not ride along on other clients' calls."""
     config = app[keys.CONFIG]
     general = config.general
     # Headers a pre-call hook adds (add_upstream_headers) go on only when a plugin could add some.

@@ -41,6 +41,10 @@ class ConfigError(Exception):
         self.text = text
 
 
+UPSTREAM_HTTP_CLIENTS = ("lean", "aiohttp")
+"""``general_settings.upstream_http_client``'s values (and ``$SIDECAR_UPSTREAM_HTTP_CLIENT``'s)."""
+
+
 class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     master_key: str | None = None
     database_url: str | None = None
@@ -66,7 +70,7 @@ class GeneralSettings(msgspec.Struct, forbid_unknown_fields=True):
     """LiteLLM's name for ``spend_log_retention`` (which wins when both are set)."""
     disable_spend_logs: bool = False
     """LiteLLM's switch: write no spend log rows."""
-    upstream_http_client: Literal["lean", "aiohttp"] | None = None
+    upstream_http_client: Literal[UPSTREAM_HTTP_CLIENTS] | None = None  # type: ignore[valid-type]
     """The client for upstream calls: ``lean`` (the sidecar's own, on asyncio Protocols and llhttp)
     or ``aiohttp`` (aiohttp's ``ClientSession``); unset: ``$SIDECAR_UPSTREAM_HTTP_CLIENT``, else lean."""
 
@@ -237,7 +241,6 @@ class Config:
         except ConfigError as exc:
             raise ConfigError(f"$SIDECAR_DATABASE_URL: {exc}" if env else f"{self.source}: {exc}") from None
 
-
     @property
     def upstream_http_client(self) -> str:
         """``general_settings.upstream_http_client``, else ``$SIDECAR_UPSTREAM_HTTP_CLIENT``, else
@@ -249,9 +252,6 @@ class Config:
             raise ConfigError(f"$SIDECAR_UPSTREAM_HTTP_CLIENT: expected one of {', '.join(UPSTREAM_HTTP_CLIENTS)}, "
                               f"got {env[:40]!r}")
         return env
-
-
-UPSTREAM_HTTP_CLIENTS = ("lean", "aiohttp")
 
 
 def sqlite_path(url: str) -> str:

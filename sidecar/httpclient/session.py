@@ -31,8 +31,6 @@ def default_ssl_context() -> ssl.SSLContext:
     """The system's CAs with certificate and host-name checks: the context aiohttp built when it
     was imported (the server imports it anyway), else a new one. Building one loads every CA
     from disk (~0.1 s here), which would block the event loop at the first https request."""
-    import aiohttp.connector
-
     shared = getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None)
     if isinstance(shared, ssl.SSLContext) and shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname:
         return shared
