@@ -65,6 +65,13 @@ def ok(body: bytes = b"ok", headers=()):
     return keep_alive(lambda req, n: answer(200, body, headers))
 
 
+async def post_ok(session: LeanSession, srv: RawServer, times: int) -> None:
+    """POST ``times`` requests one after another; each is answered 200 ``ok``."""
+    for _ in range(times):
+        async with session.post(srv.url(), data=b"x") as resp:
+            assert resp.status == 200 and await resp.read() == b"ok"
+
+
 # -- bodies -------------------------------------------------------------------------------
 
 
@@ -142,9 +149,7 @@ async def test_a_compressed_body_that_is_not_valid_is_a_payload_error(raw, make_
 async def test_an_interim_1xx_answer_is_skipped_and_the_connection_reused(raw, make_session):
     srv = await raw(keep_alive(lambda req, n: b"HTTP/1.1 100 Continue\r\n\r\n" + answer(200, b"ok")))
     session = make_session()
-    for _ in range(2):
-        async with session.post(srv.url(), data=b"x") as resp:
-            assert resp.status == 200 and await resp.read() == b"ok"
+    await post_ok(session, srv, 2)
     assert srv.connections == 1
 
 
@@ -257,9 +262,7 @@ async def test_a_response_dropped_unreleased_mid_body_frees_its_connection(raw, 
 async def test_keep_alive_reuses_one_connection(raw, make_session):
     srv = await raw(ok())
     session = make_session()
-    for _ in range(20):
-        async with session.post(srv.url(), data=b"x") as resp:
-            assert await resp.read() == b"ok"
+    await post_ok(session, srv, 20)
     assert srv.connections == 1 and len(srv.requests) == 20
 
 
@@ -492,9 +495,7 @@ async def closes_on_second_request(srv, reader, writer, n):
 async def test_a_request_on_a_connection_closed_while_idle_is_retried_once(raw, make_session):
     srv = await raw(closes_on_second_request)
     session = make_session()
-    for _ in range(2):
-        async with session.post(srv.url(), data=b"x") as resp:
-            assert await resp.read() == b"ok"
+    await post_ok(session, srv, 2)
     assert srv.connections == 2 and len(srv.requests) == 3
 
 
