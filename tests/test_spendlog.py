@@ -22,7 +22,7 @@ from sidecar_spendlog import store
 from test_router_failures import group
 from test_workers import call, config as workers_config
 
-from sidecar import hookimpl
+from sidecar import CallEvent, hookimpl
 from sidecar.cli import main as sidecar_main
 from sidecar.config import ConfigError, parse_config
 from sidecar.plugins import get_plugin_manager
@@ -447,3 +447,51 @@ async def test_a_version_1_spend_log_is_upgraded_and_lookups_by_user_and_request
             async with conn.execute(f"EXPLAIN QUERY PLAN {spend_api._SELECT} WHERE {where}", args) as cur:
                 plan = " ".join(str(r[-1]) for r in await cur.fetchall())
             assert f"USING INDEX {index}" in plan, (where, plan)
+
+
+# ---------------------------------------------------------------- where rows are written
+
+
+def events(prefix: str, count: int) -> list[CallEvent]:
+    return [CallEvent(call_id=f"{prefix}-{i}", requested_group="g", group="g", capability="chat",
+                      deployment_id="dep", provider="openai", model="m", start_time=time.time())
+            for i in range(count)]
+
+
+def count_rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT COUNT(*) FROM spend_logs").fetchone()[0]
+
+
+async def test_rows_are_written_in_slices_wait_for_a_lock_held_elsewhere_and_reach_the_file(tmp_path, monkeypatch):
+    """The loop's connection writes ``WRITE_SLICE`` rows per transaction; when another connection
+    holds the write lock, the rows wait in aiosqlite's thread (not the loop) until it is free; a
+    checkpoint puts them in the database file itself (not only the WAL)."""
+    monkeypatch.setattr(store, "CHECKPOINT_ROWS", 300)
+    path = tmp_path / "spend.db"
+    spend_log = await store.SpendLog.open(str(path), 0)
+    try:
+        assert spend_log.writer is not None
+        for event in events("a", 250):
+            spend_log.add(event)
+        assert await spend_log.flush() == 250 and count_rows(path) == 250
+
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # (another worker writing)
+        for event in events("b", 60):
+            spend_log.add(event)
+        flushing = asyncio.ensure_future(spend_log.flush())
+        ticks = 0
+        while not flushing.done() and ticks < 20:  # the loop keeps turning meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not flushing.done() and ticks == 20
+        other.execute("COMMIT")
+        other.close()
+        assert await asyncio.wait_for(flushing, 5) == 60
+        assert spend_log.written == 310 and spend_log.dropped == 0
+        copy = tmp_path / "copy.db"
+        copy.write_bytes(path.read_bytes())  # the file without its WAL: what the checkpoint put there
+        assert count_rows(copy) == count_rows(path) == 310
+    finally:
+        await spend_log.close()
