@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import hashlib
 import ssl
+import sys
 import zlib
 
 import aiohttp
@@ -106,6 +107,26 @@ async def test_content_length_chunked_and_until_close_bodies(raw, make_session):
         assert [c async for c in resp.content.iter_any()] == [b"hello ", b"chunked ", b"world"]
     async with session.get(srv.url("/close")) as resp:
         assert await resp.read() == b"until close"
+
+
+async def test_a_reader_that_stops_early_leaves_no_async_generator_to_finalise(raw, make_session):
+    """An SSE stream's reader stops at ``[DONE]``: the body's iterator is an object, not an async
+    generator that asyncio would finalise through the loop's self-pipe (a wake-up per stream)."""
+    srv = await raw(ok(b"data: 1\n\ndata: [DONE]\n\n"))
+    session = make_session()
+    started = []
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=lambda gen: (started.append(gen), hooks.firstiter and hooks.firstiter(gen)))
+    try:
+        async with session.get(srv.url()) as resp:
+            async for piece in resp.content.iter_any():
+                assert piece.startswith(b"data: 1")
+                break
+            pieces = resp.content.iter_chunked(4)
+            assert pieces.__aiter__() is pieces
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+    assert started == []
 
 
 async def test_gzip_and_deflate_bodies_are_decompressed(raw, make_session):

@@ -200,22 +200,11 @@ class LeanResponse:
 
     def iter_any(self) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive (everything buffered at each step)."""
-        return self._iter(0)
+        return _Pieces(self, 0)
 
     def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive, at most ``n`` at a time."""
-        return self._iter(n)
-
-    async def _iter(self, limit: int) -> AsyncIterator[bytes]:
-        while True:
-            if self._buf:
-                yield self._take(limit)
-            elif self._exc is not None:
-                raise self._exc
-            elif self._eof:
-                return
-            else:
-                await self._wait()
+        return _Pieces(self, n)
 
     # -- the connection's return ------------------------------------------------------------
 
@@ -235,3 +224,30 @@ class LeanResponse:
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
+
+
+class _Pieces:
+    """:meth:`LeanResponse.iter_any` and ``iter_chunked``: an iterator object, not an async
+    generator, because a reader that stops early (an SSE stream's ``[DONE]``) drops it unfinished,
+    and asyncio finalises a dropped async generator through ``call_soon_threadsafe``: a write to
+    the loop's self-pipe and an extra wake-up per stream."""
+
+    __slots__ = ("_resp", "_limit")
+
+    def __init__(self, resp: LeanResponse, limit: int) -> None:
+        self._resp = resp
+        self._limit = limit
+
+    def __aiter__(self) -> _Pieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        resp = self._resp
+        while True:
+            if resp._buf:
+                return resp._take(self._limit)
+            if resp._exc is not None:
+                raise resp._exc
+            if resp._eof:
+                raise StopAsyncIteration
+            await resp._wait()
