@@ -39,7 +39,7 @@ async def chat(client, model: str, **extra: Any) -> tuple[int, Any, Any]:
 
 
 def assert_router_headers(headers: Any, *, group: str, retries: int, fallbacks: int = 0) -> None:
-    assert uuid.UUID(headers["x-litellm-call-id"]).version == 4
+    assert uuid.UUID(headers["x-litellm-call-id"]).version == 7
     assert headers["x-litellm-model-group"] == group
     assert headers["x-litellm-attempted-retries"] == str(retries)
     assert headers["x-litellm-attempted-fallbacks"] == str(fallbacks)
@@ -65,6 +65,20 @@ async def test_a_failed_attempt_is_retried_at_once_on_another_deployment(make_cl
         assert time.monotonic() - started < 0.4  # no backoff: another deployment was free
         assert_router_headers(headers, group="g", retries=1 if n == 0 else 0)
     assert openai_fake.hits("bad") == 1  # then cooled down: skipped
+
+
+async def test_call_ids_are_unique_and_ordered_by_time(make_client, openai_fake):
+    """Version 7 UUIDs: a later call's id sorts after an earlier one's (the spend log's index
+    on them then grows at its end), and the id's first 48 bits are the call's Unix milliseconds."""
+    client = await make_client({"model_list": group("g", "good", base=openai_fake.base_url)})
+    ids = []
+    for _ in range(3):
+        before = time.time()
+        ids.append((await chat(client, "g"))[2]["x-litellm-call-id"])
+        assert abs(int(ids[-1].replace("-", "")[:12], 16) / 1000 - before) < 1
+        await asyncio.sleep(0.002)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert {uuid.UUID(i).version for i in ids} == {7}
 
 
 async def test_200_concurrent_requests_with_one_dead_deployment_all_succeed(make_client, openai_fake):
@@ -312,7 +326,7 @@ async def test_a_stream_failing_before_its_first_chunk_is_retried_elsewhere(make
     resp, events = await stream(client, {"model": "g", "messages": user("one two")})
     assert resp.headers["x-litellm-model-id"] == "dep-good"
     assert resp.headers["x-litellm-attempted-retries"] == "1"
-    assert uuid.UUID(resp.headers["x-litellm-call-id"]).version == 4
+    assert uuid.UUID(resp.headers["x-litellm-call-id"]).version == 7
     for event in events:
         assert_valid(event, "CreateChatCompletionStreamResponse")
 
