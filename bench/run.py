@@ -67,6 +67,8 @@ class Bench:
         self.upstream: Server | None = None
         self.servers: list[Server] = []
         self.started = time.perf_counter()
+        self.cpu_rounds: dict[str, dict[str, list[float | None]]] = {}
+        """Issue 13's alternating rounds: target key -> point -> CPU µs per request, one per round."""
 
     # ------------------------------------------------ set-up
 
@@ -198,6 +200,21 @@ class Bench:
         """The bare aiohttp pass-through (``bench/passthrough.py``) to the raw upstream: the floor the
         sidecar's own CPU per request is shown against (issue 13)."""
         t = self.targets.setdefault(key, Target(key, label))
+        srv = self.start_passthrough(key, uvloop, lean)
+        try:
+            if srv.startup_s is None:
+                t.available = False
+                t.notes.append(f"did not start: {srv.log_tail(5)}")
+                return
+            t.loop = "uvloop" if "on uvloop" in srv.log_path.read_text(errors="replace") else "asyncio"
+            t.probe = probe(srv.port)
+            self.warm(srv.port)
+            self.load(t, srv, srv.port, [p for p in LOAD_POINTS if p[0] in points])
+        finally:
+            srv.stop()
+
+    def start_passthrough(self, key: str, uvloop: bool, lean: bool) -> Server:
+        """``bench/passthrough.py`` started; ``startup_s`` is None when it did not become ready."""
         port = free_port()
         argv = [str(VENV_PY), str(BENCH / "passthrough.py"), "--port", str(port), "--upstream", self.upstream.base,
                 "--max-seconds", "1500", *(["--uvloop"] if uvloop else []), *(["--lean"] if lean else [])]
@@ -206,17 +223,36 @@ class Bench:
             env["PYTHONPATH"] = str(DEPS)
         srv = spawn(key, argv, env, REPO, self.logdir, port)
         self.servers.append(srv)
+        srv.startup_s = wait_ready(srv, time.perf_counter(), 20, path="/health")
+        return srv
+
+    def run_cpu_rounds(self, rounds: int) -> None:
+        """Issue 13's CPU per request, alternating: each round loads the aiohttp pass-through, the
+        lean pass-through and llm-sidecar (asyncio, one process) at chat and stream c=64 in turn
+        (starting with a different one each round), all three started once and idle while the
+        others are measured. This machine drifts by ±30% from one minute to the next, so one point
+        each says little; the targets take the median of the rounds' ratios."""
+        started: dict[str, Server] = {}
         try:
-            if wait_ready(srv, time.perf_counter(), 20, path="/health") is None:
-                t.available = False
-                t.notes.append(f"did not start: {srv.log_tail(5)}")
-                return
-            t.loop = "uvloop" if "on uvloop" in srv.log_path.read_text(errors="replace") else "asyncio"
-            t.probe = probe(port)
-            self.warm(port)
-            self.load(t, srv, port, [p for p in LOAD_POINTS if p[0] in points])
+            for key, lean in (("passthrough", False), ("passthrough_lean", True)):
+                started[key] = self.start_passthrough(f"{key}-rounds", False, lean)
+            cfg = self.tmp / "rounds-10.yaml"
+            write_config(cfg, self.upstream.base, 10, self.tmp / "rounds-10.db")
+            started["sidecar"] = self.start_sidecar("sidecar-rounds", cfg, False)
+            ready = [(key, srv) for key, srv in started.items() if srv.startup_s is not None]
+            for _, srv in ready:
+                self.warm(srv.port)
+            points = [p for p in LOAD_POINTS if p[0] in ("chat_c64", "stream_c64")]
+            for r in range(rounds):
+                for key, srv in ready[r % len(ready):] + ready[:r % len(ready)]:
+                    scratch = Target(key, key)
+                    self.load(scratch, srv, srv.port, points)
+                    for point, *_ in points:
+                        cpu = scratch.points.get(point, {}).get("cpu_us_per_req")
+                        self.cpu_rounds.setdefault(key, {}).setdefault(point, [None] * rounds)[r] = cpu
         finally:
-            srv.stop()
+            for srv in started.values():
+                srv.stop()
 
     def run_sidecar_workers(self, key: str, label: str, uvloop: bool, workers: int) -> None:
         """``sidecar serve --workers N``: the load points, TTFB, start-up and memory (of all processes)."""
@@ -424,6 +460,9 @@ class Bench:
                 log(f"llm-sidecar with {a.workers} workers")
                 self.run_sidecar_workers("sidecar_workers", f"llm-sidecar ({a.workers} workers, "
                                          f"{'uvloop' if uv else 'asyncio'})", uvloop=uv, workers=a.workers)
+            if a.cpu_rounds and not a.no_passthrough and wanted("sidecar"):
+                log(f"CPU per request (issue 13): {a.cpu_rounds} alternating rounds of the pass-throughs and llm-sidecar")
+                self.run_cpu_rounds(a.cpu_rounds)
             if wanted("litellm"):
                 log("LiteLLM proxy")
                 self.run_litellm()
@@ -450,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--uvloop-startup", action="store_true", help="also time default-config start-up on uvloop")
     p.add_argument("--no-aiohttp-reference", action="store_true", help="skip the aiohttp-upstream reference row")
     p.add_argument("--no-passthrough", action="store_true", help="skip the bare aiohttp pass-through rows")
+    p.add_argument("--cpu-rounds", type=int, default=3, metavar="N",
+                   help="issue 13's CPU targets: N alternating rounds of the pass-throughs and llm-sidecar at "
+                        "chat and stream c=64, the median ratio taken (default 3; 0: one point each, from the rows)")
     p.add_argument("--sidecar-pythonpath", default=None, metavar="DIR",
                    help="put DIR first on llm-sidecar's PYTHONPATH: A/B-test a patched copy of sidecar/ "
                         "and the plugins without installing it")
@@ -482,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "meta": bench.meta,
+            "cpu_rounds": bench.cpu_rounds,
             "targets": {k: {f: getattr(t, f) for f in ("points", "ttfb", "startup", "rss", "info", "notes",
                                                        "probe", "available", "loop")}
                         for k, t in bench.targets.items()}}, indent=1, default=str))
