@@ -126,9 +126,9 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
     ``max_upstream_connections`` at once (``..._per_host`` to one provider); a request beyond
     waits for a free one within its own timeout, and an idle one closes after a while. The lean
     client takes proxies from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (read once); aiohttp's
-    is left without ``trust_env``, which reads them, and ``~/.netrc``, on every request (measured:
-    it more than doubled the CPU of a proxied chat). No cookie jar: a cookie one upstream answer
-    sets must not ride along on other clients' calls."""
+    gets ``trust_env`` only when one of those proxies is set, because it then reads them, and
+    ``~/.netrc``, on every request (measured: it more than doubled the CPU of a proxied chat).
+    No cookie jar: a cookie one upstream answer sets must not ride along on other clients' calls."""
     config = app[keys.CONFIG]
     general = config.general
     # Headers a pre-call hook adds (add_upstream_headers) go on only when a plugin could add some.
@@ -143,12 +143,14 @@ async def client_session_ctx(app: web.Application) -> AsyncIterator[None]:
                               keepalive_timeout=UPSTREAM_IDLE_SECONDS, trust_env=True,
                               request_headers=upstream_headers if hooked else None)
     else:
+        from sidecar.httpclient.proxy import proxies_in_environment
+
         connector = aiohttp.TCPConnector(limit=general.max_upstream_connections,
                                          limit_per_host=general.max_upstream_connections_per_host,
                                          keepalive_timeout=UPSTREAM_IDLE_SECONDS, ttl_dns_cache=300,
                                          enable_cleanup_closed=True)
         session = aiohttp.ClientSession(connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
-                                        cookie_jar=aiohttp.DummyCookieJar(),
+                                        cookie_jar=aiohttp.DummyCookieJar(), trust_env=proxies_in_environment(),
                                         trace_configs=[_upstream_headers_trace()] if hooked else None)
     app[keys.CLIENT_SESSION] = session
     yield

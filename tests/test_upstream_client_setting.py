@@ -82,3 +82,36 @@ async def test_an_upstream_whose_certificate_is_not_trusted_is_a_502_saying_so(n
     assert answer["error"]["code"] == "upstream_unreachable"
     assert "TLS certificate was not accepted" in answer["error"]["message"]
     assert "127.0.0.1" not in answer["error"]["message"] and not reached
+
+
+@pytest.mark.parametrize("name", sorted(CLIENTS))
+async def test_http_proxy_from_the_environment_carries_the_call_and_no_proxy_bypasses_it(
+        name, make_client, openai_fake, aiohttp_server, monkeypatch):
+    """Either client sends an http upstream's call through ``HTTP_PROXY`` (absolute-form, with the
+    proxy URL's credentials); ``NO_PROXY`` names hosts that go direct."""
+    seen: list[tuple[str, str | None]] = []
+
+    async def forward(request: web.Request) -> web.Response:  # a proxy that answers for the upstream
+        seen.append((str(request.url), request.headers.get("Proxy-Authorization")))
+        return web.json_response({"id": "chatcmpl-p", "object": "chat.completion", "created": 1, "model": "m",
+                                  "choices": [{"index": 0, "finish_reason": "stop",
+                                               "message": {"role": "assistant", "content": "via proxy"}}]})
+
+    proxy_app = web.Application()
+    proxy_app.router.add_route("*", "/{tail:.*}", forward)
+    proxy = await aiohttp_server(proxy_app)
+    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
+                "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://u:p@127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the fake upstream below is reached directly
+    client = await make_client({"model_list": [dep("far", "openai/gpt-4o-mini", "http://upstream.invalid:9/v1"),
+                                               dep("near", "openai/gpt-4o-mini", openai_fake.base_url)],
+                                "general_settings": {"upstream_http_client": name}})
+    status, answer, _ = await post(client, "/v1/chat/completions", {"model": "far", "messages": user("hi")})
+    assert status == 200, answer
+    assert answer["choices"][0]["message"]["content"] == "via proxy"
+    assert seen == [("http://upstream.invalid:9/v1/chat/completions", "Basic dTpw")]
+    status, answer, _ = await post(client, "/v1/chat/completions", {"model": "near", "messages": user("hi")})
+    assert status == 200 and answer["choices"][0]["message"]["content"] == f"{openai_fake.greeting} hi"
+    assert len(seen) == 1

@@ -30,6 +30,12 @@ class Proxy:
         return f"<Proxy {self.id}>"
 
 
+def proxies_in_environment() -> bool:
+    """Whether ``HTTP_PROXY`` or ``HTTPS_PROXY`` (either case) is set."""
+    env = getproxies_environment()
+    return bool(env.get("http") or env.get("https"))
+
+
 class ProxyConfig:
     """The environment's proxies, looked up per target host."""
 
