@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import resource
 import signal
@@ -44,6 +45,20 @@ def raise_fd_limit() -> int:
             log.warning("cannot raise the file descriptor limit from %d to %d: %s", soft, hard, exc)
     log.info("file descriptor limit: %s", "unlimited" if soft == resource.RLIM_INFINITY else soft)
     return soft
+
+
+GC_THRESHOLDS = (5000, 10, 10)
+"""The garbage collector's thresholds in a serving process (Python's default: 700, 10, 10). A
+request's objects are freed by reference counting as it ends (it leaves no cycles), yet with 700
+the collector ran every ~20 requests at chat c=64 and scanned what the requests in flight held:
+about 50 µs of CPU per request (thread CPU time in gc callbacks), and 11% of the process's CPU per
+request in four alternating pairs. With 5,000 it runs a few times a minute under that load."""
+
+
+def tune_gc() -> None:
+    """Set :data:`GC_THRESHOLDS` and log them."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    log.info("garbage collector thresholds: %s", ", ".join(map(str, GC_THRESHOLDS)))
 
 
 class HeadTimeout:

@@ -10,7 +10,7 @@ import sys
 from aiohttp import web
 
 from sidecar.config import ConfigError
-from sidecar.runner import raise_fd_limit, run
+from sidecar.runner import raise_fd_limit, run, tune_gc
 
 log = logging.getLogger("sidecar")
 
@@ -39,6 +39,7 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
     if not config.general.master_key:
         log.warning("no general_settings.master_key: every route is open to anyone who can reach %s:%s", host, port)
     fd_limit = raise_fd_limit()
+    tune_gc()  # (forked workers keep it)
     loop_factory = _uvloop_factory() or asyncio.new_event_loop
     log.info("llm-sidecar serving %d deployments on http://%s:%d (%s%s)", len(app[keys.REGISTRY]), host, port,
              "asyncio" if loop_factory is asyncio.new_event_loop else "uvloop",

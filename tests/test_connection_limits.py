@@ -160,6 +160,7 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one(tmp_path):
     with Server(cfg, tmp_path, prefix=("prlimit", "--nofile=300:4096")) as server:
         server.wait_ready()
         assert "file descriptor limit: 4096" in server.output()
+        assert "garbage collector thresholds: 5000, 10, 10" in server.output()
         limits = open(f"/proc/{server.proc.pid}/limits").read()
         assert next(line for line in limits.splitlines() if "open files" in line).split()[3:5] == ["4096", "4096"]
 
