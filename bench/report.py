@@ -274,6 +274,11 @@ C1_BEFORE_MS = 0.897
 """Added p50 at c=1 (chat, asyncio) when issue 13 began (2026-11-27 10:49 run): it must not grow."""
 
 
+def measured(rounds: dict[str, dict[str, list[float | None]]], key: str, point: str) -> list[float]:
+    """``key``'s CPU per request at ``point`` in the rounds where it was measured."""
+    return [x for x in rounds.get(key, {}).get(point, []) if x is not None]
+
+
 def round_ratios(rounds: dict[str, dict[str, list[float | None]]], key: str, point: str) -> list[float]:
     """The ratios of ``key``'s CPU per request to the aiohttp pass-through's, one per round where
     both were measured."""
@@ -315,19 +320,19 @@ def cpu_rows(T: dict[str, Target], rounds: dict[str, dict[str, list[float | None
     (the median of the alternating rounds when they ran, else the rows' single points), and the
     added p50 at c=1 against its value before the issue."""
     rows = []
+    rounds = rounds or {}
     sc, ref, lean = T.get("sidecar"), T.get("passthrough"), T.get("passthrough_lean")
     for key, what, goal_us in CPU_GOALS:
         goal = goal_us / CPU_REFERENCE_US
         wanted = f"≤ {goal:.2f}x the aiohttp pass-through ({goal_us} µs vs {CPU_REFERENCE_US} on the issue's machine)"
-        ratios = round_ratios(rounds or {}, "sidecar", key)
+        ratios = round_ratios(rounds, "sidecar", key)
         if ratios:
             ratio = statistics.median(ratios)
-            floor = round_ratios(rounds or {}, "passthrough_lean", key)
-            us = [x for x in (rounds or {})["sidecar"][key] if x is not None]
-            ref_us = [x for x in (rounds or {}).get("passthrough", {}).get(key, []) if x is not None]
+            floor = round_ratios(rounds, "passthrough_lean", key)
             text = (f"median of {len(ratios)} alternating rounds: {ratio:.2f}x "
-                    f"({', '.join(f'{x:.2f}x' for x in ratios)}; {statistics.median(us):,.0f} vs "
-                    f"{statistics.median(ref_us):,.0f} µs)")
+                    f"({', '.join(f'{x:.2f}x' for x in ratios)}; "
+                    f"{statistics.median(measured(rounds, 'sidecar', key)):,.0f} vs "
+                    f"{statistics.median(measured(rounds, 'passthrough', key)):,.0f} µs)")
             if floor:
                 text += f"; lean pass-through {statistics.median(floor):.2f}x"
             rows.append(f"| CPU per {what} request, c=64, asyncio | {text} | {wanted} | "

@@ -12,6 +12,7 @@ import pytest
 import trustme
 from aiohttp import web
 from openai_helpers import KEY, dep, post, stream, user
+from test_httpclient import PROXY_VARS
 
 from sidecar import keys
 from sidecar.config import ConfigError
@@ -100,8 +101,7 @@ async def test_http_proxy_from_the_environment_carries_the_call_and_no_proxy_byp
     proxy_app = web.Application()
     proxy_app.router.add_route("*", "/{tail:.*}", forward)
     proxy = await aiohttp_server(proxy_app)
-    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
-                "all_proxy"):
+    for var in PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://u:p@127.0.0.1:{proxy.port}")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the fake upstream below is reached directly

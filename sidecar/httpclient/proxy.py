@@ -30,10 +30,14 @@ class Proxy:
         return f"<Proxy {self.id}>"
 
 
+SCHEMES = ("http", "https")
+"""The URL schemes a proxy from the environment serves (``HTTP_PROXY``, ``HTTPS_PROXY``)."""
+
+
 def proxies_in_environment() -> bool:
     """Whether ``HTTP_PROXY`` or ``HTTPS_PROXY`` (either case) is set."""
     env = getproxies_environment()
-    return bool(env.get("http") or env.get("https"))
+    return any(env.get(scheme) for scheme in SCHEMES)
 
 
 class ProxyConfig:
@@ -44,7 +48,7 @@ class ProxyConfig:
     def __init__(self, trust_env: bool) -> None:
         self._env = getproxies_environment() if trust_env else {}
         self._proxies: dict[str, Proxy] = {}
-        for scheme in ("http", "https"):
+        for scheme in SCHEMES:
             url = self._env.get(scheme)
             if url:
                 self._proxies[scheme] = Proxy(url)

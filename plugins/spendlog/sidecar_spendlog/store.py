@@ -10,7 +10,8 @@ Where rows are written: in the event loop's own thread, :data:`WRITE_SLICE` rows
 with the loop free between slices, on a plain ``sqlite3`` connection that never waits for a lock
 (``busy_timeout=0``). Writing them in aiosqlite's thread cost 2-3x more CPU per request than the
 insert itself: ``sqlite3`` lets the GIL go around every row's step, so each row traded the GIL
-with the loop's thread (measured at chat c=64: +100-200 µs per request against +60-85 µs here).
+with the loop's thread (chat c=64 against the spend log off: +200 µs per request that way, about
++75 µs this way; medians of alternating pairs).
 When another connection holds the write lock (another worker, the retention clean-up), the rest
 of the batch goes to aiosqlite's thread, which waits for the lock (``busy_timeout``) off the loop.
 The loop's connection never checkpoints (a checkpoint syncs the file): aiosqlite's thread runs
@@ -232,7 +233,8 @@ class SpendLog:
             await self.conn.close()
 
     async def flush(self) -> int:
-        """Write the waiting rows in one transaction; on failure keep them for the next try."""
+        """Write the waiting rows (:meth:`_write_here`, and what a lock held elsewhere leaves in one
+        transaction in aiosqlite's thread) and say how many; on failure keep them for the next try."""
         rows, self._rows = self._rows, []
         if not rows:
             return 0
