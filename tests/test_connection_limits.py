@@ -5,6 +5,7 @@ and the upstream pool never opens more connections than configured."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import aiohttp
@@ -161,6 +162,8 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one(tmp_path):
         server.wait_ready()
         assert "file descriptor limit: 4096" in server.output()
         assert "garbage collector thresholds: 5000, 10, 10" in server.output()
+        frozen = re.search(r"garbage collector: (\d+) start-up objects frozen", server.output())
+        assert frozen is not None and int(frozen.group(1)) > 10_000, server.output()
         limits = open(f"/proc/{server.proc.pid}/limits").read()
         assert next(line for line in limits.splitlines() if "open files" in line).split()[3:5] == ["4096", "4096"]
 
