@@ -99,6 +99,14 @@ def connection_error(exc: BaseException, provider: str) -> ProviderError:
     """The ProviderError for a transport failure (no credentials or URLs in the text)."""
     if isinstance(exc, asyncio.TimeoutError):
         return ProviderError(504, f"{provider} upstream timed out", code="timeout")
+    if getattr(exc, "proxy", False) is True:  # the lean client's proxy errors: their text names no host
+        return ProviderError(502, f"{provider} upstream could not be reached through the environment's proxy: {exc}",
+                             code="upstream_unreachable")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        # (aiohttp's text names the proxy's address: the status alone, when it answered)
+        status = f" (it answered {exc.status})" if isinstance(exc, aiohttp.ClientHttpProxyError) else ""
+        return ProviderError(502, f"{provider} upstream could not be reached through the environment's proxy{status}",
+                             code="upstream_unreachable")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError) or getattr(exc, "certificate", False):
         return ProviderError(502, f"{provider} upstream's TLS certificate was not accepted",
                              code="upstream_unreachable")

@@ -20,6 +20,7 @@ from fake_http import RawServer, Request, answer, keep_alive
 from sidecar.httpclient import (
     LeanSession,
     MalformedAnswerError,
+    ProxyCertificateError,
     ProxyConnectError,
     UpstreamCertificateError,
     UpstreamConnectError,
@@ -621,6 +622,28 @@ async def test_https_proxy_tunnels_with_connect_and_basic_auth(tls_server, raw, 
     assert connect.header("Proxy-Authorization") == "Basic YWxpY2U6czpjcmV0"  # alice:s:cret
     assert tls_server.requests[0].line == "GET /via HTTP/1.1"
     assert tls_server.requests[0].header("Proxy-Authorization") is None
+
+
+async def test_a_proxy_reached_over_tls_carries_a_tls_tunnel(tls_server, raw, make_session, ca, monkeypatch):
+    """``HTTPS_PROXY=https://...``: TLS to the proxy (its certificate checked), then the tunnel's
+    own TLS to the target inside it."""
+    proxy_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(proxy_ctx)
+    proxy = await raw(connect_proxy, proxy_ctx)
+    proxy.refuse = False
+    monkeypatch.setenv("HTTPS_PROXY", f"https://carol:pw@localhost:{proxy.port}")
+    session = make_session(ssl_context=trusting(ca))
+    for path in ("/one", "/two"):  # (the second goes over the pooled tunnel)
+        async with session.get(tls_server.url(path, host="localhost", scheme="https")) as resp:
+            assert resp.status == 200 and await resp.read() == b"secure"
+    (connect,) = proxy.requests
+    assert connect.line == f"CONNECT localhost:{tls_server.port} HTTP/1.1"
+    assert connect.header("Proxy-Authorization") == "Basic Y2Fyb2w6cHc="  # carol:pw
+    assert [r.line for r in tls_server.requests] == ["GET /one HTTP/1.1", "GET /two HTTP/1.1"]
+    with pytest.raises(ProxyCertificateError) as info:  # a proxy whose certificate is not trusted: no tunnel
+        await make_session().get(tls_server.url(host="localhost", scheme="https"))
+    assert str(info.value).startswith("the proxy's TLS certificate was not accepted")
+    assert isinstance(info.value, ProxyConnectError) and len(proxy.requests) == 1
 
 
 async def test_a_proxy_refusing_the_tunnel_is_a_proxy_error(tls_server, raw, make_session, ca, monkeypatch):

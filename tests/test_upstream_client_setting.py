@@ -5,6 +5,8 @@ on both: ``make test``.)"""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 
 import aiohttp
@@ -115,3 +117,39 @@ async def test_http_proxy_from_the_environment_carries_the_call_and_no_proxy_byp
     status, answer, _ = await post(client, "/v1/chat/completions", {"model": "near", "messages": user("hi")})
     assert status == 200 and answer["choices"][0]["message"]["content"] == f"{openai_fake.greeting} hi"
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize("name", sorted(CLIENTS))
+async def test_a_proxy_that_fails_is_a_502_naming_the_proxy_not_its_address(name, make_client, monkeypatch):
+    """A proxy that cannot be reached (``HTTP_PROXY``) or refuses the tunnel (``HTTPS_PROXY``,
+    407): the client's 502 says the proxy failed, without its address or credentials."""
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    refusing = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # (bound, never listening: connecting is refused)
+    try:
+        for var in PROXY_VARS:
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://pxuser:pxsecret@127.0.0.1:{closed.getsockname()[1]}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://pxuser:pxsecret@127.0.0.1:{refusing.sockets[0].getsockname()[1]}")
+        client = await make_client({"model_list": [dep("plain", "openai/gpt-4o-mini", "http://upstream.invalid:9/v1"),
+                                                   dep("tls", "openai/gpt-4o-mini", "https://upstream.invalid/v1")],
+                                    "general_settings": {"upstream_http_client": name}})
+        for model in ("plain", "tls"):
+            status, answer, _ = await post(client, "/v1/chat/completions", {"model": model, "messages": user("hi")})
+            assert status == 502, answer
+            error = answer["error"]
+            assert error["code"] == "upstream_unreachable"
+            assert "through the environment's proxy" in error["message"], error
+            assert "127.0.0.1" not in error["message"] and "pxsecret" not in error["message"]
+            assert "pxuser" not in error["message"]
+        assert "407" in error["message"]  # (the tunnel's refusal: the proxy's status)
+    finally:
+        closed.close()
+        refusing.close()

@@ -4,6 +4,7 @@ sidecar uses. Imported only when selected (it imports httptools)."""
 
 from sidecar.httpclient.errors import (
     MalformedAnswerError,
+    ProxyCertificateError,
     ProxyConnectError,
     UpstreamCertificateError,
     UpstreamConnectError,
@@ -11,5 +12,5 @@ from sidecar.httpclient.errors import (
 from sidecar.httpclient.response import LeanResponse
 from sidecar.httpclient.session import LeanSession, RequestContext
 
-__all__ = ["LeanResponse", "LeanSession", "MalformedAnswerError", "ProxyConnectError", "RequestContext",
-           "UpstreamCertificateError", "UpstreamConnectError"]
+__all__ = ["LeanResponse", "LeanSession", "MalformedAnswerError", "ProxyCertificateError", "ProxyConnectError",
+           "RequestContext", "UpstreamCertificateError", "UpstreamConnectError"]

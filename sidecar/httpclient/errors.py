@@ -23,8 +23,9 @@ class UpstreamConnectError(aiohttp.ClientConnectionError):
     (the lean client's :class:`aiohttp.ClientConnectorError`)."""
 
     unreachable = True
-    """(what :func:`sidecar.connection_error` reads: a 502 ``upstream_unreachable``)"""
+    """(what :func:`sidecar.upstream.connection_error` reads: a 502 ``upstream_unreachable``)"""
     certificate = False
+    proxy = False
 
 
 class UpstreamCertificateError(UpstreamConnectError):
@@ -35,6 +36,14 @@ class UpstreamCertificateError(UpstreamConnectError):
 
 class ProxyConnectError(UpstreamConnectError):
     """The proxy from ``HTTPS_PROXY`` / ``HTTP_PROXY`` could not be reached or refused the tunnel."""
+
+    proxy = True
+
+
+class ProxyCertificateError(ProxyConnectError):
+    """The TLS certificate of a proxy reached over TLS (an ``https://`` proxy URL) was not accepted."""
+
+    certificate = True
 
 
 _NO_REQUEST = aiohttp.RequestInfo(yarl.URL(), "", CIMultiDictProxy(CIMultiDict()), yarl.URL())
@@ -51,15 +60,18 @@ class MalformedAnswerError(aiohttp.ClientResponseError):
 
 
 def connect_error(exc: BaseException, proxy: bool = False) -> UpstreamConnectError:
-    """The error for a failed connect (``exc`` the OSError or ssl.SSLError), its text free of
-    addresses (an OSError's text often names them)."""
+    """The error for a failed connect to the upstream (or to the ``proxy``; ``exc`` the OSError or
+    ssl.SSLError), its text free of addresses (an OSError's text often names them)."""
+    who = "the proxy" if proxy else "the upstream"
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or "not verified"
         if "hostname" in why.lower() or "ip address mismatch" in why.lower():
             why = "it is not for this host"
-        return UpstreamCertificateError(f"the upstream's TLS certificate was not accepted: {why}")
+        return (ProxyCertificateError if proxy else UpstreamCertificateError)(
+            f"{who}'s TLS certificate was not accepted: {why}")
+    failed = ProxyConnectError if proxy else UpstreamConnectError
     if isinstance(exc, ssl.SSLError):
-        return UpstreamConnectError(f"TLS with the upstream failed ({exc.reason or type(exc).__name__})")
+        return failed(f"TLS with {who} failed ({exc.reason or type(exc).__name__})")
     # the errno's own text: asyncio's strerror names the address ("Connect call failed ('10.0.0.1', 443)")
     if isinstance(exc, socket.gaierror):
         what = exc.strerror or "the name did not resolve"
@@ -67,6 +79,4 @@ def connect_error(exc: BaseException, proxy: bool = False) -> UpstreamConnectErr
         what = os.strerror(exc.errno)
     else:
         what = type(exc).__name__
-    if proxy:
-        return ProxyConnectError(f"could not connect to the proxy ({what})")
-    return UpstreamConnectError(f"could not connect to the upstream ({what})")
+    return failed(f"could not connect to {who} ({what})")
