@@ -4,6 +4,7 @@ timeouts, back-pressure, failures, the idle-closed retry, TLS and proxies."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import gzip
 import hashlib
 import ssl
@@ -672,6 +673,74 @@ async def test_http_proxy_gets_the_absolute_form_and_no_proxy_bypasses_it(raw, m
     assert len(proxy.requests) == 1 and len(origin.requests) == 1
     async with make_session(trust_env=False).get(origin.url()) as resp:  # trust_env=False: no proxy
         assert await resp.read() == b"direct"
+
+
+# -- names --------------------------------------------------------------------------------
+
+
+async def one_answer_then_close(srv, reader, writer, n):
+    """Answers one request and closes: every request needs a new connection."""
+    if await srv.read(reader) is not None:
+        writer.write(answer(200, b"ok", (("Connection", "close"),)))
+        await writer.drain()
+    writer.close()
+
+
+def count_lookups(monkeypatch, fake=None) -> list[str]:
+    """The names the running loop is asked to resolve; ``fake(host, port)``, when given, answers."""
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+    asked: list[str] = []
+
+    async def getaddrinfo(host, port, *args, **kwargs):
+        asked.append(host)
+        if fake is not None:
+            return fake(host, port)
+        return await real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+async def test_a_name_is_resolved_once_per_ttl_and_once_for_concurrent_connections(raw, make_session, monkeypatch):
+    srv = await raw(one_answer_then_close)
+    asked = count_lookups(monkeypatch)
+    session = make_session(ttl_dns_cache=0.5)
+
+    async def get() -> None:
+        async with session.get(srv.url(host="localhost")) as resp:
+            assert resp.status == 200 and await resp.read() == b"ok"
+
+    await asyncio.gather(*(get() for _ in range(5)))  # five new connections at once: one lookup
+    await get()  # a new connection within the TTL: none
+    assert asked == ["localhost"] and srv.connections == 6
+    await asyncio.sleep(0.6)
+    await get()
+    assert asked == ["localhost", "localhost"]
+    async with make_session(ttl_dns_cache=0).get(srv.url()) as resp:  # an address: nothing to look up
+        assert resp.status == 200
+    assert len(asked) == 2
+
+
+async def test_each_address_is_tried_in_turn_and_a_name_that_failed_is_looked_up_again(raw, make_session,
+                                                                                         monkeypatch):
+    srv = await raw(keep_alive(lambda req, n: answer(200, b"ok")))
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # (bound, never listening: connecting is refused)
+    dead = (socket.AF_INET, socket.SOCK_STREAM, 6, "", closed.getsockname())
+    live = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", srv.port))
+    answers = [[dead], [dead, live]]
+    asked = count_lookups(monkeypatch, lambda host, port: answers.pop(0))
+    session = make_session()
+    try:
+        with pytest.raises(UpstreamConnectError, match="could not connect to the upstream"):
+            await session.get(f"http://upstream.test:{srv.port}/")
+        async with session.get(f"http://upstream.test:{srv.port}/a") as resp:  # asked again: the dead one, then the live
+            assert resp.status == 200 and await resp.read() == b"ok"
+    finally:
+        closed.close()
+    assert asked == ["upstream.test", "upstream.test"]
+    assert srv.requests[0].header("Host") == f"upstream.test:{srv.port}"
 
 
 # -- the session --------------------------------------------------------------------------

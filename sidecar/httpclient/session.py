@@ -16,6 +16,7 @@ from sidecar.httpclient.connect import open_connection
 from sidecar.httpclient.pool import Pool
 from sidecar.httpclient.protocol import Connection
 from sidecar.httpclient.proxy import ProxyConfig
+from sidecar.httpclient.resolve import DEFAULT_TTL, Resolver
 from sidecar.httpclient.response import LeanResponse
 from sidecar.httpclient.target import Target, Targets
 
@@ -62,18 +63,22 @@ class RequestContext:
 class LeanSession:
     """Keep-alive connections per (scheme, host, port, proxy): at most ``limit`` in all and
     ``limit_per_host`` to one (0: no bound), idle ones closed after ``keepalive_timeout`` seconds.
-    ``request_headers``, when given, is called once per request for headers to add."""
+    ``request_headers``, when given, is called once per request for headers to add. Host names
+    are resolved once per ``ttl_dns_cache`` seconds (aiohttp's default, 10; 0: every connection)."""
 
     def __init__(self, *, limit: int, limit_per_host: int, keepalive_timeout: float,
                  ssl_context: ssl.SSLContext | None = None, trust_env: bool = True,
-                 request_headers: Callable[[], Mapping[str, str] | None] | None = None) -> None:
+                 request_headers: Callable[[], Mapping[str, str] | None] | None = None,
+                 ttl_dns_cache: float = DEFAULT_TTL) -> None:
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
         self._ssl = ssl_context
         self._targets = Targets(ProxyConfig(trust_env))
         self._request_headers = request_headers
+        self._ttl_dns_cache = ttl_dns_cache
         self._pool: Pool | None = None
+        self._resolver: Resolver | None = None
         self.closed = False
 
     # -- aiohttp.ClientSession's surface ----------------------------------------------------
@@ -143,13 +148,14 @@ class LeanSession:
     def _start(self) -> Pool:
         if self._ssl is None:
             self._ssl = default_ssl_context()
-        self._pool = Pool(asyncio.get_running_loop(), self._limit, self._limit_per_host,
-                          self._keepalive_timeout, self._open)
+        loop = asyncio.get_running_loop()
+        self._resolver = Resolver(loop, self._ttl_dns_cache)
+        self._pool = Pool(loop, self._limit, self._limit_per_host, self._keepalive_timeout, self._open)
         return self._pool
 
     async def _open(self, target: Target, until: float | None, sock_connect: float | None) -> Connection:
-        assert self._pool is not None and self._ssl is not None
-        return await open_connection(self._pool, target, self._ssl, until, sock_connect)
+        assert self._pool is not None and self._ssl is not None and self._resolver is not None
+        return await open_connection(self._pool, target, self._ssl, self._resolver, until, sock_connect)
 
     def _head(self, method: str, target: Target, headers: Mapping[str, str] | None, data: Any,
               replayable: bool) -> bytes:
