@@ -4,6 +4,7 @@ timeouts, back-pressure, failures, the idle-closed retry, TLS and proxies."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import gzip
 import hashlib
@@ -459,8 +460,12 @@ async def test_a_refused_connection_is_a_connect_error(make_session):
     sock.close()
     with pytest.raises(UpstreamConnectError) as info:
         await make_session().post(f"http://user:secret@127.0.0.1:{port}/v1", data=b"x")
-    assert isinstance(info.value, aiohttp.ClientConnectionError)
+    assert isinstance(info.value, aiohttp.ClientConnectorError)  # (what code written for aiohttp catches)
+    assert info.value.os_error.errno == errno.ECONNREFUSED
     assert str(port) not in str(info.value) and "secret" not in str(info.value)
+    with pytest.raises(getattr(aiohttp, "ClientConnectorDNSError", aiohttp.ClientConnectorError),  # (3.11+)
+                       match="could not connect to the upstream"):
+        await make_session().get("http://no-such-host.invalid/v1")
 
 
 async def test_a_body_cut_short_is_a_payload_error(raw, make_session):
@@ -581,7 +586,7 @@ async def test_tls_with_a_trusted_certificate(tls_server, make_session, ca):
 async def test_tls_wrong_host_or_untrusted_certificate_is_a_certificate_error(tls_server, make_session, ca):
     with pytest.raises(UpstreamCertificateError) as info:  # the certificate is for localhost only
         await make_session(ssl_context=trusting(ca)).get(tls_server.url(host="127.0.0.1", scheme="https"))
-    assert isinstance(info.value, aiohttp.ClientConnectionError) and "127.0.0.1" not in str(info.value)
+    assert isinstance(info.value, aiohttp.ClientConnectorCertificateError) and "127.0.0.1" not in str(info.value)
     with pytest.raises(UpstreamCertificateError):  # the default trust store does not know the CA
         await make_session().get(tls_server.url(host="localhost", scheme="https"))
 
@@ -654,7 +659,7 @@ async def test_a_proxy_refusing_the_tunnel_is_a_proxy_error(tls_server, raw, mak
     with pytest.raises(ProxyConnectError) as info:
         await make_session(ssl_context=trusting(ca)).get(tls_server.url(host="localhost", scheme="https"))
     assert "407" in str(info.value) and "wrong" not in str(info.value)
-    assert isinstance(info.value, aiohttp.ClientConnectionError)
+    assert isinstance(info.value, aiohttp.ClientProxyConnectionError)
 
 
 async def test_http_proxy_gets_the_absolute_form_and_no_proxy_bypasses_it(raw, make_session, monkeypatch):

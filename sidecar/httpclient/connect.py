@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from sidecar.httpclient.errors import ConnectTimeoutError, ProxyConnectError, connect_error
+from sidecar.httpclient.errors import ConnectTimeoutError, ProxyConnectError, UpstreamConnectError, connect_error
 from sidecar.httpclient.protocol import Connection
 from sidecar.httpclient.resolve import Resolver, is_ip_literal
 
@@ -59,6 +59,8 @@ async def _open(pool: Pool, target: Target, ssl_context: ssl.SSLContext, resolve
     except OSError as exc:
         conn.counted = False  # the pool's reservation is undone by the pool
         conn.close()
+        if isinstance(exc, UpstreamConnectError):  # (already ours: the proxy's, say)
+            raise
         raise connect_error(exc) from exc
     except BaseException:
         conn.counted = False

@@ -18,32 +18,62 @@ ConnectTimeoutError: type[aiohttp.ServerTimeoutError] = getattr(aiohttp, "Connec
 ReadTimeoutError = getattr(aiohttp, "SocketTimeoutError", aiohttp.ServerTimeoutError)
 
 
-class UpstreamConnectError(aiohttp.ClientConnectionError):
-    """Connecting to the upstream failed: refused, unresolvable, unreachable, or TLS failed
-    (the lean client's :class:`aiohttp.ClientConnectorError`)."""
+class _NoKey:
+    """Stands in for aiohttp's connection key: the lean client's errors carry no host (see above)."""
+
+    host = ""
+    port = None
+    ssl = True
+    proxy = None
+
+
+class UpstreamConnectError(aiohttp.ClientConnectorError):
+    """Connecting to the upstream failed: refused, unresolvable, unreachable, or TLS failed. An
+    :class:`aiohttp.ClientConnectorError` (its TLS and proxy kinds too), so a plugin's ``except``
+    for aiohttp's client catches the lean client's; its text names no host."""
 
     unreachable = True
     """(what :func:`sidecar.upstream.connection_error` reads: a 502 ``upstream_unreachable``)"""
     certificate = False
     proxy = False
 
+    def __init__(self, message: str, os_error: OSError | None = None) -> None:
+        super().__init__(_NoKey(), os_error or OSError(None, message))  # type: ignore[arg-type]
+        self._certificate_error = self._os_error  # (read by the certificate kind)
+        self.message = message
+        self.args = (message,)
 
-class UpstreamCertificateError(UpstreamConnectError):
+    def __str__(self) -> str:
+        return self.message
+
+
+class UpstreamTLSError(UpstreamConnectError, aiohttp.ClientConnectorSSLError):
+    """TLS with the upstream failed (not its certificate: a protocol or handshake failure)."""
+
+
+class UpstreamCertificateError(UpstreamConnectError, aiohttp.ClientConnectorCertificateError):
     """The upstream's TLS certificate was not accepted (untrusted, expired, or not for its host)."""
 
     certificate = True
 
 
-class ProxyConnectError(UpstreamConnectError):
+class ProxyConnectError(UpstreamConnectError, aiohttp.ClientProxyConnectionError):
     """The proxy from ``HTTPS_PROXY`` / ``HTTP_PROXY`` could not be reached or refused the tunnel."""
 
     proxy = True
 
 
-class ProxyCertificateError(ProxyConnectError):
+class ProxyCertificateError(ProxyConnectError, aiohttp.ClientConnectorCertificateError):
     """The TLS certificate of a proxy reached over TLS (an ``https://`` proxy URL) was not accepted."""
 
     certificate = True
+
+
+_DNSError = getattr(aiohttp, "ClientConnectorDNSError", aiohttp.ClientConnectorError)  # (aiohttp 3.11+)
+
+
+class UpstreamNameError(UpstreamConnectError, _DNSError):
+    """The upstream's host name did not resolve."""
 
 
 _NO_REQUEST = aiohttp.RequestInfo(yarl.URL(), "", CIMultiDictProxy(CIMultiDict()), yarl.URL())
@@ -63,20 +93,23 @@ def connect_error(exc: BaseException, proxy: bool = False) -> UpstreamConnectErr
     """The error for a failed connect to the upstream (or to the ``proxy``; ``exc`` the OSError or
     ssl.SSLError), its text free of addresses (an OSError's text often names them)."""
     who = "the proxy" if proxy else "the upstream"
+    os_error = exc if isinstance(exc, OSError) else None
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or "not verified"
         if "hostname" in why.lower() or "ip address mismatch" in why.lower():
             why = "it is not for this host"
         return (ProxyCertificateError if proxy else UpstreamCertificateError)(
-            f"{who}'s TLS certificate was not accepted: {why}")
-    failed = ProxyConnectError if proxy else UpstreamConnectError
+            f"{who}'s TLS certificate was not accepted: {why}", os_error)
     if isinstance(exc, ssl.SSLError):
-        return failed(f"TLS with {who} failed ({exc.reason or type(exc).__name__})")
+        return (ProxyConnectError if proxy else UpstreamTLSError)(
+            f"TLS with {who} failed ({exc.reason or type(exc).__name__})", os_error)
     # the errno's own text: asyncio's strerror names the address ("Connect call failed ('10.0.0.1', 443)")
+    failed: type[UpstreamConnectError] = ProxyConnectError if proxy else UpstreamConnectError
     if isinstance(exc, socket.gaierror):
         what = exc.strerror or "the name did not resolve"
+        failed = ProxyConnectError if proxy else UpstreamNameError
     elif isinstance(exc, OSError) and exc.errno:
         what = os.strerror(exc.errno)
     else:
         what = type(exc).__name__
-    return failed(f"could not connect to {who} ({what})")
+    return failed(f"could not connect to {who} ({what})", os_error)
