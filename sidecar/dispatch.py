@@ -140,12 +140,17 @@ def host_of(url: str) -> str:
     return f"{parts.hostname.lower()}:{port}" if port else parts.hostname.lower()
 
 
+_OTHER_IDENTITY = frozenset({"api_base", "base_url", "aws_role_name", "aws_profile_name"})
+"""Client-sent keys that point the call at another server or identity."""
+
+
 def client_side_params(params: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
     """The deployment's params with the client's credentials over them. A client that points
-    the call at its own server (``api_base``/``base_url``) gets none of the deployment's
-    credentials, which would be sent to that server, nor any the provider would take from the
-    environment (:data:`NO_AMBIENT_CREDENTIALS`)."""
-    if "api_base" in sent or "base_url" in sent:
+    the call at its own server (``api_base``/``base_url``) or at another identity (an AWS role or
+    profile) gets none of the deployment's credentials, which would be sent to that server or
+    assume that role, nor any the provider would take from the environment
+    (:data:`NO_AMBIENT_CREDENTIALS`): only what it sent itself."""
+    if not _OTHER_IDENTITY.isdisjoint(sent):
         params = {k: v for k, v in params.items() if not is_secret_param(k)}
         params[NO_AMBIENT_CREDENTIALS] = True
     return {**params, **sent}

@@ -151,7 +151,8 @@ GATEWAY_KEYS = frozenset({
 
 CREDENTIAL_BODY_KEYS = frozenset(
     {"api_key", "api_base", "base_url", "api_version", "organization", "azure_ad_token",
-     "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region_name",
+     "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region_name", "aws_profile_name",
+     "aws_role_name", "aws_session_name", "aws_external_id", "aws_web_identity_token", "aws_sts_endpoint",
      "vertex_credentials", "vertex_project", "vertex_location", "extra_headers"}
 )
 """Body keys that would point the request at other credentials or servers."""

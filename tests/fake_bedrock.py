@@ -26,6 +26,7 @@ import asyncio
 import hmac
 import re
 import struct
+import time
 from binascii import crc32
 from hashlib import sha256
 from typing import Any
@@ -270,3 +271,62 @@ class BedrockFake(FakeUpstream):
         return web.json_response({"id": "emb-fake", "response_type": "embeddings_floats", "texts": body["texts"],
                                   "embeddings": vectors},
                                  headers={"X-Amzn-Bedrock-Input-Token-Count": str(3 * len(body["texts"]))})
+
+
+# ---------------------------------------------------------------- STS
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/llm-invoker"
+ROLE_KEY = "ASIAFAKEROLESESSION01"
+ROLE_SECRET = "fake/role/secret/0123456789abcdef"
+ROLE_TOKEN = "IQoJb3JpZ2luFAKEroletoken0123456789"
+WEB_TOKEN = "eyJhbGciOiJSUzI1NiJ9.fake-web-identity-token.sig"
+
+
+class StsFake(FakeUpstream):
+    """AWS STS's query API at ``POST /``: ``AssumeRole`` (signed with the fake's source key for the
+    service ``sts``) and ``AssumeRoleWithWebIdentity`` (unsigned, with :data:`WEB_TOKEN`) of
+    :data:`ROLE_ARN` answer the role's session credentials (:data:`ROLE_KEY`...), ending
+    ``expires_in`` seconds from now; ``refuse`` answers AWS's ``AccessDenied``. ``calls`` keeps
+    each request's form."""
+
+    def __init__(self, source_key: str = ACCESS_KEY, expires_in: int = 3600, refuse: bool = False) -> None:
+        super().__init__()
+        self.source_key, self.expires_in, self.refuse = source_key, expires_in, refuse
+        self.calls: list[dict[str, str]] = []
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.calls.append(form)
+        action = form.get("Action")
+        auth = _AUTH.fullmatch(request.headers.get("Authorization", ""))
+        if action == "AssumeRole":
+            signed_by_source = auth is not None and auth["key"] == self.source_key and auth["service"] == "sts"
+            if not signed_by_source:
+                return self.sts_error(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
+        elif action == "AssumeRoleWithWebIdentity":
+            if auth is not None or form.get("WebIdentityToken") != WEB_TOKEN:
+                return self.sts_error(400, "InvalidIdentityToken", "The web identity token is not valid.")
+        else:
+            return self.sts_error(400, "InvalidAction", f"Could not find operation {action}")
+        if self.refuse or form.get("RoleArn") != ROLE_ARN:
+            return self.sts_error(403, "AccessDenied", f"User is not authorized to perform: sts:{action} on "
+                                                       f"resource: {form.get('RoleArn')}")
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.expires_in))
+        result = (f"<Credentials><AccessKeyId>{ROLE_KEY}</AccessKeyId><SecretAccessKey>{ROLE_SECRET}</SecretAccessKey>"
+                  f"<SessionToken>{ROLE_TOKEN}</SessionToken><Expiration>{expiry}</Expiration></Credentials>"
+                  f"<AssumedRoleUser><Arn>{ROLE_ARN.replace(':role/', ':assumed-role/')}/{form.get('RoleSessionName')}"
+                  f"</Arn><AssumedRoleId>AROAFAKE:{form.get('RoleSessionName')}</AssumedRoleId></AssumedRoleUser>")
+        body = (f'<{action}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><{action}Result>{result}'
+                f"</{action}Result><ResponseMetadata><RequestId>fake-request</RequestId></ResponseMetadata>"
+                f"</{action}Response>")
+        return web.Response(body=body.encode(), content_type="text/xml")
+
+    @staticmethod
+    def sts_error(status: int, code: str, message: str) -> web.Response:
+        body = (f'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>fake-request</RequestId>"
+                f"</ErrorResponse>")
+        return web.Response(status=status, body=body.encode(), content_type="text/xml")

@@ -484,13 +484,6 @@ async def test_expiring_credentials_are_refreshed_before_use(make_client, aiohtt
     assert counts[1] == counts[0] + 1 and counts[2] == counts[1] + 1
 
 
-async def test_an_sts_role_is_refused_not_ignored(make_client, bedrock):
-    client = await gateway_for(make_client, bedrock, CLAUDE, aws_role_name="arn:aws:iam::123456789012:role/llm")
-    status, answer, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi")})
-    assert status == 400 and assert_envelope(answer)["param"] == "aws_role_name"
-    assert not bedrock.received
-
-
 # ---------------------------------------------------------------- the plugin
 
 
