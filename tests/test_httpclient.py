@@ -197,11 +197,13 @@ async def test_head_204_and_304_have_no_body(raw, make_session):
 
     srv = await raw(keep_alive(respond))
     session = make_session()
-    async with session.request("HEAD", srv.url("/")) as resp:
-        assert resp.status == 200 and resp.headers["Content-Length"] == "1234" and await resp.read() == b""
+    for _ in range(2):
+        async with session.request("HEAD", srv.url("/")) as resp:
+            assert resp.status == 200 and resp.headers["Content-Length"] == "1234" and await resp.read() == b""
     for status in (204, 304):
         async with session.get(srv.url(f"/{status}")) as resp:
             assert resp.status == status and await resp.read() == b""
+    assert srv.connections == 1  # (each answer left the connection reusable, a HEAD's too)
 
 
 async def test_response_headers_are_case_insensitive_and_keep_repeats(raw, make_session):

@@ -181,8 +181,8 @@ class Connection(asyncio.Protocol):
         resp = LeanResponse(self, status, reason.decode("latin-1"), headers, self.sock_read)
         if no_body:
             resp.feed_eof()
-            if self.head_only:  # llhttp would wait for the body Content-Length announces
-                self.keep_alive = False
+            if self.head_only:  # llhttp would wait for the body Content-Length announces:
+                self.parser = HttpResponseParser(self)  # the next answer gets a fresh parser
         else:
             resp.prepare_body(headers)
             self.response = resp
