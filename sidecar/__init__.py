@@ -75,6 +75,7 @@ for _module, _names in {
     "sidecar.appview": ("add_upstream_headers", "callback_enabled", "callback_settings", "config_database_path",
                         "database_path", "general_setting", "litellm_setting", "worker_count"),
     "sidecar.errors": ("SidecarError",),
+    "sidecar.routing.choose": ("estimate_input_tokens",),
     "sidecar.config": ("ConfigError",),
     "sidecar.rerank": (
         "RerankBilledUnits", "RerankMeta", "RerankRequest", "RerankResponse", "RerankResult", "document_text",

@@ -15,6 +15,7 @@ from fake_upstreams import start
 from openai_helpers import WEATHER_TOOL, assert_envelope, decode, post, user
 from openai_spec import assert_valid
 
+from sidecar import estimate_input_tokens
 from sidecar.testing import deployment, stream_ending_in_error
 
 KEY = "AIzaSyFAKE-gemini-key-0123456789"
@@ -312,6 +313,7 @@ async def test_embeddings(gateway, google):
     assert status == 200, answer
     assert_valid(answer, "CreateEmbeddingResponse")
     assert [d["embedding"] for d in answer["data"]] == [[1.0, 0.5, 0.5, 0.5], [2.0, 0.5, 0.5, 0.5]]
+    assert answer["usage"] == {"prompt_tokens": 2, "total_tokens": 2}  # (Gemini reports none: one a text, at least)
     got = google.last
     assert got.path == "/v1beta/models/text-embedding-004:batchEmbedContents"
     assert got.body == {"requests": [
@@ -320,6 +322,9 @@ async def test_embeddings(gateway, google):
     status, answer, _ = await post(client, "/v1/embeddings", {"model": "embed", "input": "a", "encoding_format": "base64"})
     assert status == 200, answer
     assert list(struct.unpack("<3f", base64.b64decode(answer["data"][0]["embedding"]))) == [1.0, 0.5, 0.5]
+    text = "forty characters of text to embed here.."
+    status, answer, _ = await post(client, "/v1/embeddings", {"model": "embed", "input": text})
+    assert status == 200 and answer["usage"]["prompt_tokens"] == estimate_input_tokens({"input": text}) == 10
 
 
 async def test_key_from_the_environment_and_a_bad_key(make_client, google, monkeypatch, caplog):

@@ -25,7 +25,8 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
 
     It errs low for text that tokenizes densely (code, CJK scripts: up to 2-3x more tokens)
     and for high-detail images, high for long runs of plain English words; it is a limit's
-    and a context check's guess, never billed.
+    and a context check's guess, billed only where an upstream reports no usage at all (Gemini's
+    embeddings: LiteLLM counts those with its tokenizer).
     """
     chars, extra = 0, 0
     for message in body.get("messages") or ():

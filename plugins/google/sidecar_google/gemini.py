@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import yarl
 
-from sidecar import ApiAccess, EmbeddingResponse, ProviderCall, ProviderError, text_inputs
+from sidecar import ApiAccess, EmbeddingResponse, ProviderCall, ProviderError, estimate_input_tokens, text_inputs
 from sidecar_google.provider import GoogleProvider, parse_url
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
@@ -68,4 +68,7 @@ class GeminiProvider(GoogleProvider):
         if len(answer.embeddings) != len(texts):
             raise ProviderError(502, f"gemini upstream answered {len(answer.embeddings)} embeddings for "
                                      f"{len(texts)} inputs", code="bad_upstream_response")
-        return self.embedding_response(call, [e.values for e in answer.embeddings], 0)
+        # the API reports no tokens: the core's offline guess (at least one a text), as LiteLLM
+        # counts them with its tokenizer, so limits and spend see these calls
+        tokens = max(estimate_input_tokens({"input": texts}), sum(1 for t in texts if t))
+        return self.embedding_response(call, [e.values for e in answer.embeddings], tokens)
