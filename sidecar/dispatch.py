@@ -111,13 +111,17 @@ def wants_base64(body: dict[str, Any], call: ProviderCall) -> bool:
     return body.get("encoding_format") == "base64" and "encoding_format" not in call.body
 
 
+_CLIENT_URLS = ("api_base", "base_url", "aws_sts_endpoint")
+"""Client-sent keys that name a server the sidecar would call."""
+
+
 def check_api_base(sent: dict[str, Any], allowed: list[str] | None) -> None:
-    """A client-sent ``api_base`` (or ``base_url``) must name a host that
+    """A client-sent ``api_base`` (or ``base_url``, ``aws_sts_endpoint``) must name a host that
     ``general_settings.allowed_api_base_hosts`` allows, when that is set, so the sidecar cannot
     be pointed at addresses the operator did not mean (its own network, a metadata service)."""
     if allowed is None:
         return
-    for name in ("api_base", "base_url"):
+    for name in _CLIENT_URLS:
         value = sent.get(name)
         if value is None:
             continue
@@ -140,18 +144,27 @@ def host_of(url: str) -> str:
     return f"{parts.hostname.lower()}:{port}" if port else parts.hostname.lower()
 
 
-_OTHER_IDENTITY = frozenset({"api_base", "base_url", "aws_role_name", "aws_profile_name"})
-"""Client-sent keys that point the call at another server or identity."""
+_OTHER_SERVER = frozenset({"api_base", "base_url"})
+_AWS_IDENTITY = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_profile_name",
+                           "aws_role_name", "aws_session_name", "aws_external_id", "aws_web_identity_token",
+                           "aws_sts_endpoint"})
+"""An AWS identity's keys: a client that sends any of these gets none of the deployment's (a
+role, a session name, an STS endpoint of its choosing would otherwise be assumed, named or
+called with the deployment's or the machine's credentials; its own keys would be mixed with the
+deployment's session token or role)."""
 
 
 def client_side_params(params: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
     """The deployment's params with the client's credentials over them. A client that points
-    the call at its own server (``api_base``/``base_url``) or at another identity (an AWS role or
-    profile) gets none of the deployment's credentials, which would be sent to that server or
-    assume that role, nor any the provider would take from the environment
-    (:data:`NO_AMBIENT_CREDENTIALS`): only what it sent itself."""
-    if not _OTHER_IDENTITY.isdisjoint(sent):
+    the call at its own server (``api_base``/``base_url``) gets none of the deployment's
+    secrets, which would be sent to that server; one that names another AWS identity (a role,
+    a profile, an STS param) gets none of the deployment's AWS credentials. Neither gets any the
+    provider would take from the environment (:data:`NO_AMBIENT_CREDENTIALS`): only what it sent."""
+    if not _OTHER_SERVER.isdisjoint(sent):
         params = {k: v for k, v in params.items() if not is_secret_param(k)}
+        params[NO_AMBIENT_CREDENTIALS] = True
+    elif not _AWS_IDENTITY.isdisjoint(sent):
+        params = {k: v for k, v in params.items() if k not in _AWS_IDENTITY}
         params[NO_AMBIENT_CREDENTIALS] = True
     return {**params, **sent}
 

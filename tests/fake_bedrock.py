@@ -280,6 +280,7 @@ ROLE_KEY = "ASIAFAKEROLESESSION01"
 ROLE_SECRET = "fake/role/secret/0123456789abcdef"
 ROLE_TOKEN = "IQoJb3JpZ2luFAKEroletoken0123456789"
 WEB_TOKEN = "eyJhbGciOiJSUzI1NiJ9.fake-web-identity-token.sig"
+CALLER_ARN = "arn:aws:iam::210987654321:user/sidecar-deployer"
 
 
 class StsFake(FakeUpstream):
@@ -289,9 +290,10 @@ class StsFake(FakeUpstream):
     ``expires_in`` seconds from now; ``refuse`` answers AWS's ``AccessDenied``. ``calls`` keeps
     each request's form."""
 
-    def __init__(self, source_key: str = ACCESS_KEY, expires_in: int = 3600, refuse: bool = False) -> None:
+    def __init__(self, source_key: str = ACCESS_KEY, expires_in: int = 3600, refuse: bool = False,
+                 web_token: str = WEB_TOKEN) -> None:
         super().__init__()
-        self.source_key, self.expires_in, self.refuse = source_key, expires_in, refuse
+        self.source_key, self.expires_in, self.refuse, self.web_token = source_key, expires_in, refuse, web_token
         self.calls: list[dict[str, str]] = []
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -307,13 +309,13 @@ class StsFake(FakeUpstream):
             if not signed_by_source:
                 return self.sts_error(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
         elif action == "AssumeRoleWithWebIdentity":
-            if auth is not None or form.get("WebIdentityToken") != WEB_TOKEN:
+            if auth is not None or form.get("WebIdentityToken") != self.web_token:
                 return self.sts_error(400, "InvalidIdentityToken", "The web identity token is not valid.")
         else:
             return self.sts_error(400, "InvalidAction", f"Could not find operation {action}")
-        if self.refuse or form.get("RoleArn") != ROLE_ARN:
-            return self.sts_error(403, "AccessDenied", f"User is not authorized to perform: sts:{action} on "
-                                                       f"resource: {form.get('RoleArn')}")
+        if self.refuse or form.get("RoleArn") != ROLE_ARN:  # (AWS's text names the caller's ARN and account)
+            return self.sts_error(403, "AccessDenied", f"User: {CALLER_ARN} is not authorized to perform: "
+                                                       f"sts:{action} on resource: {form.get('RoleArn')}")
         expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.expires_in))
         result = (f"<Credentials><AccessKeyId>{ROLE_KEY}</AccessKeyId><SecretAccessKey>{ROLE_SECRET}</SecretAccessKey>"
                   f"<SessionToken>{ROLE_TOKEN}</SessionToken><Expiration>{expiry}</Expiration></Credentials>"

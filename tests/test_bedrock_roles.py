@@ -9,6 +9,7 @@ import logging
 import pytest
 from fake_bedrock import (
     ACCESS_KEY,
+    CALLER_ARN,
     REGION,
     ROLE_ARN,
     ROLE_KEY,
@@ -72,6 +73,27 @@ async def test_a_web_identity_token_assumes_the_role_unsigned(make_client, aioht
     assert call["RoleSessionName"].startswith("llm-sidecar-")  # (none given: one made up, as LiteLLM does)
 
 
+async def test_a_web_identity_token_is_read_from_a_file_at_each_fetch(make_client, aiohttp_server, no_ambient_aws,
+                                                                      tmp_path):
+    """LiteLLM's ``oidc/file/<path>`` (and ``oidc/env_path/<VARIABLE>``): the token file is read
+    when the role's session is fetched, so a rotated token is used; other ``oidc/`` providers are
+    a 400 naming the param."""
+    rotated = "eyJhbGciOiJSUzI1NiJ9.rotated-token.sig"
+    (tmp_path / "token").write_text(rotated + "\n")
+    sts = await start(aiohttp_server, StsFake(web_token=rotated))
+    fake = await start(aiohttp_server, BedrockFake(ROLE_KEY, ROLE_SECRET, ROLE_TOKEN))
+    client = await make_client({"model_list": [
+        role_entry(fake, sts, aws_web_identity_token=f"oidc/file/{tmp_path / 'token'}"),
+        {**role_entry(fake, sts, aws_web_identity_token="oidc/circleci_v2/"), "model_name": "ci",
+         "model_info": {"id": "dep-ci"}}]})
+    status, answer, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi")})
+    assert status == 200, answer
+    assert [c["WebIdentityToken"] for c in sts.calls] == [rotated]
+    status, answer, _ = await post(client, "/v1/chat/completions", {"model": "ci", "messages": user("hi")})
+    assert status == 400 and assert_envelope(answer)["param"] == "aws_web_identity_token"
+    assert len(sts.calls) == 1
+
+
 async def test_a_pod_already_running_as_the_role_assumes_nothing_more(make_client, aiohttp_server, no_ambient_aws,
                                                                       monkeypatch, tmp_path):
     """EKS's web identity (``$AWS_ROLE_ARN``, ``$AWS_WEB_IDENTITY_TOKEN_FILE``) already gives the
@@ -89,6 +111,8 @@ async def test_a_pod_already_running_as_the_role_assumes_nothing_more(make_clien
 
 
 async def test_a_refused_role_is_an_auth_error_that_shows_no_secret(make_client, aiohttp_server, no_ambient_aws, caplog):
+    """STS's refusal is a 401 naming its error code; its message, which names the caller's ARN
+    and account, reaches neither the client nor the log."""
     sts = await start(aiohttp_server, StsFake(refuse=True))
     fake = await start(aiohttp_server, BedrockFake(ROLE_KEY, ROLE_SECRET, ROLE_TOKEN))
     client = await make_client({"model_list": [role_entry(fake, sts, aws_access_key_id=ACCESS_KEY,
@@ -97,31 +121,54 @@ async def test_a_refused_role_is_an_auth_error_that_shows_no_secret(make_client,
         status, answer, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi")})
     assert status == 401, answer
     error = assert_envelope(answer)
-    assert "AccessDenied" in error["message"] and "Refreshing temporary credentials failed" in caplog.text and error["type"] == "authentication_error"
+    assert "AccessDenied" in error["message"] and error["type"] == "authentication_error"
+    assert "Refreshing temporary credentials failed" in caplog.text  # (botocore's own warning, with our text)
     assert await health_kind(client, "dep-m") == "auth" and not fake.received
-    for secret in (SECRET_KEY, ROLE_ARN):  # (aws_* params are masked wherever they appear)
+    for secret in (SECRET_KEY, ROLE_ARN, CALLER_ARN, "210987654321"):
         assert secret not in error["message"] and secret not in caplog.text
 
 
-async def test_a_role_a_client_sends_is_refused_else_assumed_only_with_its_own_credentials(
-        make_client, aiohttp_server, no_ambient_aws):
-    """``aws_role_name`` in a request body is a client-side credential: refused unless the operator
-    allows them; allowed, the deployment's keys (or the machine's) never assume a role the client
-    chose, so without keys of its own the client gets a 401 and STS is never asked."""
+@pytest.mark.parametrize(("sent", "allowed_status"), [({"aws_role_name": ROLE_ARN}, 401),
+                                                       ({"aws_sts_endpoint": "STS"}, 400),
+                                                       ({"aws_session_name": "chosen-by-the-client"}, 400)])
+async def test_sts_params_a_client_sends_are_refused_else_never_used_with_the_deployments_credentials(
+        make_client, aiohttp_server, no_ambient_aws, sent, allowed_status):
+    """STS params in a request body are client-side credentials: refused unless the operator
+    allows them. Allowed, they never steer the deployment's (or the machine's) credentials, which
+    the call then goes without: a role of the client's choosing with no keys of its own is a 401;
+    an STS endpoint or a session name without a role of its own, a 400 naming it. STS is never asked."""
     sts = await start(aiohttp_server, StsFake())
     fake = await start(aiohttp_server, BedrockFake())
-    body = {"model": "m", "messages": user("hi"), "aws_role_name": ROLE_ARN, "aws_sts_endpoint": sts.root_url}
-    for allowed, expected in ((False, 400), (True, 401)):
-        client = await make_client({"model_list": [entry("m", CLAUDE, fake)],
+    sent = {k: sts.root_url if v == "STS" else v for k, v in sent.items()}
+    body = {"model": "m", "messages": user("hi"), **sent}
+    (name,) = sent
+    for allowed, expected in ((False, 400), (True, allowed_status)):
+        client = await make_client({"model_list": [entry("m", CLAUDE, fake, aws_role_name=ROLE_ARN,
+                                                         aws_sts_endpoint=sts.root_url)],
                                     "general_settings": {"allow_client_side_credentials": allowed}})
         status, answer, _ = await post(client, "/v1/chat/completions", body)
         assert status == expected, answer
         error = assert_envelope(answer)
-        if not allowed:
-            assert error["param"] == "aws_role_name"
+        if expected == 400:
+            assert error["param"] == name
         else:
             assert error["code"] == "missing_credentials" and ACCESS_KEY not in str(answer)
     assert not sts.calls and not fake.received
+
+
+async def test_a_role_a_client_sends_with_its_own_keys_is_assumed_with_them(make_client, aiohttp_server,
+                                                                            no_ambient_aws):
+    client_key, client_secret = "AKIACLIENTOWNKEY0001", "client/own/secret/0123456789abcd"
+    sts = await start(aiohttp_server, StsFake(source_key=client_key))
+    fake = await start(aiohttp_server, BedrockFake(ROLE_KEY, ROLE_SECRET, ROLE_TOKEN))
+    client = await make_client({"model_list": [entry("m", CLAUDE, fake)],
+                                "general_settings": {"allow_client_side_credentials": True}})
+    body = {"model": "m", "messages": user("hi"), "aws_role_name": ROLE_ARN, "aws_sts_endpoint": sts.root_url,
+            "aws_access_key_id": client_key, "aws_secret_access_key": client_secret}
+    status, answer, _ = await post(client, "/v1/chat/completions", body)
+    assert status == 200, answer
+    assert [c["Action"] for c in sts.calls] == ["AssumeRole"]  # (the fake takes only the client's key for it)
+    assert fake.last.headers["X-Amz-Security-Token"] == ROLE_TOKEN
 
 
 async def test_sts_params_without_a_role_are_refused_not_ignored(make_client, bedrock):
@@ -129,3 +176,16 @@ async def test_sts_params_without_a_role_are_refused_not_ignored(make_client, be
     status, answer, _ = await post(client, "/v1/chat/completions", {"model": "m", "messages": user("hi")})
     assert status == 400 and assert_envelope(answer)["param"] == "aws_session_name"
     assert not bedrock.received
+
+
+async def test_an_sts_endpoint_a_client_sends_must_be_an_allowed_host(make_client, aiohttp_server, no_ambient_aws):
+    sts = await start(aiohttp_server, StsFake())
+    fake = await start(aiohttp_server, BedrockFake())
+    client = await make_client({"model_list": [entry("m", CLAUDE, fake)],
+                                "general_settings": {"allow_client_side_credentials": True,
+                                                     "allowed_api_base_hosts": ["sts.example.com"]}})
+    body = {"model": "m", "messages": user("hi"), "aws_role_name": ROLE_ARN, "aws_sts_endpoint": sts.root_url,
+            "aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
+    status, answer, _ = await post(client, "/v1/chat/completions", body)
+    assert status == 400 and assert_envelope(answer)["param"] == "aws_sts_endpoint"
+    assert answer["error"]["code"] == "api_base_not_allowed" and not sts.calls

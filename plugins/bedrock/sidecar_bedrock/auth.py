@@ -13,20 +13,17 @@ about to expire (a role's: 15 minutes before its session ends).
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sidecar import NO_AMBIENT_CREDENTIALS, ProviderError
+from sidecar_bedrock.sts import ROLE_PARAMS, already_the_role, assumed, check_role_params
 
 SERVICE = "bedrock"
 """The SigV4 signing name of the Bedrock runtime (its service model's ``signingName``)."""
 DEFAULT_REGION = "us-east-1"
 KEY_PARAMS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-ROLE_PARAMS = ("aws_role_name", "aws_session_name", "aws_external_id", "aws_web_identity_token", "aws_sts_endpoint")
-"""LiteLLM's STS params: the role to assume, and how."""
 ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -55,89 +52,40 @@ class Identity:
 def _resolve(params: Mapping[str, Any]) -> Identity:
     """Blocking: imports botocore and may read files or call a metadata service or STS."""
     from botocore.credentials import Credentials
+    from botocore.exceptions import ProfileNotFound
     from botocore.session import Session
 
+    check_role_params(params)
     region = params.get("aws_region_name")
     role = params.get("aws_role_name")
-    token = params.get("aws_web_identity_token")
-    for name in ("aws_session_name", "aws_external_id", "aws_web_identity_token", "aws_sts_endpoint"):
-        if params.get(name) and not role:
-            raise ProviderError(400, f"bedrock: litellm_params.{name} is only used with aws_role_name (the role "
-                                     "to assume); set it too, or remove this one", param=name,
-                                code="invalid_params", kind="bad_request")
-    session: Any = None
+    by_token = bool(role and params.get("aws_web_identity_token"))  # (the token is the credential)
+    own_only = bool(params.get(NO_AMBIENT_CREDENTIALS))  # (the client's: nothing of the machine's)
+    session: Any = Session()
     creds: Any = None
     if params.get("aws_access_key_id") and params.get("aws_secret_access_key"):
         creds = Credentials(str(params["aws_access_key_id"]), str(params["aws_secret_access_key"]),
                             str(params["aws_session_token"]) if params.get("aws_session_token") else None)
-        if not region and not params.get(NO_AMBIENT_CREDENTIALS):
+        if not region and not own_only:
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    elif params.get(NO_AMBIENT_CREDENTIALS) and not (role and token):  # (a web identity token needs none)
+    elif own_only and not by_token:
         raise _no_credentials()
-    else:
+    elif not own_only:
         profile = params.get("aws_profile_name")
-        session = Session(profile=str(profile)) if profile else Session()
-        region = region or os.environ.get("AWS_REGION") or session.get_config_variable("region")
-        if not (role and token):
-            creds = session.get_credentials()
-            if creds is None:
-                raise _no_credentials()
-    region = str(region or DEFAULT_REGION)
-    if role and not (token is None and str(role) == os.environ.get("AWS_ROLE_ARN")
-                     and os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") and session is not None):
-        # (a pod that already runs as the role, by web identity, has its credentials: none assumed again)
-        creds = _assumed(session or Session(), creds, params, region)
-    return Identity(creds, region)
-
-
-def _assumed(session: Any, source: Any, params: Mapping[str, Any], region: str) -> Any:
-    """Credentials of ``aws_role_name``, fetched now and again before they expire (botocore's
-    refreshing credentials): assumed with ``source``, or with ``aws_web_identity_token``."""
-    from botocore.credentials import (
-        AssumeRoleCredentialFetcher,
-        AssumeRoleWithWebIdentityCredentialFetcher,
-        DeferredRefreshableCredentials,
-    )
-
-    endpoint = params.get("aws_sts_endpoint")
-    create: Callable[..., Any] = functools.partial(_sts_client, session, region, str(endpoint) if endpoint else None)
-    extra: dict[str, Any] = {"RoleSessionName": str(params.get("aws_session_name") or f"llm-sidecar-{int(time.time())}")}
-    if params.get("aws_external_id"):
-        extra["ExternalId"] = str(params["aws_external_id"])
-    token = params.get("aws_web_identity_token")
-    role = str(params["aws_role_name"])
-    if token:
-        extra.pop("ExternalId", None)  # (not a parameter of AssumeRoleWithWebIdentity)
-        fetcher: Any = AssumeRoleWithWebIdentityCredentialFetcher(create, lambda: str(token), role, extra_args=extra)
-        method = "assume-role-with-web-identity"
-    else:
-        fetcher = AssumeRoleCredentialFetcher(create, source, role, extra_args=extra)
-        method = "assume-role"
-    return DeferredRefreshableCredentials(refresh_using=_sts_errors(fetcher.fetch_credentials, role), method=method)
-
-
-def _sts_client(session: Any, region: str, endpoint: str | None, service: str, **kwargs: Any) -> Any:
-    return session.create_client(service, region_name=region, endpoint_url=endpoint, **kwargs)
-
-
-def _sts_errors(fetch: Callable[[], Any], role: str) -> Callable[[], Any]:
-    """``fetch`` with STS's refusals as a 401 (``auth``: the deployment cools down), its other
-    failures as a 502, each naming the error, not the credentials nor the role (botocore logs
-    a failed refresh with this text before the core could mask it)."""
-    def fetched() -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            return fetch()
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            message = str(error.get("Message") or "no message").replace(role, "aws_role_name")
-            raise ProviderError(401, f"bedrock could not assume aws_role_name: STS answered {error.get('Code')}: "
-                                     f"{message}", kind="auth", code="sts_refused") from None
-        except BotoCoreError as exc:
-            raise ProviderError(502, f"bedrock could not reach STS to assume aws_role_name ({type(exc).__name__})",
-                                code="upstream_unreachable") from None
-    return fetched
+            if profile:
+                session = Session(profile=str(profile))
+            region = region or os.environ.get("AWS_REGION") or session.get_config_variable("region")
+            if not by_token:
+                creds = session.get_credentials()
+        except ProfileNotFound:
+            raise ProviderError(401, "bedrock: aws_profile_name names a profile the AWS config files do not have",
+                                kind="auth", code="missing_credentials") from None
+        if creds is None and not by_token:
+            raise _no_credentials()
+    region = str(region or DEFAULT_REGION)
+    if role and not (not by_token and not params.get("aws_profile_name") and already_the_role(str(role), creds)):
+        creds = assumed(session, creds, params, region)
+    return Identity(creds, region)
 
 
 class Signer:
