@@ -79,7 +79,11 @@ async def _connect(resolver: Resolver, conn: Connection, host: str, port: int, t
         return
     failure: OSError | None = None
     for family, sockaddr in await resolver.addresses(host, port):
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)  # (a family the host lacks: the next address)
+        except OSError as exc:
+            failure = exc
+            continue
         try:
             sock.setblocking(False)
             await loop.sock_connect(sock, sockaddr)

@@ -24,13 +24,15 @@ class _NoKey:
     host = ""
     port = None
     ssl = True
+    is_ssl = True
     proxy = None
 
 
 class UpstreamConnectError(aiohttp.ClientConnectorError):
     """Connecting to the upstream failed: refused, unresolvable, unreachable, or TLS failed. An
     :class:`aiohttp.ClientConnectorError` (its TLS and proxy kinds too), so a plugin's ``except``
-    for aiohttp's client catches the lean client's; its text names no host."""
+    for aiohttp's client catches the lean client's; neither its text nor its attributes
+    (``os_error``, ``strerror``, ``host``) name a host."""
 
     unreachable = True
     """(what :func:`sidecar.upstream.connection_error` reads: a 502 ``upstream_unreachable``)"""
@@ -38,8 +40,13 @@ class UpstreamConnectError(aiohttp.ClientConnectorError):
     proxy = False
 
     def __init__(self, message: str, os_error: OSError | None = None) -> None:
-        super().__init__(_NoKey(), os_error or OSError(None, message))  # type: ignore[arg-type]
-        self._certificate_error = self._os_error  # (read by the certificate kind)
+        # the OSError's errno with its own text, not asyncio's (which names the address); the
+        # original stays the exception's __cause__
+        errno = os_error.errno if os_error is not None and not isinstance(os_error, ssl.SSLError) else None
+        text = os_error.strerror if isinstance(os_error, socket.gaierror) else os.strerror(errno) if errno else None
+        clean = OSError(errno, text or message)
+        super().__init__(_NoKey(), clean)  # type: ignore[arg-type]
+        self._certificate_error = clean  # (read by the certificate kind)
         self.message = message
         self.args = (message,)
 
