@@ -489,9 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--uvloop-startup", action="store_true", help="also time default-config start-up on uvloop")
     p.add_argument("--no-aiohttp-reference", action="store_true", help="skip the aiohttp-upstream reference row")
     p.add_argument("--no-passthrough", action="store_true", help="skip the bare aiohttp pass-through rows")
-    p.add_argument("--cpu-rounds", type=int, default=3, metavar="N",
+    p.add_argument("--cpu-rounds", type=int, default=7, metavar="N",
                    help="issue 13's CPU targets: N alternating rounds of the pass-throughs and llm-sidecar at "
-                        "chat and stream c=64, the median ratio taken (default 3; 0: one point each, from the rows)")
+                        "chat and stream c=64, the median ratio taken (default 7; 0: one point each, from the rows)")
     p.add_argument("--sidecar-pythonpath", default=None, metavar="DIR",
                    help="put DIR first on llm-sidecar's PYTHONPATH: A/B-test a patched copy of sidecar/ "
                         "and the plugins without installing it")
