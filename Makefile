@@ -28,7 +28,8 @@ run: install bytecode
 # The whole suite twice: on the lean upstream client (the default), then on aiohttp's ClientSession
 # (general_settings.upstream_http_client), less the tests that never reach an upstream client
 # (the browser, the fuzzing and the lean client's own).
-AIOHTTP_CLIENT_SKIP := --ignore=tests/test_docs_browser.py --ignore=tests/test_schemathesis.py --ignore=tests/test_httpclient.py
+AIOHTTP_CLIENT_SKIP := --ignore=tests/test_docs_browser.py --ignore=tests/test_schemathesis.py --ignore=tests/test_httpclient.py \
+	--ignore=tests/test_httpclient_connect.py
 test: install chromium
 	$(BIN)/python -m pytest -q
 	SIDECAR_UPSTREAM_HTTP_CLIENT=aiohttp $(BIN)/python -m pytest -q $(AIOHTTP_CLIENT_SKIP)
