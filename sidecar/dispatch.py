@@ -145,10 +145,8 @@ def host_of(url: str) -> str:
 
 
 _OTHER_SERVER = frozenset({"api_base", "base_url"})
-_AWS_IDENTITY = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_profile_name",
-                           "aws_role_name", "aws_session_name", "aws_external_id", "aws_web_identity_token",
-                           "aws_sts_endpoint"})
-"""An AWS identity's keys: a client that sends any of these gets none of the deployment's (a
+_AWS_IDENTITY = frozenset(k for k in CREDENTIAL_BODY_KEYS if k.startswith("aws_") and k != "aws_region_name")
+"""An AWS identity's keys (keys, profile, role and STS params): a client that sends any of these gets none of the deployment's (a
 role, a session name, an STS endpoint of its choosing would otherwise be assumed, named or
 called with the deployment's or the machine's credentials; its own keys would be mixed with the
 deployment's session token or role)."""

@@ -107,11 +107,10 @@ def connection_error(exc: BaseException, provider: str) -> ProviderError:
         status = f" (it answered {exc.status})" if isinstance(exc, aiohttp.ClientHttpProxyError) else ""
         return ProviderError(502, f"{provider} upstream could not be reached through the environment's proxy{status}",
                              code="upstream_unreachable")
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError) or getattr(exc, "certificate", False):
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):  # (the lean client's are aiohttp's kinds too)
         return ProviderError(502, f"{provider} upstream's TLS certificate was not accepted",
                              code="upstream_unreachable")
-    if isinstance(exc, aiohttp.ClientConnectorError) or getattr(exc, "unreachable", False):
-        # (``unreachable``: the lean client's connect errors, sidecar.httpclient.UpstreamConnectError)
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return ProviderError(502, f"{provider} upstream refused the connection or could not be reached",
                              code="upstream_unreachable")
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):

@@ -34,17 +34,14 @@ class UpstreamConnectError(aiohttp.ClientConnectorError):
     for aiohttp's client catches the lean client's; neither its text nor its attributes
     (``os_error``, ``strerror``, ``host``) name a host."""
 
-    unreachable = True
-    """(what :func:`sidecar.upstream.connection_error` reads: a 502 ``upstream_unreachable``)"""
-    certificate = False
     proxy = False
+    """(what :func:`sidecar.upstream.connection_error` reads: the proxy failed, this text says how)"""
 
     def __init__(self, message: str, os_error: OSError | None = None) -> None:
         # the OSError's errno with its own text, not asyncio's (which names the address); the
         # original stays the exception's __cause__
-        errno = os_error.errno if os_error is not None and not isinstance(os_error, ssl.SSLError) else None
-        text = os_error.strerror if isinstance(os_error, socket.gaierror) else os.strerror(errno) if errno else None
-        clean = OSError(errno, text or message)
+        text = _own_text(os_error)
+        clean = OSError(os_error.errno if text is not None else None, text or message)  # type: ignore[union-attr]
         super().__init__(_NoKey(), clean)  # type: ignore[arg-type]
         self._certificate_error = clean  # (read by the certificate kind)
         self.message = message
@@ -61,8 +58,6 @@ class UpstreamTLSError(UpstreamConnectError, aiohttp.ClientConnectorSSLError):
 class UpstreamCertificateError(UpstreamConnectError, aiohttp.ClientConnectorCertificateError):
     """The upstream's TLS certificate was not accepted (untrusted, expired, or not for its host)."""
 
-    certificate = True
-
 
 class ProxyConnectError(UpstreamConnectError, aiohttp.ClientProxyConnectionError):
     """The proxy from ``HTTPS_PROXY`` / ``HTTP_PROXY`` could not be reached or refused the tunnel."""
@@ -72,8 +67,6 @@ class ProxyConnectError(UpstreamConnectError, aiohttp.ClientProxyConnectionError
 
 class ProxyCertificateError(ProxyConnectError, aiohttp.ClientConnectorCertificateError):
     """The TLS certificate of a proxy reached over TLS (an ``https://`` proxy URL) was not accepted."""
-
-    certificate = True
 
 
 _DNSError = getattr(aiohttp, "ClientConnectorDNSError", aiohttp.ClientConnectorError)  # (aiohttp 3.11+)
@@ -110,13 +103,17 @@ def connect_error(exc: BaseException, proxy: bool = False) -> UpstreamConnectErr
     if isinstance(exc, ssl.SSLError):
         return (ProxyConnectError if proxy else UpstreamTLSError)(
             f"TLS with {who} failed ({exc.reason or type(exc).__name__})", os_error)
-    # the errno's own text: asyncio's strerror names the address ("Connect call failed ('10.0.0.1', 443)")
     failed: type[UpstreamConnectError] = ProxyConnectError if proxy else UpstreamConnectError
+    if isinstance(exc, socket.gaierror) and not proxy:
+        failed = UpstreamNameError
+    return failed(f"could not connect to {who} ({_own_text(exc) or type(exc).__name__})", os_error)
+
+
+def _own_text(exc: BaseException | None) -> str | None:
+    """An OSError's own text, by its errno (or the resolver's), never asyncio's, which names the
+    address ("Connect call failed ('10.0.0.1', 443)"); None for what has none (a TLS error)."""
     if isinstance(exc, socket.gaierror):
-        what = exc.strerror or "the name did not resolve"
-        failed = ProxyConnectError if proxy else UpstreamNameError
-    elif isinstance(exc, OSError) and exc.errno:
-        what = os.strerror(exc.errno)
-    else:
-        what = type(exc).__name__
-    return failed(f"could not connect to {who} ({what})", os_error)
+        return exc.strerror or "the name did not resolve"
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, ssl.SSLError):
+        return os.strerror(exc.errno)
+    return None

@@ -33,7 +33,6 @@ class Resolver:
         self.loop = loop
         self.ttl = ttl
         self.max_names = max_names
-        self.lookups = 0
         self._cache: dict[tuple[str, int], tuple[float, list[Address]]] = {}
         self._pending: dict[tuple[str, int], asyncio.Task[list[Address]]] = {}
 
@@ -64,7 +63,6 @@ class Resolver:
         self._cache.pop((host, port), None)
 
     async def _lookup(self, host: str, port: int) -> list[Address]:
-        self.lookups += 1
         infos = await self.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         found: list[Address] = []
         for family, _, _, _, sockaddr in infos:

@@ -60,7 +60,7 @@ def _resolve(params: Mapping[str, Any]) -> Identity:
     role = params.get("aws_role_name")
     by_token = bool(role and params.get("aws_web_identity_token"))  # (the token is the credential)
     own_only = bool(params.get(NO_AMBIENT_CREDENTIALS))  # (the client's: nothing of the machine's)
-    session: Any = Session()
+    session: Any = None
     creds: Any = None
     if params.get("aws_access_key_id") and params.get("aws_secret_access_key"):
         creds = Credentials(str(params["aws_access_key_id"]), str(params["aws_secret_access_key"]),
@@ -72,8 +72,7 @@ def _resolve(params: Mapping[str, Any]) -> Identity:
     elif not own_only:
         profile = params.get("aws_profile_name")
         try:
-            if profile:
-                session = Session(profile=str(profile))
+            session = Session(profile=str(profile)) if profile else Session()
             region = region or os.environ.get("AWS_REGION") or session.get_config_variable("region")
             if not by_token:
                 creds = session.get_credentials()
@@ -83,8 +82,8 @@ def _resolve(params: Mapping[str, Any]) -> Identity:
         if creds is None and not by_token:
             raise _no_credentials()
     region = str(region or DEFAULT_REGION)
-    if role and not (not by_token and not params.get("aws_profile_name") and already_the_role(str(role), creds)):
-        creds = assumed(session, creds, params, region)
+    if role and (params.get("aws_profile_name") or not already_the_role(str(role), creds)):
+        creds = assumed(session or Session(), creds, params, region)
     return Identity(creds, region)
 
 
