@@ -412,21 +412,28 @@ async def test_session_credentials_send_the_security_token(make_client, aiohttp_
     assert fake.last.headers["X-Amz-Security-Token"] == SESSION_TOKEN
 
 
-@pytest.mark.parametrize("source", ["environment", "profile"])
-async def test_credentials_from_the_environment_or_a_profile(make_client, aiohttp_server, monkeypatch, tmp_path, source):
-    fake = await start(aiohttp_server, BedrockFake(session_token=SESSION_TOKEN))
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
-                 "AWS_DEFAULT_REGION"):
+@pytest.fixture
+def no_ambient_aws(monkeypatch, tmp_path):
+    """No AWS credentials or role from this machine's environment or files."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.parametrize("source", ["environment", "profile"])
+async def test_credentials_from_the_environment_or_a_profile(make_client, aiohttp_server, monkeypatch, tmp_path, source,
+                                                            no_ambient_aws):
+    fake = await start(aiohttp_server, BedrockFake(session_token=SESSION_TOKEN))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     params = {}
     if source == "environment":
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
         monkeypatch.setenv("AWS_REGION", REGION)
-        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     else:
         (tmp_path / "credentials").write_text(f"[work]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = "
                                               f"{SECRET_KEY}\naws_session_token = {SESSION_TOKEN}\n")
@@ -457,7 +464,8 @@ async def test_wrong_credentials_are_an_auth_error_that_shows_no_secret(make_cli
         assert secret not in error["message"] and secret not in caplog.text and secret not in info
 
 
-async def test_expiring_credentials_are_refreshed_before_use(make_client, aiohttp_server, monkeypatch, tmp_path):
+async def test_expiring_credentials_are_refreshed_before_use(make_client, aiohttp_server, monkeypatch, tmp_path,
+                                                            no_ambient_aws):
     """A credential_process whose credentials expire in 5 minutes (inside botocore's 15-minute
     refresh window): each request gets them refreshed (in a thread), none is signed with old ones."""
     fake = await start(aiohttp_server, BedrockFake(session_token=SESSION_TOKEN))
@@ -471,8 +479,6 @@ async def test_expiring_credentials_are_refreshed_before_use(make_client, aiohtt
         f"'SessionToken': {SESSION_TOKEN!r}, 'Expiration': expiry.isoformat()}}))\n")
     (tmp_path / "config").write_text(f"[profile rotating]\ncredential_process = {sys.executable} {script}\n")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     client = await make_client({"model_list": [{"model_name": "m", "litellm_params": {
         "model": f"bedrock/{CLAUDE}", "aws_bedrock_runtime_endpoint": fake.root_url, "aws_profile_name": "rotating",
         "aws_region_name": REGION, "num_retries": 0}}]})

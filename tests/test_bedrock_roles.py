@@ -22,20 +22,9 @@ from fake_bedrock import (
 )
 from fake_upstreams import start
 from openai_helpers import assert_envelope, post, user
-from test_bedrock_provider import CLAUDE, bedrock, entry, gateway_for, health_kind  # noqa: F401 (a fixture)
+from test_bedrock_provider import CLAUDE, bedrock, entry, gateway_for, health_kind, no_ambient_aws  # noqa: F401 (fixtures)
 
 from sidecar.testing import deployment
-
-
-@pytest.fixture
-def no_ambient_aws(monkeypatch, tmp_path):
-    """No AWS credentials or role from this machine's environment or files."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def role_entry(fake: BedrockFake, sts: StsFake, **params) -> dict:
