@@ -2,7 +2,8 @@
 
 :class:`Hooks` is built from the plugin manager when the app is created. ``pre_call`` is None
 unless a plugin implements ``sidecar_pre_call``; ``events`` is None unless one implements
-``sidecar_call_finished``. The router checks those two attributes, nothing more, per request.
+``sidecar_call_finished`` or ``sidecar_calls_finished``. The router checks those two attributes,
+nothing more, per request.
 """
 
 from __future__ import annotations
@@ -87,19 +88,24 @@ class PreCallRunner:
 
 
 class EventBus:
-    """Hands :class:`CallEvent` s to ``sidecar_call_finished`` off the request path.
+    """Hands :class:`CallEvent` s to ``sidecar_call_finished`` and ``sidecar_calls_finished``
+    off the request path.
 
-    :meth:`emit` appends to a list; once per turn of the event loop the batch goes to the
-    ``async def`` implementations (a task) and to the plain ones (one background thread), so a
-    request never waits for them. At most ``max_pending`` events wait; beyond that they are
-    dropped, counted in ``dropped`` and logged (at most one line every 10 s).
+    :meth:`emit` appends to a list; once per turn of the event loop the batch goes to the plain
+    batch implementations (called there, on the loop: they must not block), to the ``async def``
+    ones (a task) and to the plain per-event ones (one background thread), so a request never
+    waits for them. At most ``max_pending`` events wait; beyond that they are dropped, counted in
+    ``dropped`` and logged (at most one line every 10 s).
     """
 
-    def __init__(self, impls: list[Any], app: web.Application, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(self, impls: list[Any], app: web.Application, max_pending: int = DEFAULT_MAX_PENDING,
+                 batch_impls: list[Any] | None = None) -> None:
         self.app = app
         self.max_pending = max_pending
         self.async_impls = [i for i in impls if inspect.iscoroutinefunction(i.function)]
         self.sync_impls = [i for i in impls if not inspect.iscoroutinefunction(i.function)]
+        self.batch_async = [i for i in batch_impls or () if inspect.iscoroutinefunction(i.function)]
+        self.batch_sync = [i for i in batch_impls or () if not inspect.iscoroutinefunction(i.function)]
         self.dropped = 0
         self.delivered = 0
         self._batch: list[CallEvent] = []
@@ -131,13 +137,21 @@ class EventBus:
         batch, self._batch = self._batch, []
         if not batch:
             return
+        for impl in self.batch_sync:
+            try:
+                _call(impl, events=batch, app=self.app)
+            except Exception as exc:
+                self._failed(impl, exc, "sidecar_calls_finished")
+        if not (self.sync_impls or self.async_impls or self.batch_async):
+            self.delivered += len(batch)
+            return
         if self.sync_impls:
             self._waiting += len(batch)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._deliver_in_thread, name="sidecar-events", daemon=True)
                 self._thread.start()
             self._queue.put(batch)
-        if self.async_impls:
+        if self.async_impls or self.batch_async:
             self._waiting += len(batch)
             task = asyncio.ensure_future(self._deliver_async(batch))
             self._tasks.add(task)
@@ -145,6 +159,11 @@ class EventBus:
 
     async def _deliver_async(self, batch: list[CallEvent]) -> None:
         try:
+            for impl in self.batch_async:
+                try:
+                    await _call(impl, events=batch, app=self.app)
+                except Exception as exc:
+                    self._failed(impl, exc, "sidecar_calls_finished")
             for event in batch:
                 for impl in self.async_impls:
                     try:
@@ -177,12 +196,12 @@ class EventBus:
         self._waiting -= count
         self.delivered += count
 
-    def _failed(self, impl: Any, exc: Exception) -> None:
+    def _failed(self, impl: Any, exc: Exception, hook: str = "sidecar_call_finished") -> None:
         now = time.monotonic()
         if now - self._logged_failure.get(impl.plugin_name, 0.0) >= _LOG_EVERY:
             self._logged_failure[impl.plugin_name] = now
-            log.error("plugin %s: sidecar_call_finished failed: %s: %s (logged at most every %g s)",
-                      impl.plugin_name, type(exc).__name__, exc, _LOG_EVERY)
+            log.error("plugin %s: %s failed: %s: %s (logged at most every %g s)",
+                      impl.plugin_name, hook, type(exc).__name__, exc, _LOG_EVERY)
 
     async def close(self, seconds: float = DRAIN_SECONDS) -> None:
         """Deliver what is queued (for at most ``seconds``), then stop the thread."""
@@ -206,8 +225,10 @@ class Hooks:
         hook = pm.hook
         pre = _impls(hook.sidecar_pre_call)
         finished = _impls(hook.sidecar_call_finished)
+        batched = _impls(hook.sidecar_calls_finished)
         self.pre_call: PreCallRunner | None = PreCallRunner(pre, app) if pre else None
-        self.events: EventBus | None = EventBus(finished, app, max_pending) if finished else None
+        self.events: EventBus | None = (EventBus(finished, app, max_pending, batched)
+                                        if finished or batched else None)
         self.startup = _impls(hook.sidecar_startup)
         self.routes = _impls(hook.sidecar_routes)
         config = app[keys.CONFIG]

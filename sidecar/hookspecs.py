@@ -91,6 +91,19 @@ def sidecar_call_finished(event: CallEvent, app: web.Application) -> None:
 
 
 @hookspec
+def sidecar_calls_finished(events: list[CallEvent], app: web.Application) -> None:
+    """The same events as :func:`sidecar_call_finished`, a batch at a time: called once per turn
+    of the event loop with that turn's events, in order (do not change the list).
+
+    For sinks that take events in bulk (a table, an exporter): one call per batch, not one per
+    event. A plain implementation is called on the event loop itself, right after the turn's
+    answers were handed over, so it must not block (append to a buffer, update counters); an
+    ``async def`` one is awaited in a task. Failures are logged as for
+    :func:`sidecar_call_finished`, and the same ``max_pending_events`` bound applies.
+    """
+
+
+@hookspec
 def sidecar_routes(app: web.Application) -> list[web.RouteDef] | None:
     """Extra HTTP routes this plugin serves: a list of ``aiohttp.web`` route definitions
     (``web.get("/metrics", handler)``). They go through the sidecar's middlewares (the master key

@@ -53,6 +53,30 @@ class AsyncRecorder(Recorder):
         self.events.append(event)
 
 
+class BatchRecorder:
+    """Collects the same events through ``sidecar_calls_finished``, a batch at a time; the plain
+    one is called on the event loop itself."""
+
+    def __init__(self) -> None:
+        self.events: list[CallEvent] = []
+        self.batches = 0
+
+    @hookimpl
+    def sidecar_calls_finished(self, events: list[CallEvent], app: web.Application) -> None:
+        asyncio.get_running_loop()  # (raises RuntimeError anywhere but on the loop)
+        assert app[keys.HOOKS].events is not None
+        self.batches += 1
+        self.events += events
+
+
+class AsyncBatchRecorder(BatchRecorder):
+    @hookimpl
+    async def sidecar_calls_finished(self, events: list[CallEvent]) -> None:
+        await asyncio.sleep(0)
+        self.batches += 1
+        self.events += events
+
+
 # ---------------------------------------------------------------- sidecar_pre_call
 
 
@@ -105,7 +129,8 @@ async def test_a_pre_call_hook_refuses_with_its_status_and_no_upstream_call(make
 # ---------------------------------------------------------------- sidecar_call_finished
 
 
-@pytest.mark.parametrize("recorder_type", [Recorder, AsyncRecorder], ids=["sync", "async"])
+@pytest.mark.parametrize("recorder_type", [Recorder, AsyncRecorder, BatchRecorder, AsyncBatchRecorder],
+                         ids=["sync", "async", "batch", "async-batch"])
 async def test_every_attempt_of_a_retried_fallen_back_stream_is_an_event(make_client, openai_fake, recorder_type):
     recorder = recorder_type()
     entries = group("main", "flaky", "error-503", base=openai_fake.base_url, num_retries=1)
@@ -163,6 +188,12 @@ class Raising:
         raise RuntimeError("this plugin is broken")
 
 
+class RaisingBatch:
+    @hookimpl
+    def sidecar_calls_finished(self, events: list[CallEvent]) -> None:
+        raise RuntimeError("this batch plugin is broken")
+
+
 class Blocking:
     """Blocks in the hook until told to go: a slow plugin, without timing anything."""
 
@@ -188,9 +219,9 @@ class SlowAsync:
 
 
 async def test_failing_and_stuck_hooks_leave_answers_untouched(make_client, openai_fake, caplog):
-    blocking, slow, recorder = Blocking(), SlowAsync(), Recorder()
+    blocking, slow, recorder, batches = Blocking(), SlowAsync(), Recorder(), BatchRecorder()
     client = await make_client({"model_list": group("g", "good", base=openai_fake.base_url)},
-                               pm=manager(Raising(), blocking, slow, recorder))
+                               pm=manager(Raising(), RaisingBatch(), blocking, slow, recorder, batches))
     try:
         for _ in range(3):  # each answered while both slow hooks are still stuck on the first event
             status, body, _ = await post(client, CHAT, {"model": "g", "messages": user("hi")})
@@ -202,7 +233,9 @@ async def test_failing_and_stuck_hooks_leave_answers_untouched(make_client, open
         blocking.go.set()
         slow.go.set()
     await until(lambda: blocking.seen == 4 and slow.seen == 4 and len(recorder.events) == 4, what="every delivery")
+    assert [e.call_id for e in batches.events] == [e.call_id for e in recorder.events]
     assert "sidecar_call_finished failed: RuntimeError: this plugin is broken" in caplog.text
+    assert "sidecar_calls_finished failed: RuntimeError: this batch plugin is broken" in caplog.text
 
 
 async def test_events_beyond_the_bound_are_dropped_counted_and_logged(make_client, openai_fake, caplog):

@@ -472,14 +472,12 @@ async def test_rows_are_written_in_slices_wait_for_a_lock_held_elsewhere_and_rea
     spend_log = await store.SpendLog.open(str(path), 0)
     try:
         assert spend_log.writer is not None
-        for event in events("a", 250):
-            spend_log.add(event)
+        spend_log.add(events("a", 250))
         assert await spend_log.flush() == 250 and count_rows(path) == 250
 
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # (another worker writing)
-        for event in events("b", 60):
-            spend_log.add(event)
+        spend_log.add(events("b", 60))
         flushing = asyncio.ensure_future(spend_log.flush())
         ticks = 0
         while not flushing.done() and ticks < 20:  # the loop keeps turning meanwhile

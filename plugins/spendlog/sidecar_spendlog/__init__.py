@@ -58,13 +58,15 @@ async def sidecar_startup(app: web.Application) -> None:
 
 
 class Recorder:
-    """Hands each finished call to the app's spend log: registered only while it is on."""
+    """Hands each turn's finished calls to the app's spend log: registered only while it is on.
+    A plain batch hook: it runs on the event loop once per turn and only queues rows (the writer
+    is a task of its own), so no task or coroutine is made per event."""
 
     @hookimpl
-    async def sidecar_call_finished(self, event: CallEvent, app: web.Application) -> None:
+    def sidecar_calls_finished(self, events: list[CallEvent], app: web.Application) -> None:
         spend_log = app.get(SPEND_LOG)
         if spend_log is not None:
-            spend_log.add(event)
+            spend_log.add(events)
 
 
 @hookimpl

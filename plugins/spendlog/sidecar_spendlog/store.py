@@ -183,14 +183,16 @@ class SpendLog:
         app's cleanup never runs): an open connection's thread would keep the process alive."""
         self._task = asyncio.ensure_future(self._run())
 
-    def add(self, event: CallEvent) -> None:
-        """Queue the row of ``event`` if it is a request's final one (never blocks, never raises)."""
-        if not event.final or not self.recording or self._closing:
+    def add(self, events: list[CallEvent]) -> None:
+        """Queue the rows of the requests' final events among ``events`` (never blocks, never raises)."""
+        if not self.recording or self._closing:
             return
-        if len(self._rows) >= MAX_PENDING_ROWS:
-            self._drop(1)
-            return
-        self._rows.append(row_of(event))
+        rows = [row_of(event) for event in events if event.final]
+        room = MAX_PENDING_ROWS - len(self._rows)
+        if len(rows) > room:
+            self._drop(len(rows) - max(room, 0))
+            rows = rows[:max(room, 0)]
+        self._rows += rows
         if len(self._rows) >= BATCH_ROWS:
             self._wake.set()
 
