@@ -110,6 +110,14 @@ COLUMNS = ("request_id", "start_ms", "end_ms", "first_ms", "capability", "stream
 _INSERT = f"INSERT OR IGNORE INTO spend_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _encode = msgspec.json.Encoder(enc_hook=str).encode  # (a pre-call hook may have put any object there)
 
+# Python's sqlite3 "adapts" every bound value that is not an int, float, str or bytearray, None
+# included: a registry lookup, then two failed attribute lookups per NULL. A typical row binds five
+# NULLs, and that was a fifth of its insert (callgrind: 55,000 -> 44,500 instructions a row). With
+# an adapter registered for None (``{}.get``: a C function that returns None) it is one dictionary
+# lookup. The same NULL is bound either way; the registry is process-wide, and this entry changes
+# nothing for other users of sqlite3 in the process.
+sqlite3.register_adapter(type(None), {}.get)
+
 
 def row_of(event: CallEvent) -> tuple[Any, ...]:
     """The table row of a request's final event (cost only when it was served and priced). Times
