@@ -39,9 +39,8 @@ def create_app(config: Config, pm: pluggy.PluginManager | None = None, workers: 
     ``workers`` > 1 it is one of several processes sharing the database (:mod:`sidecar.sync`)."""
     pm = pm or get_plugin_manager()
     providers = collect_providers(pm)
-    mw = [middlewares.errors]
+    mw = [middlewares.guard(config.general.master_key)]
     if config.general.master_key:
-        mw.append(middlewares.auth(config.general.master_key))
         KNOWN_SECRETS.add([config.general.master_key])  # masked in every log line
     if workers > 1:
         mw.append(sync.fresh_registry)

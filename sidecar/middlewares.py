@@ -1,4 +1,8 @@
-"""Middlewares: OpenAI error envelopes for every failure, and the master key."""
+"""The one middleware: the master key, and OpenAI's error envelope for every failure.
+
+Both in one coroutine layer: aiohttp adds a layer of its own to any middleware chain, and each
+layer is a frame and an await on every request.
+"""
 
 from __future__ import annotations
 
@@ -19,23 +23,41 @@ log = logging.getLogger("sidecar")
 PUBLIC_PREFIXES = ("/health/",)
 
 
-@web.middleware
-async def errors(request: web.Request, handler) -> web.StreamResponse:
-    """Every error leaves as ``{"error": {message, type, param, code}}``, never a traceback."""
-    try:
-        return await handler(request)
-    except SidecarError as err:
-        err.message = scrub(err.message)
-        return error_response(err)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+def guard(master_key: str | None) -> web.middleware:
+    """The middleware: with ``master_key``, required on every route but the public ones
+    (:func:`is_public`); every error leaves as ``{"error": {message, type, param, code}}``,
+    never a traceback."""
+    expected = master_key.encode() if master_key else None
+    bearer = b"Bearer " + expected if expected else b""
+
+    @web.middleware
+    async def sidecar_guard(request: web.Request, handler) -> web.StreamResponse:
+        try:
+            if expected is not None:
+                match_info = request.match_info
+                resource = match_info.route.resource
+                if not is_public(request.path if resource is None else resource.canonical, match_info.handler):
+                    # what the OpenAI SDKs send, compared first (in constant time); anything else,
+                    # every key header, as check_key reads them (a fifth of the work)
+                    sent = request.headers.get(_AUTHORIZATION)
+                    if sent is None or not hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), bearer):
+                        check_key(request, expected)
+            return await handler(request)
+        except SidecarError as err:
+            err.message = scrub(err.message)
+            return error_response(err)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(_from_http_exception(request, exc))
+        except asyncio.CancelledError:
             raise
-        return error_response(_from_http_exception(request, exc))
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error serving %s %s", request.method, request.path)
-        return error_response(SidecarError(500, "internal error in llm-sidecar; see its log", type="internal_error"))
+        except Exception:
+            log.exception("unhandled error serving %s %s", request.method, request.path)
+            return error_response(SidecarError(500, "internal error in llm-sidecar; see its log",
+                                               type="internal_error"))
+
+    return sidecar_guard
 
 
 def _from_http_exception(request: web.Request, exc: web.HTTPException) -> SidecarError:
@@ -74,29 +96,23 @@ def presented_keys(request: web.Request) -> list[str]:
 
 
 _KEY_HEADERS = tuple(istr(name) for name in ("x-litellm-api-key", "Authorization", "x-api-key", "api-key"))
+_AUTHORIZATION = _KEY_HEADERS[1]
 """(``istr``: the case-insensitive headers look them up without folding the name each time)"""
 
 
 def is_public(path: str, handler: object) -> bool:
-    """Whether ``path`` (or its route's template) is served without the master key: health
-    checks, and handlers marked with :func:`sidecar.hooks.public`."""
+    """Whether a route is served without the master key: one whose template (``path``; the
+    request's path when no route matched) is a health check's, or whose handler is marked with
+    :func:`sidecar.hooks.public`."""
     return path.startswith(PUBLIC_PREFIXES) or getattr(handler, "sidecar_public", False)
 
 
-def auth(master_key: str) -> web.middleware:
-    """A middleware requiring ``master_key`` on every route but health checks."""
-    expected = master_key.encode()
-
-    @web.middleware
-    async def require_master_key(request: web.Request, handler) -> web.StreamResponse:
-        if not is_public(request.path, request.match_info.handler):
-            sent = presented_keys(request)
-            if not sent:
-                raise SidecarError(401, "missing API key: send 'Authorization: Bearer <key>', 'x-api-key: <key>' "
-                                        "or 'api-key: <key>'", code="missing_api_key")
-            # every candidate is compared (no early exit), each in constant time
-            if not sum(hmac.compare_digest(key.encode(), expected) for key in sent):
-                raise SidecarError(401, "invalid API key", code="invalid_api_key")
-        return await handler(request)
-
-    return require_master_key
+def check_key(request: web.Request, expected: bytes) -> None:
+    """A 401 unless one of the keys the client sent is ``expected``."""
+    sent = presented_keys(request)
+    if not sent:
+        raise SidecarError(401, "missing API key: send 'Authorization: Bearer <key>', 'x-api-key: <key>' "
+                                "or 'api-key: <key>'", code="missing_api_key")
+    # every candidate is compared (no early exit), each in constant time
+    if not sum(hmac.compare_digest(key.encode("utf-8", "surrogateescape"), expected) for key in sent):
+        raise SidecarError(401, "invalid API key", code="invalid_api_key")

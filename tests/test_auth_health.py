@@ -76,6 +76,26 @@ async def test_wrong_key_is_401(make_client, headers):
     assert err["type"] == "authentication_error"
 
 
+async def raw_request(client, head: bytes) -> bytes:
+    """The raw answer to ``head`` (a request with no body) sent over a socket of its own."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(head + b"Host: x\r\nConnection: close\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+async def test_keys_that_are_not_utf8_and_paths_through_health_are_refused(make_client):
+    client = await make_client(SECURED)
+    for header in (b"Authorization: Bearer \xff\xfe", b"x-api-key: \xff", b"Authorization: \xc3"):
+        answer = await raw_request(client, b"GET /v1/models HTTP/1.1\r\n" + header + b"\r\n")
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+    # a path that starts like a health check's but names another route needs the key
+    for path in (b"/health/../v1/models", b"/health/%2e%2e/v1/models", b"/health//../v1/models"):
+        answer = await raw_request(client, b"GET " + path + b" HTTP/1.1\r\n")
+        assert answer.split(b" ", 2)[1] in (b"401", b"404"), answer[:200]
+
+
 async def test_auth_runs_before_body_checks(make_client):
     client = await make_client(SECURED)
     resp = await client.post("/v1/chat/completions", data=b"{not json", headers={"Content-Type": "application/json"})
