@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import random
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from sidecar.provider import ProviderCall
 from sidecar.registry import Deployment, Registry
 from sidecar.routing import report
 from sidecar.routing.choose import candidates, estimate_input_tokens, pick
+from sidecar.routing.ids import call_id
 from sidecar.routing.policy import RequestOptions, RouteInfo, RouterPolicy, route_info
 from sidecar.routing.state import RouterState
 
@@ -60,7 +60,7 @@ class RoutedCall:
     openai_params: frozenset[str]
     opts: RequestOptions
     stream: bool = False
-    id: str = field(default_factory=lambda: call_id())
+    id: str = field(default_factory=call_id)
     started: float = field(default_factory=time.monotonic)
     deadline: float | None = None
     estimate: int = 0
@@ -92,23 +92,6 @@ class RoutedCall:
     """The last failed attempt's event, held until it is known whether the client gets its error."""
     resolved: tuple[list[Deployment], str | None] | None = None
     """What the requested group resolved to when the call began (its deployments, a wildcard's capture)."""
-
-
-_ids = random.Random()
-os.register_at_fork(after_in_child=_ids.seed)  # (a forked worker must not repeat its parent's ids)
-_id_bits = _ids.getrandbits
-_RANDOM_MASK = ~(0xF << 76 | 0x3 << 62)  # (80 random bits but the version's 4 and the variant's 2)
-_VERSION_7 = 0x7 << 76 | 0x2 << 62
-
-
-def call_id() -> str:
-    """A time-ordered (version 7, RFC 9562) UUID as text: the Unix time in milliseconds, then 74
-    random bits from a private generator seeded by the OS (no ``uuid.UUID``, no system call per
-    request). Ids need to be unique, not unguessable. Time-ordered because the spend log indexes
-    them: random (version 4) ids land all over the index, and each insert cost 82 µs instead of
-    13 once the table held 400,000 rows, a few minutes of traffic (``bench/spendlog_rows.py``)."""
-    h = "%012x%020x" % (time.time_ns() // 1_000_000, _id_bits(80) & _RANDOM_MASK | _VERSION_7)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Router:
