@@ -26,14 +26,15 @@ class PreCall(msgspec.Struct, kw_only=True):
     stream: bool = False
 
 
-class CallEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+class CallEvent(msgspec.Struct, omit_defaults=True):
     """One finished upstream call attempt (``sidecar_call_finished``).
 
     Every attempt of a request gives one event: a failed attempt that was retried or fallen back
     from has ``final`` false; the attempt whose answer (or error) the client got has ``final``
     true. A request refused before any attempt (an unknown model, no deployment free, a pre-call
     hook's refusal) gives one final event with no ``deployment_id``. Durations are seconds.
-    Encodes to JSON with ``msgspec.json.encode(event)``.
+    Encodes to JSON with ``msgspec.json.encode(event)``. Made by the router; a plugin that makes
+    one (a test) passes its fields by keyword: their order may change.
     """
 
     call_id: str
