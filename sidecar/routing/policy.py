@@ -196,7 +196,7 @@ _NO_OPTIONS = RequestOptions()
 
 def request_options(body: dict[str, Any], header_timeout: str | None) -> RequestOptions:
     """The request's router keys, type-checked: a wrong type is a 400 naming the key."""
-    if header_timeout is None and not ROUTER_BODY_KEYS.intersection(body):
+    if header_timeout is None and ROUTER_BODY_KEYS.isdisjoint(body):
         return _NO_OPTIONS
     opts = RequestOptions()
     retries = body.get("num_retries")

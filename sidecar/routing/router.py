@@ -106,6 +106,8 @@ class Router:
         self._groups: dict[int, tuple[list[Deployment], list[RouteInfo], bool, bool]] = {}
         """By the id of a resolved deployment list: its routes, whether one has a ``tpm`` limit,
         and whether it is a single deployment with no limit (cleared when the registry changes)."""
+        self._names: dict[tuple[str, str], tuple[str, str]] = {}
+        """By (deployment id, group): the two as header values (:func:`header_value`, made once)."""
         self.pre_call: PreCallRunner | None = None
         """``sidecar_pre_call`` implementations, if any plugin has one (:mod:`sidecar.hooks`)."""
         self.events: EventBus | None = None
@@ -130,6 +132,7 @@ class Router:
             self._live_version = self.registry.version
             self.state.forget({dep.id for dep in self.registry})
             self._groups.clear()
+            self._names.clear()
         call.resolved = self.resolve(call.group)
         if not call.resolved[0]:
             raise self.registry.not_found(call.group)
@@ -211,10 +214,15 @@ class Router:
         dep, route = call.dep, call.route
         assert dep is not None and route is not None
         total_ms = (time.monotonic() - call.started) * 1000
+        names = self._names.get((dep.id, call.served_group))
+        if names is None:
+            if len(self._names) >= 4096:
+                self._names.clear()
+            names = self._names[dep.id, call.served_group] = (header_value(dep.id), header_value(call.served_group))
         headers = {
             "x-litellm-call-id": call.id,
-            "x-litellm-model-id": header_value(dep.id),
-            "x-litellm-model-group": header_value(call.served_group),
+            "x-litellm-model-id": names[0],
+            "x-litellm-model-group": names[1],
             "x-litellm-attempted-retries": str(call.retries),
             "x-litellm-max-retries": str(call.max_retries),
             "x-litellm-attempted-fallbacks": str(call.fallbacks),
