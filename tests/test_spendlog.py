@@ -198,6 +198,32 @@ async def test_metadata_a_hook_made_unencodable_is_kept_as_text(make_client, ope
     assert row["metadata"] == {"team": "team-7"}
 
 
+class Broken:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+class BrokenTagger:
+    """A pre-call hook that puts an object no encoder can write into the body's metadata."""
+
+    @hookimpl
+    def sidecar_pre_call(self, call) -> None:
+        call.body["metadata"] = {"team": Broken()} if call.body.get("user") == "broken" else None
+
+
+async def test_metadata_nothing_can_encode_costs_only_its_own_rows_metadata(make_client, openai_fake):
+    """A turn's events are queued together: one bad event must not lose the others' rows."""
+    pm = get_plugin_manager()
+    pm.register(BrokenTagger())
+    client = await make_client(spend_config(priced("g", "good", base=openai_fake.base_url)), pm=pm)
+    answers = await asyncio.gather(*(post(client, CHAT, {"model": "g", "messages": user("hi"), "user": who})
+                                     for who in ("ok-1", "broken", "ok-2")))
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    rows = await spend_rows(client, 3)
+    assert sorted(row["user"] for row in rows) == ["broken", "ok-1", "ok-2"]
+    assert all(row["metadata"] == {} for row in rows)  # (a row without metadata shows {})
+
+
 # ---------------------------------------------------------------- GET /spend/logs
 
 
