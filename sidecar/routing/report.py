@@ -24,18 +24,14 @@ _POSITIONAL = ("call_id", "requested_group", "group", "capability", "stream", "d
                "fallback", "final", "batch", "cooled_down", "prompt_tokens", "completion_tokens", "total_tokens",
                "cached_tokens", "reasoning_tokens", "cost", "start_time", "duration", "upstream_duration",
                "time_to_first_token", "remaining_requests", "remaining_tokens", "user", "metadata")
-"""The order :func:`served` passes a CallEvent's fields in (checked against the class below)."""
+"""The order :func:`_base` passes a CallEvent's fields in (checked against the class below)."""
 if CallEvent.__struct_fields__ != _POSITIONAL:  # pragma: no cover - a field added or moved in events.py
     raise ImportError(f"sidecar.routing.report passes CallEvent's fields in the order {_POSITIONAL}, "
                       f"not its own {CallEvent.__struct_fields__}")
 
 
 def served(router: Router, call: RoutedCall, usage: Any, now: float) -> CallEvent:
-    """The event of the attempt whose answer the client got (a stream: when it ended).
-
-    One event per request: its fields are worked out first and passed by position. msgspec
-    matches keyword arguments field by field, which for this 34-field struct cost about
-    12,000 instructions an event, against about 2,000 this way (callgrind)."""
+    """The event of the attempt whose answer the client got (a stream: when it ended)."""
     dep = call.dep
     assert dep is not None
     group = call.served_group
@@ -43,14 +39,14 @@ def served(router: Router, call: RoutedCall, usage: Any, now: float) -> CallEven
     err = call.error
     if err is not None:  # a stream that failed after its first chunk
         ok, status, kind, code, message = False, err.status, getattr(err, "kind", None), err.code, err.message
-    prompt = completion = total = cached = reasoning = 0
+    tokens = _NO_TOKENS
     cost = None
     if usage is not None:
         prompt = getattr(usage, "prompt_tokens", 0) or 0
         completion = getattr(usage, "completion_tokens", 0) or 0
-        total = getattr(usage, "total_tokens", 0) or prompt + completion
-        cached = _detail(getattr(usage, "prompt_tokens_details", None), "cached_tokens")
-        reasoning = _detail(getattr(usage, "completion_tokens_details", None), "reasoning_tokens")
+        tokens = (prompt, completion, getattr(usage, "total_tokens", 0) or prompt + completion,
+                  _detail(getattr(usage, "prompt_tokens_details", None), "cached_tokens"),
+                  _detail(getattr(usage, "completion_tokens_details", None), "reasoning_tokens"))
         if err is None:
             cost = call.cost  # (priced once, for the x-litellm-response-cost header)
             if cost is None and call.provider_call is not None:
@@ -62,22 +58,14 @@ def served(router: Router, call: RoutedCall, usage: Any, now: float) -> CallEven
     remaining_requests = remaining_tokens = None
     limits = call.route.limits if call.route is not None else None
     if limits is not None and (limits.rpm is not None or limits.tpm is not None):
-        requests, tokens, _, _ = router.state.usage(dep.id, now)
+        requests, used, _, _ = router.state.usage(dep.id, now)
         if limits.rpm is not None:
             remaining_requests = max(limits.rpm - requests, 0)
         if limits.tpm is not None:
-            remaining_tokens = max(limits.tpm - tokens, 0)
-    body = call.body
-    user, metadata = body.get("user"), body.get("metadata")
-    attempts = call.attempts
-    duration = now - call.started
-    return CallEvent(
-        call.id, call.group, group, call.capability, call.stream, dep.id, dep.provider.name, dep.upstream_model(),
-        ok, status, None, kind, code, message, max(sum(attempts.values()), 1), attempts.get(group, 0) > 1,
-        group != call.group and call.fallbacks > 0, True, call.batch, False, prompt, completion, total, cached,
-        reasoning, cost, time.time() - duration, duration, call.upstream_seconds, first, remaining_requests,
-        remaining_tokens, user if isinstance(user, str) else None, metadata if isinstance(metadata, dict) else None,
-    )
+            remaining_tokens = max(limits.tpm - used, 0)
+    return _base(call, group, dep, now, original=group == call.group or not call.fallbacks, ok=ok, status=status,
+                 kind=kind, code=code, message=message, tokens=tokens, cost=cost, first=first,
+                 remaining=(remaining_requests, remaining_tokens))
 
 
 def attempt_failed(router: Router, call: RoutedCall, group: str, dep: Deployment, err: ProviderError,
@@ -107,20 +95,31 @@ def final_failure(router: Router, call: RoutedCall, err: SidecarError) -> None:
     router.events.emit(event)
 
 
-def _base(call: RoutedCall, group: str, dep: Deployment | None, now: float, original: bool,
-          final: bool = True) -> CallEvent:
+_NO_TOKENS = (0, 0, 0, 0, 0)
+
+
+def _base(call: RoutedCall, group: str, dep: Deployment | None, now: float, original: bool, final: bool = True, *,
+          ok: bool = True, status: int = 200, kind: str | None = None, code: str | None = None,
+          message: str | None = None, tokens: tuple[int, int, int, int, int] = _NO_TOKENS, cost: float | None = None,
+          first: float | None = None, remaining: tuple[int | None, int | None] = (None, None)) -> CallEvent:
+    """The event of one attempt (``tokens``: prompt, completion, total, cached, reasoning).
+
+    Its fields are passed to CallEvent by position: msgspec matches keyword arguments field by
+    field, which for this 34-field struct cost about 12,000 instructions an event, against about
+    2,000 by position (callgrind). The order is checked against the class at import."""
     body = call.body
     metadata = body.get("metadata")
     user = body.get("user")
-    attempts = sum(call.attempts.values())
+    attempts = call.attempts
     duration = now - call.started
     return CallEvent(
-        call_id=call.id, requested_group=call.group, group=group, capability=call.capability, stream=call.stream,
-        deployment_id=dep.id if dep is not None else None, provider=dep.provider.name if dep is not None else None,
-        model=dep.upstream_model() if dep is not None else None,
-        attempt=max(attempts, 1), retry=call.attempts.get(group, 0) > 1, fallback=not original, final=final,
-        batch=call.batch, start_time=time.time() - duration, duration=duration, upstream_duration=call.upstream_seconds,
-        user=user if isinstance(user, str) else None, metadata=metadata if isinstance(metadata, dict) else None,
+        call.id, call.group, group, call.capability, call.stream,
+        dep.id if dep is not None else None, dep.provider.name if dep is not None else None,
+        dep.upstream_model() if dep is not None else None,
+        ok, status, None, kind, code, message, max(sum(attempts.values()), 1), attempts.get(group, 0) > 1,
+        not original, final, call.batch, False, *tokens, cost, time.time() - duration, duration,
+        call.upstream_seconds, first, *remaining,
+        user if isinstance(user, str) else None, metadata if isinstance(metadata, dict) else None,
     )
 
 
