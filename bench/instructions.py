@@ -66,14 +66,15 @@ def drive(port: int, body: dict, requests: int, concurrency: int) -> int:
     return len(failed)
 
 
-def measure(b: run.Bench, target: str, point: str, requests: int, concurrency: int, keep: Path | None) -> float:
+def measure(b: run.Bench, target: str, point: str, requests: int, concurrency: int, keep: Path | None,
+            general: dict[str, str] | None = None) -> float:
     """Instructions per request of ``target`` at ``point`` (the warm-up and start-up not counted)."""
     dump = b.tmp / f"callgrind.{target}.out"
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", "--dump-instr=no", "--collect-jumps=no"]
     port = common.free_port()
     if target == "sidecar":
         cfg = b.tmp / "instructions.yaml"
-        common.write_config(cfg, b.upstream.base, 10, b.tmp / f"instructions-{time.time_ns()}.db")
+        common.write_config(cfg, b.upstream.base, 10, b.tmp / f"instructions-{time.time_ns()}.db", general=general)
         argv, env = b.sidecar_argv(cfg, port, uvloop=False)  # (python -c, uvloop hidden: asyncio)
     else:
         argv = [str(common.VENV_PY), str(common.BENCH / "passthrough.py"), "--port", str(port),
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sidecar-pythonpath", default=None, metavar="DIR",
                    help="measure a patched copy of sidecar/ and the plugins found first on this path")
     p.add_argument("--keep", default=None, metavar="DIR", help="copy the measured callgrind dumps here")
+    p.add_argument("--general", action="append", default=[], metavar="KEY=VALUE",
+                   help="a general_settings entry for the sidecar's config (repeatable), e.g. disable_spend_logs=true")
     args = p.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind (with callgrind_control) is not installed: apt install valgrind", file=sys.stderr)
@@ -127,13 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     b = run.Bench(ns)
     b.meta["venv_has_uvloop"] = True  # (sidecar_argv then starts it through python -c with uvloop hidden)
     keep = Path(args.keep) if args.keep else None
+    malformed = [g for g in args.general if "=" not in g]
+    if malformed:
+        p.error(f"--general takes KEY=VALUE, not {malformed[0]!r}")
+    general = dict(g.split("=", 1) for g in args.general)
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     results: dict[str, float] = {}
     try:
         b.upstream = b.start_upstream("raw")
         for target in targets:
-            results[target] = measure(b, target, args.point, args.requests, args.concurrency, keep)
+            results[target] = measure(b, target, args.point, args.requests, args.concurrency, keep, general)
             common.log(f"{target} {args.point}: {results[target]:,.0f} instructions per request")
     finally:
         for s in b.servers:

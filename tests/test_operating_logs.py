@@ -64,3 +64,19 @@ async def test_json_log_lines_carry_the_call_id(make_client, openai_fake):
     failure = next(line for line in lines if "failed: 503" in line["message"])
     assert failure["call_id"] == headers["x-litellm-call-id"]
     assert failure["level"] == "WARNING" and failure["logger"] == "sidecar"
+
+
+def test_calls_tag_log_lines_only_once_json_logs_exist(monkeypatch):
+    """Setting the call id costs every request; only the JSON formatter reads it."""
+    import contextvars
+
+    from sidecar.logs import CALL_ID, CallTagging, JsonFormatter, tag_call
+
+    monkeypatch.setattr(CallTagging, "on", False)
+    ctx = contextvars.Context()
+    ctx.run(tag_call, "call-1")
+    assert ctx.get(CALL_ID) is None  # text logs: nothing set
+    JsonFormatter()
+    assert CallTagging.on
+    ctx.run(tag_call, "call-2")
+    assert ctx.get(CALL_ID) == "call-2"

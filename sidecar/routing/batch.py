@@ -15,7 +15,7 @@ from aiohttp import web
 
 from sidecar.errors import SidecarError, bad_request
 from sidecar.http import header_value, json_response
-from sidecar.logs import CALL_ID
+from sidecar.logs import tag_call
 from sidecar.routing.router import RoutedCall, Router
 from sidecar.routing.serve import new_call
 from sidecar.wire import OPENAI_CHAT_PARAMS
@@ -49,7 +49,7 @@ async def batch_completions(request: web.Request, router: Router, body: dict[str
 
 async def _member(request: web.Request, router: Router, call: RoutedCall) -> tuple[Any, bool]:
     """One member's completion, or its error; and whether it succeeded."""
-    CALL_ID.set(call.id)  # (its own task: its log lines carry its own id)
+    tag_call(call.id)  # (its own task: its log lines carry its own id)
     try:
         result = await router.run(request, call)
     except SidecarError as err:

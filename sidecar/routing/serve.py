@@ -10,7 +10,7 @@ from sidecar import keys
 from sidecar.dispatch import wants_base64
 from sidecar.errors import SidecarError
 from sidecar.http import json_response
-from sidecar.logs import CALL_ID
+from sidecar.logs import CALL_ID, CallTagging
 from sidecar.provider import CAPABILITY_METHODS
 from sidecar.relay import relay_raw
 from sidecar.routing.policy import request_options
@@ -27,7 +27,8 @@ def new_call(request: web.Request, body: dict[str, Any], typed: Any, group: str,
     call = RoutedCall(group=group, method=CAPABILITY_METHODS[capability], capability=capability, body=body, typed=typed,
                       openai_params=openai_params, opts=request_options(body, request.headers.get("x-litellm-timeout")),
                       stream=bool(body.get("stream")))
-    CALL_ID.set(call.id)  # (log lines of this request carry it: --log-format json)
+    if CallTagging.on:  # (log lines of this request carry it: --log-format json)
+        CALL_ID.set(call.id)
     return call
 
 
