@@ -519,3 +519,29 @@ async def test_rows_are_written_in_slices_wait_for_a_lock_held_elsewhere_and_rea
         assert count_rows(copy) == count_rows(path) == 310
     finally:
         await spend_log.close()
+
+
+async def test_a_slice_is_one_insert_of_its_rows_each_kept_as_given(tmp_path):
+    """A slice's rows go in a few multi-row INSERTs (7 rows: 4, 2 and 1), each row as executemany
+    left it (NULLs, metadata, a repeated id ignored); a slice never binds more values than the
+    SQLite in use allows."""
+    path = tmp_path / "spend.db"
+    spend_log = await store.SpendLog.open(str(path), 0)
+    try:
+        assert spend_log._slice == min(store.WRITE_SLICE, sqlite3.connect(":memory:").getlimit(
+            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(store.COLUMNS))
+        batch = events("s", 7)
+        batch[2].metadata, batch[3].user, batch[4].time_to_first_token = {"tags": ["x"]}, "bob", 0.25
+        batch[5].call_id = batch[6].call_id  # (written twice: the second row is ignored)
+        spend_log.add(batch)
+        assert await spend_log.flush() == 7
+        async with aiosqlite.connect(path) as conn:
+            async with conn.execute(f"{spend_api._SELECT} ORDER BY rowid") as cur:
+                rows = list(await cur.fetchall())
+        assert [r[0] for r in rows] == ["s-0", "s-1", "s-2", "s-3", "s-4", "s-6"]
+        assert rows == [store.row_of(e) for e in batch[:5]] + [store.row_of(batch[5])]
+    finally:
+        await spend_log.close()
+    assert store.insert_sizes(7) == [4, 2, 1] and store.insert_sizes(64) == [64] and store.insert_sizes(37) == [32, 4, 1]
+    assert store.insert_rows(1) == store._INSERT
+    assert store.insert_rows(4).count("?") == 4 * len(store.COLUMNS)
