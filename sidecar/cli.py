@@ -107,6 +107,9 @@ def config_path(args: argparse.Namespace) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from sidecar import tls_startup
+
+    tls_startup.import_aiohttp()  # (first: its CA loading then runs in a thread while the app is built)
     from sidecar.logs import configure
     from sidecar.serve import serve
 

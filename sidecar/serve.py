@@ -45,6 +45,9 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
              "asyncio" if loop_factory is asyncio.new_event_loop else "uvloop",
              f", {workers} workers" if workers > 1 else "")
     options = dict(access_log=log if access_log else None, fd_limit=fd_limit)
+    from sidecar import tls_startup
+
+    tls_startup.wait()  # (aiohttp's TLS contexts hold their CAs before anything can use them)
     try:
         if workers > 1:
             from sidecar import workers as pool

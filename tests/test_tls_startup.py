@@ -1,0 +1,77 @@
+"""``sidecar serve`` imports aiohttp with its CA loading in a thread: the contexts end up as a
+plain import makes them, and the environment as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import json, os, ssl, sys, threading
+before = os.environ.get("SSL_CERT_FILE")
+from sidecar import tls_startup
+tls_startup.import_aiohttp()
+deferred = any(t.name == "sidecar-ca-load" for t in threading.enumerate())
+during = os.environ.get("SSL_CERT_FILE")
+tls_startup.wait()
+import aiohttp.connector as c
+plain = ssl.create_default_context()
+print(json.dumps({
+    "deferred": deferred, "env_before": before, "env_after": during,
+    "verified": c._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"],
+    "unverified": c._SSL_CONTEXT_UNVERIFIED.cert_store_stats()["x509_ca"],
+    "plain": plain.cert_store_stats()["x509_ca"],
+    "verify_mode": [c._SSL_CONTEXT_VERIFIED.verify_mode == ssl.CERT_REQUIRED, c._SSL_CONTEXT_VERIFIED.check_hostname],
+}))
+"""
+
+
+def probe(env: dict[str, str]) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+def ca_file() -> str:
+    import ssl
+
+    cafile = ssl.get_default_verify_paths().cafile
+    if cafile is None:
+        pytest.skip("this machine has no CA file for OpenSSL to load")
+    return cafile
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["SSL_CERT_FILE set", "OpenSSL's default file"])
+def test_the_contexts_get_every_ca_of_a_plain_import_and_the_environment_is_left_as_it_was(named):
+    cafile = ca_file()
+    env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
+    if named:
+        env["SSL_CERT_FILE"] = cafile
+    result = probe(env)
+    if not named and result["plain"] == 0:
+        pytest.skip("OpenSSL's default CA file is not where Python says")
+    assert result["deferred"] is True
+    assert result["env_after"] == result["env_before"] == (cafile if named else None)
+    assert result["verified"] == result["unverified"] == result["plain"] > 0
+    assert result["verify_mode"] == [True, True]
+
+
+def test_a_process_that_imported_aiohttp_already_gets_nothing_deferred():
+    code = ("import aiohttp, threading; from sidecar import tls_startup; tls_startup.import_aiohttp(); "
+            "print(any(t.name == 'sidecar-ca-load' for t in threading.enumerate())); tls_startup.wait()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_broken_ca_file_is_ignored_as_openssl_ignores_it(tmp_path):
+    """A plain import ignores a CA file OpenSSL cannot read (the contexts hold no CA from it); so
+    does the deferred load: the sidecar still starts."""
+    bad = tmp_path / "broken.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    env = {**os.environ, "SSL_CERT_FILE": str(bad), "SSL_CERT_DIR": str(tmp_path)}
+    result = probe(env)
+    assert result["deferred"] is True and result["env_after"] == str(bad)
+    assert result["verified"] == result["unverified"] == result["plain"] == 0
