@@ -11,11 +11,16 @@ DEFAULT_CONFIG = "config/sidecar.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sidecar import tls_startup
+
+    tls_startup.import_aiohttp()  # (before the plugins import it: its CA loading runs in a thread meanwhile)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.func is not cmd_serve:  # (serve waits for the CAs just before it listens)
+        tls_startup.wait()
     return args.func(args) or 0
 
 
@@ -107,9 +112,6 @@ def config_path(args: argparse.Namespace) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sidecar import tls_startup
-
-    tls_startup.import_aiohttp()  # (first: its CA loading then runs in a thread while the app is built)
     from sidecar.logs import configure
     from sidecar.serve import serve
 

@@ -75,3 +75,14 @@ def test_a_broken_ca_file_is_ignored_as_openssl_ignores_it(tmp_path):
     result = probe(env)
     assert result["deferred"] is True and result["env_after"] == str(bad)
     assert result["verified"] == result["unverified"] == result["plain"] == 0
+
+
+def test_the_cli_defers_before_anything_imports_aiohttp():
+    """``sidecar`` loads plugins (which import aiohttp) to build its commands: the deferred
+    import must come first, or it does nothing."""
+    code = ("import sys; from sidecar import tls_startup; seen = []; orig = tls_startup.import_aiohttp\n"
+            "def spy(): seen.append('aiohttp' in sys.modules); orig()\n"
+            "tls_startup.import_aiohttp = spy\n"
+            "from sidecar.cli import main; main(['plugins', '--json']); print('imported before:', seen)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip().endswith("imported before: [False]"), out.stdout[-300:]
