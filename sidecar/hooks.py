@@ -107,7 +107,6 @@ class EventBus:
         self.batch_async = [i for i in batch_impls or () if inspect.iscoroutinefunction(i.function)]
         self.batch_sync = [i for i in batch_impls or () if not inspect.iscoroutinefunction(i.function)]
         self.dropped = 0
-        self.delivered = 0
         self._batch: list[CallEvent] = []
         self._waiting = 0  # handed over, not yet delivered
         self._thread: threading.Thread | None = None
@@ -143,7 +142,6 @@ class EventBus:
             except Exception as exc:
                 self._failed(impl, exc, "sidecar_calls_finished")
         if not (self.sync_impls or self.async_impls or self.batch_async):
-            self.delivered += len(batch)
             return
         if self.sync_impls:
             self._waiting += len(batch)
@@ -172,7 +170,6 @@ class EventBus:
                         self._failed(impl, exc)
         finally:
             self._waiting -= len(batch)
-            self.delivered += len(batch)
 
     def _deliver_in_thread(self) -> None:
         while True:
@@ -188,13 +185,12 @@ class EventBus:
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 try:
-                    loop.call_soon_threadsafe(self._delivered, len(batch))
+                    loop.call_soon_threadsafe(self._delivered, len(batch))  # (on the loop: _waiting is the loop's)
                 except RuntimeError:  # the loop closed meanwhile
                     pass
 
     def _delivered(self, count: int) -> None:
         self._waiting -= count
-        self.delivered += count
 
     def _failed(self, impl: Any, exc: Exception, hook: str = "sidecar_call_finished") -> None:
         now = time.monotonic()
