@@ -254,10 +254,14 @@ class Choice(Struct, omit_defaults=True):
     finish_reason: str | None | UnsetType = UNSET
     logprobs: Json | None | UnsetType = UNSET
 
-    def __post_init__(self) -> None:
-        self.logprobs = None if self.logprobs is UNSET else normalise_logprobs(self.logprobs)
-        # some servers send null: the spec wants a reason
-        self.finish_reason = normalise_finish_reason(self.finish_reason, "stop")
+    def __post_init__(self) -> None:  # (per answer: the common cases cost a test each, no call)
+        logprobs = self.logprobs
+        if logprobs is UNSET:
+            self.logprobs = None
+        elif logprobs is not None:
+            normalise_logprobs(logprobs)
+        if self.finish_reason not in FINISH_REASONS:  # some servers send null: the spec wants a reason
+            self.finish_reason = normalise_finish_reason(self.finish_reason, "stop")
 
 
 class Usage(Struct, omit_defaults=True):
@@ -290,8 +294,11 @@ class ChatCompletion(Struct, omit_defaults=True):
     citations: list[Any] | None = None  # Perplexity, kept as LiteLLM keeps them
     search_results: list[Any] | None = None
 
-    def __post_init__(self) -> None:
-        _stamp(self, "chat.completion")
+    def __post_init__(self) -> None:  # (_stamp, inlined: one call less per answer)
+        if self.created is UNSET:
+            self.created = int(time.time())
+        if self.object is UNSET:
+            self.object = "chat.completion"
 
 
 class Delta(Struct, omit_defaults=True):
