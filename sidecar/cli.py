@@ -14,14 +14,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sidecar import tls_startup
 
     tls_startup.import_aiohttp()  # (before the plugins import it: its CA loading runs in a thread meanwhile)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    if args.func is not cmd_serve:  # (serve waits for the CAs just before it listens)
-        tls_startup.wait()
-    return args.func(args) or 0
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        if args.func is not cmd_serve:  # (serve waits for the CAs just before it listens)
+            tls_startup.wait()
+        return args.func(args) or 0
+    finally:
+        tls_startup.wait()  # (--help, a bad argument, a bad config: never exit inside OpenSSL's load)
 
 
 def build_parser() -> argparse.ArgumentParser:

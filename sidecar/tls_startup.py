@@ -6,8 +6,10 @@ sidecar imports it with OpenSSL pointed at no CA file (``SSL_CERT_FILE``, for th
 then loads the same file into both contexts in a thread (OpenSSL's load lets the GIL go) while
 the config is read and the app is built. :func:`wait` is called before the sidecar listens, forks
 its workers or runs any plugin's start-up, so every TLS connection sees the contexts exactly as a
-plain import would have made them. Everything else that imports aiohttp (tests, other programs
-using the package) gets the plain import.
+plain import would have made them (``sidecar``'s other commands wait before they run; plugins
+are imported meanwhile, and must not open TLS connections at import). The CLI waits on every
+exit too, so the process never ends inside OpenSSL's load. Everything else that imports aiohttp
+(tests, other programs using the package) gets the plain import.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def import_aiohttp() -> None:
             del os.environ[name]
         else:
             os.environ[name] = saved
-    contexts = [ctx for ctx in (getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None),
-                                getattr(aiohttp.connector, "_SSL_CONTEXT_UNVERIFIED", None))
-                if isinstance(ctx, ssl.SSLContext)]
+    contexts = [ctx for ctx in vars(aiohttp.connector).values() if isinstance(ctx, ssl.SSLContext)]
+    if not contexts:  # (an aiohttp that builds none at import: nothing was left without CAs)
+        return
     _loading = threading.Thread(target=_load, args=(contexts, cafile), name="sidecar-ca-load", daemon=True)
     _loading.start()
 

@@ -11,11 +11,11 @@ import sys
 import pytest
 
 PROBE = """
-import json, os, ssl, sys, threading
+import json, os, ssl, sys
 before = os.environ.get("SSL_CERT_FILE")
 from sidecar import tls_startup
 tls_startup.import_aiohttp()
-deferred = any(t.name == "sidecar-ca-load" for t in threading.enumerate())
+deferred = tls_startup._loading is not None
 during = os.environ.get("SSL_CERT_FILE")
 tls_startup.wait()
 import aiohttp.connector as c
@@ -25,7 +25,6 @@ print(json.dumps({
     "verified": c._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"],
     "unverified": c._SSL_CONTEXT_UNVERIFIED.cert_store_stats()["x509_ca"],
     "plain": plain.cert_store_stats()["x509_ca"],
-    "verify_mode": [c._SSL_CONTEXT_VERIFIED.verify_mode == ssl.CERT_REQUIRED, c._SSL_CONTEXT_VERIFIED.check_hostname],
 }))
 """
 
@@ -56,12 +55,11 @@ def test_the_contexts_get_every_ca_of_a_plain_import_and_the_environment_is_left
     assert result["deferred"] is True
     assert result["env_after"] == result["env_before"] == (cafile if named else None)
     assert result["verified"] == result["unverified"] == result["plain"] > 0
-    assert result["verify_mode"] == [True, True]
 
 
 def test_a_process_that_imported_aiohttp_already_gets_nothing_deferred():
-    code = ("import aiohttp, threading; from sidecar import tls_startup; tls_startup.import_aiohttp(); "
-            "print(any(t.name == 'sidecar-ca-load' for t in threading.enumerate())); tls_startup.wait()")
+    code = ("import aiohttp; from sidecar import tls_startup; tls_startup.import_aiohttp(); "
+            "print(tls_startup._loading is not None); tls_startup.wait()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"
 
@@ -86,3 +84,18 @@ def test_the_cli_defers_before_anything_imports_aiohttp():
             "from sidecar.cli import main; main(['plugins', '--json']); print('imported before:', seen)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip().endswith("imported before: [False]"), out.stdout[-300:]
+
+
+def test_the_environment_is_restored_when_the_import_fails():
+    """An aiohttp that cannot be imported leaves ``SSL_CERT_FILE`` as it found it."""
+    code = ("import os, builtins; real = builtins.__import__\n"
+            "def fail(name, *a, **k):\n"
+            "    if name.startswith('aiohttp'): raise ImportError('no aiohttp here')\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = fail\n"
+            "from sidecar import tls_startup\n"
+            "try: tls_startup.import_aiohttp()\n"
+            "except ImportError: print('raised', os.environ.get('SSL_CERT_FILE'))")
+    env = {**os.environ, "SSL_CERT_FILE": ca_file()}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == f"raised {env['SSL_CERT_FILE']}"
