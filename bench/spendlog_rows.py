@@ -36,7 +36,7 @@ def row(request_id: str) -> tuple:
 def insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
     for start in range(0, len(rows), SLICE):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(store._INSERT, rows[start:start + SLICE])
+        store.insert_slice(conn, rows[start:start + SLICE])
         conn.execute("COMMIT")
 
 

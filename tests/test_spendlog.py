@@ -545,3 +545,18 @@ async def test_a_slice_is_one_insert_of_its_rows_each_kept_as_given(tmp_path):
     assert store.insert_sizes(7) == [4, 2, 1] and store.insert_sizes(64) == [64] and store.insert_sizes(37) == [32, 4, 1]
     assert store.insert_rows(1) == store._INSERT
     assert store.insert_rows(4).count("?") == 4 * len(store.COLUMNS)
+
+
+async def test_a_sqlite_that_binds_few_values_gets_smaller_slices(tmp_path):
+    """Where SQLite allows fewer bound values than a full slice holds, slices shrink to fit."""
+    path = tmp_path / "spend.db"
+    spend_log = await store.SpendLog.open(str(path), 0)
+    try:
+        assert spend_log.writer is not None
+        spend_log.writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3 * len(store.COLUMNS) + 1)
+        limited = store.SpendLog(spend_log.conn, spend_log.path, 0, True, spend_log.writer)
+        assert limited._slice == 3
+        limited.add(events("l", 7))
+        assert await limited.flush() == 7 and count_rows(path) == 7
+    finally:
+        await spend_log.close()

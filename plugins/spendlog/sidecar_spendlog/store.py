@@ -7,7 +7,7 @@ client got). Rows wait in memory and are written by one background task (every
 than the retention are deleted at start-up and then every hour, in chunks.
 
 Where rows are written: in the event loop's own thread, :data:`WRITE_SLICE` rows per transaction
-in one INSERT (:func:`insert_rows`), with the loop free between slices, on a plain ``sqlite3``
+in a few multi-row INSERTs (:func:`insert_slice`), with the loop free between slices, on a plain ``sqlite3``
 connection that never waits for a lock (``busy_timeout=0``). Writing them in aiosqlite's thread cost 2-3x more CPU per request than the
 insert itself: ``sqlite3`` lets the GIL go around every row's step, so each row traded the GIL
 with the loop's thread (chat c=64 against the spend log off: +200 µs per request that way, about
@@ -51,7 +51,8 @@ DELETE_CHUNK = 5_000
 """Rows deleted per transaction, so other writers are never held up for long."""
 BUSY_TIMEOUT_MS = 5_000
 WRITE_SLICE = 64
-"""Rows per transaction written in the loop's thread (about 1 ms of it): a power of two, one INSERT."""
+"""Rows per transaction written in the loop's thread (about 1 ms of it); a power of two, so a full
+slice is one INSERT (fewer where SQLite binds fewer values: :attr:`SpendLog._slice`)."""
 SLICE_GAP = 0.002
 """Seconds the loop is left to serve requests between two slices: long enough for a request to go
 all the way through (with only a turn of the loop between slices, a request's steps each waited
@@ -124,6 +125,15 @@ def insert_sizes(count: int) -> list[int]:
     """``count`` rows as INSERTs of powers of two (37 -> 32, 4, 1): a handful of statements for
     SQLite to compile and cache, where a statement per row count would compile one per flush."""
     return [1 << bit for bit in range(count.bit_length() - 1, -1, -1) if count >> bit & 1]
+
+
+def insert_slice(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (at most what one statement may bind: :attr:`SpendLog._slice`) in the
+    caller's transaction, in order, with multi-row INSERTs of :func:`insert_sizes`."""
+    at = 0
+    for count in insert_sizes(len(rows)):
+        conn.execute(insert_rows(count), list(itertools.chain.from_iterable(rows[at:at + count])))
+        at += count
 _encode = msgspec.json.Encoder(enc_hook=str).encode  # (a pre-call hook may have put any object there)
 
 # Python's sqlite3 "adapts" every bound value that is not an int, float, str or bytearray, None
@@ -307,10 +317,7 @@ class SpendLog:
             except sqlite3.OperationalError:  # locked (busy): aiosqlite's thread waits for it instead
                 return start
             try:
-                at = start
-                for count in insert_sizes(min(size, len(rows) - start)):
-                    writer.execute(insert_rows(count), list(itertools.chain.from_iterable(rows[at:at + count])))
-                    at += count
+                insert_slice(writer, rows[start:start + size])
                 writer.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
