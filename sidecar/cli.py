@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pluggy
 
 DEFAULT_CONFIG = "config/sidecar.yaml"
 
@@ -73,20 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--models", action="store_true", help="sync model lists (the only thing to sync today)")
     sync.add_argument("--providers", default="", help="comma-separated provider names (default: all configured)")
     sync.set_defaults(func=cmd_sync)
-    _plugin_commands(sub)
+    parser.set_defaults(plugin_manager=_plugin_commands(sub))  # (serve and plugins use it: loaded once)
     return parser
 
 
-def _plugin_commands(sub: argparse._SubParsersAction) -> None:
-    """Subcommands plugins add (``sidecar_commands``); a plugin that fails to load adds none
-    here (``sidecar serve`` then reports it)."""
+def _plugin_commands(sub: argparse._SubParsersAction) -> pluggy.PluginManager | None:
+    """Subcommands plugins add (``sidecar_commands``), and the plugin manager that found them; a
+    plugin that fails to load adds none here (None: ``sidecar serve`` then reports it)."""
     from sidecar.plugins import PluginError, get_plugin_manager
 
     try:
         pm = get_plugin_manager()
     except PluginError:
-        return
+        return None
     pm.hook.sidecar_commands(subparsers=sub)
+    return pm
 
 
 def _positive(text: str) -> int:
@@ -120,13 +125,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure(args.log_level or "INFO", args.library_log_level, args.log_format or "text")
     return serve(config_path(args), args.host, args.port, access_log=args.access_log, workers=args.workers,
-                 log_choices=(args.log_level is not None, args.log_format is not None))
+                 log_choices=(args.log_level is not None, args.log_format is not None),
+                 pm=getattr(args, "plugin_manager", None))
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from sidecar.plugins import describe_plugins, get_plugin_manager
 
-    rows = describe_plugins(get_plugin_manager())
+    rows = describe_plugins(getattr(args, "plugin_manager", None) or get_plugin_manager())
     if args.json:
         import msgspec
 

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+import pluggy
 from aiohttp import web
 
 from sidecar.config import ConfigError
@@ -16,9 +17,10 @@ log = logging.getLogger("sidecar")
 
 
 def serve(config_file: str, host: str, port: int, access_log: bool = False, workers: int = 1,
-          log_choices: tuple[bool, bool] = (False, False)) -> int:
+          log_choices: tuple[bool, bool] = (False, False), pm: pluggy.PluginManager | None = None) -> int:
     """``log_choices``: whether the log level and the log format were given on the command line
-    (else ``litellm_settings.set_verbose`` and ``json_logs`` choose them)."""
+    (else ``litellm_settings.set_verbose`` and ``json_logs`` choose them); ``pm``: the plugins
+    the command line loaded already (else they are loaded here)."""
     from sidecar import keys
     from sidecar.app import create_app
     from sidecar.config import load_config
@@ -27,7 +29,7 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
     try:
         config = load_config(config_file)
         database = config.database_path  # a bad $SIDECAR_DATABASE_URL fails here, not after binding
-        app = create_app(config, workers=workers)
+        app = create_app(config, pm, workers=workers)
     except (ConfigError, PluginError) as exc:
         sys.stderr.write(f"sidecar: {exc}\n")
         return 2

@@ -253,3 +253,17 @@ def test_cli_plugins_table_has_one_line_per_provider():
     # columns line up under the header
     column = header.index("PROVIDER")
     assert all(line[column - 1] == " " and line[column] != " " for line in lines)
+
+
+def test_serve_is_handed_the_plugins_the_command_line_loaded(monkeypatch):
+    """Plugins are found once per process: the manager that built the subcommands serves."""
+    import sidecar.logs
+    import sidecar.serve
+    from sidecar.cli import main
+
+    handed = []
+    monkeypatch.setattr(sidecar.logs, "configure", lambda *a, **k: None)
+    monkeypatch.setattr(sidecar.serve, "serve", lambda *a, **k: handed.append(k["pm"]) or 0)
+    assert main(["serve", "--port", "0"]) == 0
+    pm = handed[0]
+    assert pm is not None and pm.get_plugin("mock") is not None  # (the shipped mock provider's plugin)
