@@ -99,10 +99,9 @@ def build_call(
         defaults = dep.defaults.get(capability)
         if defaults is not None:
             typed = apply_defaults(defaults, out, typed, supported)
-    return ProviderCall(
-        model=upstream_model, body=out, request=typed, params=params,
-        session=app[keys.CLIENT_SESSION], deployment_id=dep.id, stream=bool(out.get("stream")), secrets=secrets,
-    )
+    # (by position, in the field order: keywords cost a dict per call)
+    return ProviderCall(upstream_model, out, typed, params, app[keys.CLIENT_SESSION], dep.id, bool(out.get("stream")),
+                        secrets)
 
 
 def wants_base64(body: dict[str, Any], call: ProviderCall) -> bool:
