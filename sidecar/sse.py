@@ -95,7 +95,7 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
     The answer starts with the first chunk: a failure before it is a plain error answer with its
     status (as LiteLLM's proxy does), one after it an error event. (The router has already waited
     for the first chunk, retrying and falling back until one came.)"""
-    tap = tap or UsageTap(relay=True)
+    tap = tap or UsageTap(True)
     streams = request.app[keys.STATE].streams
     task = asyncio.current_task()
     streams.add(task)

@@ -60,7 +60,7 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
             if isinstance(usage, dict):  # an image's or a transcription's: not chat tokens, no cost
                 usage = None
             return json_response(result, headers=router.headers(call, usage))
-        tap = UsageTap(relay=asked_for_usage(call.typed))
+        tap = UsageTap(asked_for_usage(call.typed))
         try:
             return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
                                     first=result.first, tap=tap)
