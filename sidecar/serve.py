@@ -6,12 +6,15 @@ import asyncio
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
-import pluggy
 from aiohttp import web
 
 from sidecar.config import ConfigError
 from sidecar.runner import raise_fd_limit, run, tune_gc
+
+if TYPE_CHECKING:
+    import pluggy
 
 log = logging.getLogger("sidecar")
 

@@ -1,4 +1,4 @@
-"""``sidecar serve`` imports aiohttp with its CA loading moved to a thread.
+"""The ``sidecar`` command imports aiohttp with its CA loading moved to a thread.
 
 aiohttp builds two TLS contexts when it is imported and loads the system's CA bundle into each:
 about 0.1 s, a sixth of the sidecar's start-up, spent before anything else can happen. The

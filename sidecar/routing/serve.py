@@ -10,7 +10,7 @@ from sidecar import keys
 from sidecar.dispatch import wants_base64
 from sidecar.errors import SidecarError
 from sidecar.http import json_response
-from sidecar.logs import CALL_ID, CallTagging
+from sidecar.logs import tag_call
 from sidecar.provider import CAPABILITY_METHODS
 from sidecar.relay import relay_raw
 from sidecar.routing.policy import request_options
@@ -27,8 +27,7 @@ def new_call(request: web.Request, body: dict[str, Any], typed: Any, group: str,
     # (by position: a class called with keywords gets them as a dict, ~5,000 instructions more)
     call = RoutedCall(group, CAPABILITY_METHODS[capability], capability, body, typed, openai_params,
                       request_options(body, request.headers.get("x-litellm-timeout")), bool(body.get("stream")))
-    if CallTagging.on:  # (log lines of this request carry it: --log-format json)
-        CALL_ID.set(call.id)
+    tag_call(call.id)  # (log lines of this request carry it: --log-format json)
     return call
 
 

@@ -7,10 +7,10 @@ client got). Rows wait in memory and are written by one background task (every
 than the retention are deleted at start-up and then every hour, in chunks.
 
 Where rows are written: in the event loop's own thread, :data:`WRITE_SLICE` rows per transaction
-in a few multi-row INSERTs (:func:`insert_slice`), with the loop free between slices, on a plain ``sqlite3``
-connection that never waits for a lock (``busy_timeout=0``). Writing them in aiosqlite's thread cost 2-3x more CPU per request than the
-insert itself: ``sqlite3`` lets the GIL go around every row's step, so each row traded the GIL
-with the loop's thread (chat c=64 against the spend log off: +200 µs per request that way, about
+in a few multi-row INSERTs (:func:`insert_slice`), with the loop free between slices, on a plain
+``sqlite3`` connection that never waits for a lock (``busy_timeout=0``). Writing them in
+aiosqlite's thread cost 2-3x more CPU per request than the insert itself: ``sqlite3`` lets the
+GIL go around every row's step, so each row traded the GIL with the loop's thread (chat c=64 against the spend log off: +200 µs per request that way, about
 +75 µs this way; medians of alternating pairs).
 When another connection holds the write lock (another worker, the retention clean-up), the rest
 of the batch goes to aiosqlite's thread, which waits for the lock (``busy_timeout``) off the loop.
@@ -134,6 +134,8 @@ def insert_slice(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> N
     for count in insert_sizes(len(rows)):
         conn.execute(insert_rows(count), list(itertools.chain.from_iterable(rows[at:at + count])))
         at += count
+
+
 _encode = msgspec.json.Encoder(enc_hook=str).encode  # (a pre-call hook may have put any object there)
 
 # Python's sqlite3 "adapts" every bound value that is not an int, float, str or bytearray, None
