@@ -99,3 +99,19 @@ def test_the_environment_is_restored_when_the_import_fails():
     env = {**os.environ, "SSL_CERT_FILE": ca_file()}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == f"raised {env['SSL_CERT_FILE']}"
+
+
+def test_serve_waits_for_the_cas_before_it_listens(monkeypatch, tmp_path):
+    """Nothing can open a TLS connection (the app's start-up, plugins', the first request)
+    before aiohttp's contexts hold their CAs: ``serve`` waits before it runs the app."""
+    import sidecar.serve
+    from sidecar import tls_startup
+
+    steps: list[str] = []
+    monkeypatch.setenv("SIDECAR_DATABASE_URL", f"sqlite:///{tmp_path / 'sidecar.db'}")
+    monkeypatch.setattr(tls_startup, "wait", lambda: steps.append("wait"))
+    monkeypatch.setattr(sidecar.serve, "run", lambda app, loop, **kw: (steps.append("run"), loop.close()))
+    monkeypatch.setattr(sidecar.serve, "tune_gc", lambda: None)
+    monkeypatch.setattr(sidecar.serve, "raise_fd_limit", lambda: 0)
+    assert sidecar.serve.serve("config/sidecar.yaml", "127.0.0.1", 0) == 0
+    assert steps == ["wait", "run"]
