@@ -126,13 +126,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(args.log_level or "INFO", args.library_log_level, args.log_format or "text")
     return serve(config_path(args), args.host, args.port, access_log=args.access_log, workers=args.workers,
                  log_choices=(args.log_level is not None, args.log_format is not None),
-                 pm=getattr(args, "plugin_manager", None))
+                 pm=args.plugin_manager)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from sidecar.plugins import describe_plugins, get_plugin_manager
 
-    rows = describe_plugins(getattr(args, "plugin_manager", None) or get_plugin_manager())
+    rows = describe_plugins(args.plugin_manager or get_plugin_manager())  # (None: a plugin failed to load; say which)
     if args.json:
         import msgspec
 
