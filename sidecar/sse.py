@@ -17,7 +17,7 @@ from aiohttp import web
 from sidecar import keys
 from sidecar.dispatch import log_upstream_failure
 from sidecar.errors import SidecarError
-from sidecar.http import encoder
+from sidecar.http import OnePieceHead, encoder
 from sidecar.provider import ProviderCall
 from sidecar.registry import Deployment
 from sidecar.secrets import scrub
@@ -30,10 +30,17 @@ _SHUTDOWN = "llm-sidecar shutdown deadline"
 _MARGIN = 0.5  # seconds before the grace period ends, to write the last events
 
 
-class _EventStream(web.StreamResponse):
+_EVENT_STREAM = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+
+
+class _EventStream(OnePieceHead):
     """An SSE answer whose headers leave with its first events, in one write."""
 
     _send_headers_immediately = False  # aiohttp then sends the headers with the first body write
+    chunked = True
+
+    def fixed_head(self) -> str:
+        return _EVENT_STREAM
 
 
 class UsageTap:
@@ -150,12 +157,7 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
 
 
 async def _start(request: web.Request, headers: dict[str, str]) -> _EventStream:
-    resp = _EventStream(headers={
-        "Content-Type": "text/event-stream",
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-        **headers,
-    })
+    resp = _EventStream(headers)
     await resp.prepare(request)
     return resp
 

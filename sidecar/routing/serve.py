@@ -9,7 +9,7 @@ from aiohttp import web
 from sidecar import keys
 from sidecar.dispatch import wants_base64
 from sidecar.errors import SidecarError
-from sidecar.http import json_response
+from sidecar.http import answer_response
 from sidecar.logs import tag_call
 from sidecar.provider import CAPABILITY_METHODS
 from sidecar.relay import relay_raw
@@ -58,7 +58,7 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
             usage = getattr(result, "usage", None)
             if isinstance(usage, dict):  # an image's or a transcription's: not chat tokens, no cost
                 usage = None
-            return json_response(result, headers=router.headers(call, usage))
+            return answer_response(result, router.headers(call, usage))
         tap = UsageTap(asked_for_usage(call.typed))
         try:
             return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
