@@ -113,9 +113,23 @@ def error_response(err: SidecarError) -> web.Response:
     return json_response(err.body(), status=err.status, headers=err.headers)
 
 
+async def read_bytes(request: web.BaseRequest) -> bytes:
+    """The request's body, as ``request.read()`` gives it. A body that has all arrived (a small
+    request comes in one read) is taken at once, where ``read()`` awaits it piece by piece into a
+    buffer and copies it; ``read()`` then answers the same, as after its own read."""
+    content = request.content
+    if not content.is_eof() or request._read_bytes is not None:
+        return await request.read()
+    raw = content.read_nowait()
+    if len(raw) > request.client_max_size:
+        raise web.HTTPRequestEntityTooLarge(max_size=request.client_max_size, actual_size=len(raw))
+    request._read_bytes = raw
+    return raw
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request's JSON object; 400 for an empty, malformed or non-object body."""
-    raw = await request.read()
+    raw = await read_bytes(request)
     if not raw:
         raise bad_request("the request body is empty; expected a JSON object")
     try:
