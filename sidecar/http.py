@@ -48,7 +48,8 @@ class OnePieceHead(web.StreamResponse):
     with the same headers in :attr:`headers`.
 
     A subclass gives :meth:`fixed_head` (its own lines: Content-Type...), and ``chunked`` for a
-    body of unknown length.
+    body of unknown length (its fixed head then says ``Transfer-Encoding: chunked``: on aiohttp's
+    way, aiohttp decides that line itself).
     """
 
     chunked = False
@@ -63,30 +64,35 @@ class OnePieceHead(web.StreamResponse):
         raise NotImplementedError
 
     async def prepare(self, request: web.BaseRequest) -> Any:
-        if self._payload_writer is not None or self._eof_sent:
-            return await super().prepare(request)
-        extra = self._extra
-        if (request.version == HttpVersion11 and request.keep_alive and not self._cookies and not self._headers
-                and not any(app.on_response_prepare for app in request.match_info.apps)):
-            lines = "".join([f"{name}: {value}\r\n" for name, value in extra.items()])
-            if lines.count("\n") == len(extra) and lines.count("\r") == len(extra):  # (a line break in a
-                self._req = request  # value: aiohttp's way, below, refuses it rather than split the answer)
-                self._keep_alive = True
-                writer = self._payload_writer = request._payload_writer
-                if self.chunked:
-                    writer.enable_chunking()
-                writer._headers_buf = (f"HTTP/1.1 200 OK\r\n{self.fixed_head()}{lines}{_CHUNKED if self.chunked else ''}"
-                                       f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER_SOFTWARE}\r\n\r\n").encode()
-                writer._headers_written = False
-                return writer
+        if self._payload_writer is None and not self._eof_sent and self._one_piece(request):
+            return self._payload_writer
         for line in self.fixed_head().split("\r\n")[:-1]:
             name, _, value = line.partition(": ")
-            self._headers[name] = value
-        self._headers.update(extra)
+            if name != "Transfer-Encoding":  # (aiohttp chunks a body of unknown length where it may)
+                self._headers[name] = value
+        self._headers.update(self._extra)
         return await super().prepare(request)
 
-
-_CHUNKED = "Transfer-Encoding: chunked\r\n"
+    def _one_piece(self, request: web.BaseRequest) -> bool:
+        """Hand the head to the request's writer, in one piece, where aiohttp would send the same."""
+        if request.version != HttpVersion11 or not request.keep_alive or self._cookies or self._headers:
+            return False
+        for app in request.match_info.apps:
+            if app.on_response_prepare:
+                return False
+        extra = self._extra
+        lines = "".join([f"{name}: {value}\r\n" for name, value in extra.items()])
+        if lines.count("\n") != len(extra) or lines.count("\r") != len(extra):
+            return False  # (a line break in a value: aiohttp's way refuses it rather than split the answer)
+        self._req = request
+        self._keep_alive = True
+        writer = self._payload_writer = request._payload_writer
+        if self.chunked:
+            writer.enable_chunking()
+        writer._headers_buf = (f"HTTP/1.1 200 OK\r\n{self.fixed_head()}{lines}"
+                               f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER_SOFTWARE}\r\n\r\n").encode()
+        writer._headers_written = False
+        return True
 
 
 class Answer(OnePieceHead):

@@ -30,7 +30,8 @@ _SHUTDOWN = "llm-sidecar shutdown deadline"
 _MARGIN = 0.5  # seconds before the grace period ends, to write the last events
 
 
-_EVENT_STREAM = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+_EVENT_STREAM = ("Content-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                 "Transfer-Encoding: chunked\r\n")
 
 
 class _EventStream(OnePieceHead):
