@@ -9,6 +9,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
+from multidict import CIMultiDict
 
 from sidecar.errors import SidecarError, bad_request
 
@@ -40,42 +41,67 @@ class OnePieceHead(web.StreamResponse):
     proxied calls, which carry a dozen headers (LiteLLM's ``x-litellm-*``).
 
     aiohttp's responses copy headers into a ``CIMultiDict``, add their own one by one and
-    serialise them a character at a time (about 47,000 instructions of a chat request's 637,000);
+    serialise them a character at a time (about 40,000 instructions of a chat request's 637,000);
     here the head is one string, joined in C. It is handed to the request's writer as aiohttp
     hands any head (buffered, sent with the first body bytes in one write), and only where
-    aiohttp would send the same headers: HTTP/1.1 with keep-alive, no cookies, no
-    ``on_response_prepare`` signal to run. Elsewhere the answer is prepared as any response is,
-    with the same headers in :attr:`headers`.
+    aiohttp would send the same bytes: HTTP/1.1 with keep-alive, not HEAD, a response nobody
+    changed (status, headers, cookies, compression, keep-alive) and no ``on_response_prepare``
+    signal to run. Elsewhere the answer is prepared as any response is, its headers in
+    :attr:`headers` (beside any a middleware set there; reading :attr:`headers` before the answer
+    is prepared puts them there too).
 
-    A subclass gives :meth:`fixed_head` (its own lines: Content-Type...), and ``chunked`` for a
-    body of unknown length (its fixed head then says ``Transfer-Encoding: chunked``: on aiohttp's
-    way, aiohttp decides that line itself).
+    A subclass gives :meth:`fixed_head` (its own lines: Content-Type...), and ``unknown_length``
+    for a body of unknown length (its fixed head then says ``Transfer-Encoding: chunked``: on
+    aiohttp's way, aiohttp decides that line itself).
+
+    ``headers`` is the caller's promise: names the head does not say itself (Content-Type,
+    Content-Length, Date, Server, Connection, Transfer-Encoding), values without control
+    characters (:meth:`Router.headers` passes names it did not choose through
+    :func:`header_value`). Checking every character here cost 25,000 instructions an answer (a
+    regular expression or ``str.isprintable`` on the joined head); a CR or LF, which would split
+    the answer, is still caught (two counts) and sent aiohttp's way, which refuses it.
     """
 
-    chunked = False
+    unknown_length = False
 
     def __init__(self, headers: dict[str, str], body: bytes = b"") -> None:
         super().__init__()
         self._extra = headers
         self._answer = body  # (a body known in advance, written by write_eof)
+        self._spread = False  # (whether the head's headers are in self._headers)
 
     def fixed_head(self) -> str:
         """The head's lines that come before ``headers``, each ending in CRLF."""
         raise NotImplementedError
 
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        self._spread_head()
+        return self._headers
+
     async def prepare(self, request: web.BaseRequest) -> Any:
         if self._payload_writer is None and not self._eof_sent and self._one_piece(request):
             return self._payload_writer
+        self._spread_head()
+        return await super().prepare(request)
+
+    def _spread_head(self) -> None:
+        """Put the head's headers in :attr:`headers`, beside any set there already (which win)."""
+        if self._spread:
+            return
+        self._spread = True
         for line in self.fixed_head().split("\r\n")[:-1]:
             name, _, value = line.partition(": ")
             if name != "Transfer-Encoding":  # (aiohttp chunks a body of unknown length where it may)
-                self._headers[name] = value
-        self._headers.update(self._extra)
-        return await super().prepare(request)
+                self._headers.setdefault(name, value)
+        for name, value in self._extra.items():
+            self._headers.setdefault(name, value)
 
     def _one_piece(self, request: web.BaseRequest) -> bool:
         """Hand the head to the request's writer, in one piece, where aiohttp would send the same."""
-        if request.version != HttpVersion11 or not request.keep_alive or self._cookies or self._headers:
+        if (request.version != HttpVersion11 or not request.keep_alive or request.method == "HEAD" or self._spread
+                or self._headers or self._cookies or self._status != 200 or self._keep_alive is not None
+                or self._compression or self._chunked):
             return False
         for app in request.match_info.apps:
             if app.on_response_prepare:
@@ -83,11 +109,11 @@ class OnePieceHead(web.StreamResponse):
         extra = self._extra
         lines = "".join([f"{name}: {value}\r\n" for name, value in extra.items()])
         if lines.count("\n") != len(extra) or lines.count("\r") != len(extra):
-            return False  # (a line break in a value: aiohttp's way refuses it rather than split the answer)
+            return False  # (a CR or LF in a header: aiohttp's way refuses it rather than split the answer)
         self._req = request
         self._keep_alive = True
         writer = self._payload_writer = request._payload_writer
-        if self.chunked:
+        if self.unknown_length:
             writer.enable_chunking()
         writer._headers_buf = (f"HTTP/1.1 200 OK\r\n{self.fixed_head()}{lines}"
                                f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER_SOFTWARE}\r\n\r\n").encode()
@@ -102,7 +128,7 @@ class Answer(OnePieceHead):
         return f"Content-Type: application/json\r\nContent-Length: {len(self._answer)}\r\n"
 
     async def write_eof(self, data: bytes = b"") -> None:
-        await super().write_eof(self._answer)
+        await super().write_eof(b"" if self._must_be_empty_body else self._answer)  # (HEAD: no body)
 
 
 def answer_response(obj: Any, headers: dict[str, str]) -> web.StreamResponse:
@@ -127,7 +153,7 @@ async def read_bytes(request: web.BaseRequest) -> bytes:
     if not content.is_eof() or request._read_bytes is not None:
         return await request.read()
     raw = content.read_nowait()
-    if len(raw) > request.client_max_size:
+    if request.client_max_size and len(raw) > request.client_max_size:  # (0: no limit, as for read())
         raise web.HTTPRequestEntityTooLarge(max_size=request.client_max_size, actual_size=len(raw))
     request._read_bytes = raw
     return raw

@@ -38,7 +38,7 @@ class _EventStream(OnePieceHead):
     """An SSE answer whose headers leave with its first events, in one write."""
 
     _send_headers_immediately = False  # aiohttp then sends the headers with the first body write
-    chunked = True
+    unknown_length = True
 
     def fixed_head(self) -> str:
         return _EVENT_STREAM

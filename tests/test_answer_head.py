@@ -185,3 +185,56 @@ async def test_a_line_break_in_a_header_value_never_splits_the_answer(aiohttp_se
         answer = await reader.read()
         writer.close()
         assert b"x-injected" not in answer and not answer.startswith(b"HTTP/1.1 200"), answer
+
+
+def _middleware_app(change) -> web.Application:
+    """An app whose one route answers with :class:`Answer`, behind a middleware that runs
+    ``change(response)`` before aiohttp prepares it."""
+
+    @web.middleware
+    async def changing(request: web.Request, handler):
+        response = await handler(request)
+        change(response)
+        return response
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return Answer({"x-litellm-model-group": "g"}, b"{}")
+
+    app = web.Application(middlewares=[changing])
+    app.router.add_get("/", handler)
+    return app
+
+
+async def test_what_a_middleware_changes_is_sent_as_aiohttp_would(aiohttp_client, aiohttp_heads):
+    def set_header(response):
+        response.headers["x-litellm-model-group"] = "mine"  # (a middleware's value wins)
+        response.headers["x-extra"] = "1"
+
+    def read_headers(response):
+        assert response.headers["Content-Type"] == "application/json"
+
+    cases = [(set_header, 200, {"x-litellm-model-group": "mine", "x-extra": "1"}),
+             (read_headers, 200, {"x-litellm-model-group": "g", "Content-Type": "application/json"}),
+             (lambda response: response.set_status(201), 201, {"x-litellm-model-group": "g"}),
+             (lambda response: response.force_close(), 200, {"Connection": "close"}),
+             (lambda response: response.enable_compression(), 200, {"Content-Encoding": "gzip"})]
+    for change, status, expected in cases:
+        client = await aiohttp_client(_middleware_app(change))
+        resp = await client.get("/", headers={"Accept-Encoding": "gzip"})
+        assert resp.status == status and await resp.read() == b"{}"
+        assert {name: resp.headers.get(name) for name in expected} == expected
+    assert len(aiohttp_heads) == len(cases)
+
+
+async def test_a_head_request_takes_aiohttps_way_without_a_body(aiohttp_client, aiohttp_heads):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return Answer({"x-litellm-model-group": "g"}, b"{}")
+
+    app = web.Application()
+    app.router.add_route("*", "/", handler)
+    client = await aiohttp_client(app)
+    for _ in range(2):  # (the connection serves on: no body was sent after the head)
+        resp = await client.head("/")
+        assert resp.status == 200 and resp.headers["x-litellm-model-group"] == "g"
+        assert resp.headers["Content-Length"] == "2" and await resp.read() == b""
+    assert len(aiohttp_heads) == 2
