@@ -9,6 +9,7 @@ import asyncio
 
 import msgspec
 from aiohttp import web
+from gateway_helpers import assert_valid_stream
 from openai_helpers import KEY, dep, user
 from openai_spec import assert_valid
 
@@ -113,10 +114,7 @@ async def test_a_stream_head_is_whole_and_the_connection_serves_on(make_client, 
             assert (OWN_HEADERS - {"content-type", "content-length", "x-litellm-response-cost"}
                     | {"transfer-encoding", "cache-control", "x-accel-buffering"}) <= headers.keys(), sorted(headers)
             assert headers["content-type"] == ["text/event-stream"] and "content-length" not in headers
-            events = answer.split(b"\n\n")
-            assert events[-2:] == [b"data: [DONE]", b""]
-            for event in events[:-2]:
-                assert_valid(msgspec.json.decode(event.removeprefix(b"data: ")), "CreateChatCompletionStreamResponse")
+            assert_valid_stream(answer)
     finally:
         writer.close()
     assert aiohttp_heads == []
@@ -138,7 +136,7 @@ async def test_http10_and_connection_close_get_the_same_headers_from_aiohttp(mak
     writer.close()
     assert head.startswith(b"HTTP/1.0 200 OK\r\n") and b"\r\nContent-Type: text/event-stream\r\n" in head
     assert b"\r\nx-litellm-call-id: " in head and b"Transfer-Encoding" not in head
-    assert events.endswith(b"data: [DONE]\n\n")
+    assert_valid_stream(events)
     assert len(aiohttp_heads) == 3
 
 

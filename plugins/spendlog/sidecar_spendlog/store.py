@@ -10,8 +10,9 @@ Where rows are written: in the event loop's own thread, :data:`WRITE_SLICE` rows
 in a few multi-row INSERTs (:func:`insert_slice`), with the loop free between slices, on a plain
 ``sqlite3`` connection that never waits for a lock (``busy_timeout=0``). Writing them in
 aiosqlite's thread cost 2-3x more CPU per request than the insert itself: ``sqlite3`` lets the
-GIL go around every row's step, so each row traded the GIL with the loop's thread (chat c=64 against the spend log off: +200 µs per request that way, about
-+75 µs this way; medians of alternating pairs).
+GIL go around every row's step, so each row traded the GIL with the loop's thread (chat c=64
+against the spend log off: +200 µs per request that way, about +75 µs this way; medians of
+alternating pairs).
 When another connection holds the write lock (another worker, the retention clean-up), the rest
 of the batch goes to aiosqlite's thread, which waits for the lock (``busy_timeout``) off the loop.
 The loop's connection never checkpoints (a checkpoint syncs the file): aiosqlite's thread runs
