@@ -56,8 +56,10 @@ request in four alternating pairs. With 5,000 it runs a few times a minute under
 
 
 def tune_gc() -> None:
-    """Set :data:`GC_THRESHOLDS` and log them."""
+    """Set :data:`GC_THRESHOLDS`, log them, and turn the collector on (the command line keeps it
+    off while the sidecar starts up)."""
     gc.set_threshold(*GC_THRESHOLDS)
+    gc.enable()
     log.info("garbage collector thresholds: %s", ", ".join(map(str, GC_THRESHOLDS)))
 
 
