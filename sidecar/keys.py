@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 CONFIG = web.AppKey("config", Config)
 PLUGIN_MANAGER = web.AppKey("plugin_manager", pluggy.PluginManager)
-PROVIDERS = web.AppKey("providers", dict[str, Provider])
+PROVIDERS = web.AppKey("providers", Mapping[str, Provider])  # (a deferred plugin's imported when looked up)
 REGISTRY = web.AppKey("registry", Registry)
 DATABASE = web.AppKey("database", Database)
 ROUTER: web.AppKey[Router] = web.AppKey("router")  # (typed by annotation: the router imports this module)

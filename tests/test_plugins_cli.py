@@ -266,4 +266,5 @@ def test_serve_is_handed_the_plugins_the_command_line_loaded(monkeypatch):
     monkeypatch.setattr(sidecar.serve, "serve", lambda *a, **k: handed.append(k["pm"]) or 0)
     assert main(["serve", "--port", "0"]) == 0
     pm = handed[0]
-    assert pm is not None and pm.get_plugin("mock") is not None  # (the shipped mock provider's plugin)
+    assert pm is not None and pm.get_plugin("spendlog") is not None  # (a shipped plugin)
+    assert pm.deferred["mock"] == "mock"  # (a provider plugin, imported when a deployment names it)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from sidecar import __version__, keys
 from sidecar.http import json_response
+from sidecar.plugins import installed_plugins
 
 NO_DEPLOYMENTS = "no deployments: add them to model_list or with POST /model/new"
 
@@ -26,7 +27,7 @@ async def readiness(request: web.Request) -> web.Response:
         "cache": None,  # no response cache
         "litellm_version": f"llm-sidecar {__version__}",
         "success_callbacks": app[keys.HOOKS].callbacks,  # the litellm_settings callbacks a plugin serves
-        "plugins": len(app[keys.PLUGIN_MANAGER].get_plugins()),
+        "plugins": installed_plugins(app[keys.PLUGIN_MANAGER]),
         "deployments": deployments,
         "version": __version__,
     }

@@ -1,0 +1,162 @@
+"""Plugins that declare their providers (``llm_sidecar.providers``) are imported the first time a
+deployment names one: the installed ones, and fake distributions on ``sys.path``."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from sidecar import Provider, hookimpl, keys
+from sidecar.plugins import PluginError, collect_providers, describe_plugins, get_plugin_manager, installed_plugins
+
+from registry_helpers import add, cfg
+
+_names = itertools.count()
+
+PROVIDER_MODULE = """
+from sidecar import Provider, hookimpl
+
+class Made(Provider):
+    capabilities = frozenset({{"chat"}})
+
+    def __init__(self, name):
+        self.name = name
+
+    async def chat(self, call):
+        raise NotImplementedError
+
+@hookimpl
+def sidecar_providers():
+    return [Made(name) for name in {provides!r}]
+{extra}
+"""
+
+
+def install_fake(tmp_path, monkeypatch, declares: list[str], provides: list[str] | None = None,
+                 extra: str = "", body: str | None = None) -> str:
+    """A distribution on ``sys.path`` whose plugin module declares ``declares`` and provides
+    ``provides`` (default: the same); its module's name, unique to the test."""
+    module = f"deferred_fake_{next(_names)}"
+    code = body if body is not None else PROVIDER_MODULE.format(provides=provides or declares, extra=extra)
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(code))
+    info = tmp_path / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    declared = "".join(f"{name} = {module}\n" for name in declares)
+    (info / "entry_points.txt").write_text(f"[llm_sidecar]\n{module} = {module}\n\n[llm_sidecar.providers]\n{declared}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    return module
+
+
+def test_the_installed_provider_plugins_wait_until_a_deployment_names_one():
+    """In a fresh process: the default config's app imports the mock plugin and the plugins of
+    other hooks only; a name is known without an import; looking one up imports its plugin."""
+    code = textwrap.dedent("""
+        import json, sys
+        from sidecar.app import create_app
+        from sidecar.config import load_config
+        from sidecar import keys
+        def plugins():
+            return sorted(m for m in sys.modules if m.startswith("sidecar_") and "." not in m)
+        app = create_app(load_config("config/sidecar.yaml"))
+        pm, providers = app[keys.PLUGIN_MANAGER], app[keys.PROVIDERS]
+        at_start, names = plugins(), sorted(providers)
+        known = plugins()
+        gemini = providers["gemini"].name
+        print(json.dumps({"at_start": at_start, "known": known, "names": names, "after": plugins(),
+                          "gemini": gemini, "registered": pm.has_plugin("google"),
+                          "version": pm.distributions["google"].version}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    seen = json.loads(out.stdout)
+    assert seen["at_start"] == ["sidecar_mock", "sidecar_otel", "sidecar_prometheus", "sidecar_spendlog"]
+    assert seen["known"] == seen["at_start"]
+    assert {"mock", "openai", "azure", "anthropic", "gemini", "vertex_ai", "bedrock", "cohere", "ollama",
+            "echo", "parrot"} <= set(seen["names"])
+    assert seen["after"] == sorted(seen["at_start"] + ["sidecar_google"])
+    assert seen["gemini"] == "gemini" and seen["registered"]
+    assert seen["version"] == importlib.metadata.version("llm-sidecar-google")
+
+
+def test_a_declared_plugin_is_imported_registered_and_listed_on_lookup(tmp_path, monkeypatch):
+    module = install_fake(tmp_path, monkeypatch, ["deferred_a", "deferred_b"])
+    pm = get_plugin_manager()
+    providers = collect_providers(pm)
+    assert "deferred_a" in providers and "deferred_b" in set(providers)
+    assert module not in sys.modules and not pm.has_plugin(module)
+    assert installed_plugins(pm) == len(importlib.metadata.entry_points(group="llm_sidecar"))
+    assert providers["deferred_b"].name == "deferred_b"
+    assert module in sys.modules and pm.has_plugin(module)
+    assert pm.load_deferred(module) is pm.load_deferred(module)  # (imported and made once)
+    assert collect_providers(pm)["deferred_a"].name == "deferred_a"  # (a later app calls it as any plugin)
+    [row] = [r for r in describe_plugins(pm) if r["name"] == module]
+    assert row == {"name": module, "distribution": module, "version": "0.1", "hooks": ["sidecar_providers"],
+                   "providers": [{"name": "deferred_a", "capabilities": ["chat"]},
+                                 {"name": "deferred_b", "capabilities": ["chat"]}]}
+
+
+def test_describe_plugins_imports_every_deferred_plugin(tmp_path, monkeypatch):
+    module = install_fake(tmp_path, monkeypatch, ["deferred_listed"])
+    pm = get_plugin_manager()
+    names = {r["name"] for r in describe_plugins(pm)}
+    assert module in names and {"google", "bedrock", "openai", "example"} <= names
+
+
+@pytest.mark.parametrize(("declares", "provides", "extra", "message"), [
+    (["deferred_x"], ["deferred_y"], "",
+     r"declares the providers \['deferred_x'\] in the llm_sidecar.providers entry points but provides \['deferred_y'\]"),
+    (["deferred_x"], None, "\n@hookimpl\ndef sidecar_startup(app):\n    pass\n",
+     r"may implement sidecar_providers and no other hook; it implements sidecar_providers, sidecar_startup"),
+    (["deferred_x"], None, "\nraise ImportError('no such wheel')\n",
+     r"plugin 'deferred_fake_\d+' \(deferred_fake_\d+\) failed to load: ImportError: no such wheel"),
+])
+def test_a_broken_declared_plugin_fails_on_lookup_naming_itself(tmp_path, monkeypatch, declares, provides, extra,
+                                                               message):
+    install_fake(tmp_path, monkeypatch, declares, provides, extra)
+    providers = collect_providers(get_plugin_manager())
+    with pytest.raises(PluginError, match=message):
+        providers["deferred_x"]
+
+
+def test_two_plugins_declaring_one_provider_stop_start_up(tmp_path, monkeypatch):
+    install_fake(tmp_path, monkeypatch, ["deferred_twice"])
+    install_fake(tmp_path, monkeypatch, ["deferred_twice"])
+    with pytest.raises(PluginError, match=r"two plugins provide 'deferred_twice' \(deferred_fake_\d+, deferred_fake_\d+\)"):
+        get_plugin_manager()
+
+
+def test_a_registered_plugin_may_not_take_a_declared_name():
+    class Gemini(Provider):
+        name = "gemini"
+        capabilities = frozenset({"chat"})
+
+        async def chat(self, call):
+            raise NotImplementedError
+
+    class Plugin:
+        @hookimpl
+        def sidecar_providers(self):
+            return [Gemini()]
+
+    pm = get_plugin_manager()
+    pm.register(Plugin(), name="impostor")
+    with pytest.raises(PluginError, match="two plugins provide 'gemini'"):
+        collect_providers(pm)
+
+
+async def test_a_model_added_over_http_imports_its_provider_plugin(make_client, tmp_path):
+    client = await make_client(cfg(tmp_path))
+    pm = client.app[keys.PLUGIN_MANAGER]
+    assert not pm.has_plugin("cohere")
+    added = await add(client, {"model_name": "command", "litellm_params": {"model": "cohere/command-a-03-2025",
+                                                                          "api_key": "sk-cohere-test"}})
+    assert added["litellm_params"]["model"] == "cohere/command-a-03-2025"
+    assert pm.has_plugin("cohere")
+    assert client.app[keys.REGISTRY].get(added["model_info"]["id"]).provider.name == "cohere"
