@@ -40,6 +40,7 @@ class PluginManager(pluggy.PluginManager):
         """Provider name -> the name of the plugin that declared it (imported or not yet)."""
         self._waiting: dict[str, tuple[importlib.metadata.EntryPoint, importlib.metadata.Distribution]] = {}
         self._on_demand: dict[str, dict[str, Provider]] = {}
+        self._broken: dict[str, str] = {}
         self.distributions: dict[str, importlib.metadata.Distribution] = {}
         """Plugin name -> its distribution, for the plugins registered from entry points (pluggy's
         own list has no public way in)."""
@@ -62,9 +63,21 @@ class PluginManager(pluggy.PluginManager):
             self.distributions[ep.name] = dist
 
     def load_deferred(self, plugin: str) -> dict[str, Provider]:
-        """Import and register the deferred ``plugin`` (once); its providers by name, checked."""
+        """Import and register the deferred ``plugin`` (once); its providers by name, checked. A
+        plugin that fails is left unregistered, and every later lookup fails the same way."""
         if plugin in self._on_demand:
             return self._on_demand[plugin]
+        if plugin in self._broken:
+            raise PluginError(self._broken[plugin])
+        try:
+            providers = self._import_deferred(plugin)
+        except PluginError as exc:
+            self._broken[plugin] = str(exc)
+            raise
+        self._on_demand[plugin] = providers
+        return providers
+
+    def _import_deferred(self, plugin: str) -> dict[str, Provider]:
         ep, dist = self._waiting[plugin]
         declared = sorted(p for p, owner in self.deferred.items() if owner == plugin)
         try:
@@ -72,20 +85,25 @@ class PluginManager(pluggy.PluginManager):
         except Exception as exc:
             raise PluginError(f"plugin {plugin!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
         self.register(module, name=plugin)
+        try:
+            hooks = sorted(caller.name for caller in self.get_hookcallers(module) or ())
+            if hooks != ["sidecar_providers"]:
+                raise PluginError(f"plugin {plugin!r} declares its providers in the {PROVIDERS_GROUP} entry points, "
+                                  f"so it is imported only when one is needed, and may implement sidecar_providers "
+                                  f"and no other hook; it implements {', '.join(hooks) or 'none'}")
+            providers: dict[str, Provider] = {}
+            for impl in _providers_impls(self):
+                if impl.plugin is module:
+                    _add_batch(self, impl.function(), providers, frozenset())
+            if sorted(providers) != declared:
+                raise PluginError(f"plugin {plugin!r} declares the providers {declared} in the {PROVIDERS_GROUP} "
+                                  f"entry points but provides {sorted(providers)}")
+        except Exception as exc:
+            self.unregister(module)
+            if isinstance(exc, PluginError):
+                raise
+            raise PluginError(f"plugin {plugin!r}: sidecar_providers() failed: {type(exc).__name__}: {exc}") from exc
         self.distributions[plugin] = dist
-        hooks = sorted(caller.name for caller in self.get_hookcallers(module) or ())
-        if hooks != ["sidecar_providers"]:
-            raise PluginError(f"plugin {plugin!r} declares its providers in the {PROVIDERS_GROUP} entry points, "
-                              f"so it is imported only when one is needed, and may implement sidecar_providers "
-                              f"and no other hook; it implements {', '.join(hooks) or 'none'}")
-        providers: dict[str, Provider] = {}
-        for impl in self.hook.sidecar_providers.get_hookimpls():
-            if impl.plugin is module:
-                _add_batch(self, impl.function(), providers, frozenset())
-        if sorted(providers) != declared:
-            raise PluginError(f"plugin {plugin!r} declares the providers {declared} in the {PROVIDERS_GROUP} "
-                              f"entry points but provides {sorted(providers)}")
-        self._on_demand[plugin] = providers
         return providers
 
 
@@ -155,7 +173,7 @@ def collect_providers(pm: pluggy.PluginManager) -> Providers:
     provider still uses."""
     providers: dict[str, Provider] = {}
     warned: frozenset[type] = frozenset()
-    for impl in reversed(pm.hook.sidecar_providers.get_hookimpls()):  # (in pluggy's calling order)
+    for impl in _providers_impls(pm):
         batch = impl.function()
         for provider in batch or ():
             owner = _deferred(pm).get(provider.name)
@@ -168,6 +186,12 @@ def collect_providers(pm: pluggy.PluginManager) -> Providers:
 def installed_plugins(pm: pluggy.PluginManager) -> int:
     """How many plugins ``pm`` has: registered, or deferred (not imported yet)."""
     return len({pm.get_name(plugin) for plugin in pm.get_plugins()} | set(_deferred(pm).values()))
+
+
+def _providers_impls(pm: pluggy.PluginManager) -> list[pluggy.HookImpl]:
+    """The ``sidecar_providers`` implementations, in pluggy's calling order (wrappers left out)."""
+    return [impl for impl in reversed(pm.hook.sidecar_providers.get_hookimpls())
+            if not (impl.wrapper or impl.hookwrapper)]
 
 
 def _deferred(pm: pluggy.PluginManager) -> dict[str, str]:

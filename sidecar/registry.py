@@ -20,6 +20,7 @@ import msgspec
 from sidecar.defaults import BadDefault, Defaults, param_defaults
 from sidecar.errors import SidecarError
 from sidecar.infer import ProviderUnknown, infer_provider
+from sidecar.plugins import PluginError
 from sidecar.provider import Provider, supported_params
 from sidecar.secrets import KNOWN_SECRETS, secret_values
 
@@ -78,7 +79,11 @@ def split_model(model: str, providers: Mapping[str, Provider]) -> tuple[Provider
         name, upstream = infer_provider(model, providers)
     except ProviderUnknown as exc:
         raise SidecarError(400, str(exc), param="litellm_params.model", code=exc.code) from None
-    return providers[name], upstream
+    try:
+        return providers[name], upstream
+    except PluginError as exc:  # (its plugin, imported on demand, is broken: the server's fault)
+        raise SidecarError(500, f"provider {name!r} is unavailable: {exc}", param="litellm_params.model",
+                           code="plugin_error") from None
 
 
 def config_deployment_id(model_name: str, raw_params: Mapping[str, Any]) -> str:

@@ -57,7 +57,10 @@ request in four alternating pairs. With 5,000 it runs a few times a minute under
 
 def tune_gc() -> None:
     """Set :data:`GC_THRESHOLDS`, log them, and turn the collector on (the command line keeps it
-    off while the sidecar starts up)."""
+    off while the sidecar starts up). What start-up made is frozen first, as
+    :func:`freeze_startup_objects` freezes what the app's start-up adds: all of it was still in
+    the youngest generation, and the first collection would have scanned it."""
+    gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()
     log.info("garbage collector thresholds: %s", ", ".join(map(str, GC_THRESHOLDS)))

@@ -15,7 +15,7 @@ import pytest
 from sidecar import Provider, hookimpl, keys
 from sidecar.plugins import PluginError, collect_providers, describe_plugins, get_plugin_manager, installed_plugins
 
-from registry_helpers import add, cfg
+from registry_helpers import AUTH, add, cfg, error_of
 
 _names = itertools.count()
 
@@ -160,3 +160,25 @@ async def test_a_model_added_over_http_imports_its_provider_plugin(make_client, 
     assert added["litellm_params"]["model"] == "cohere/command-a-03-2025"
     assert pm.has_plugin("cohere")
     assert client.app[keys.REGISTRY].get(added["model_info"]["id"]).provider.name == "cohere"
+
+
+def test_a_failed_plugin_is_unregistered_and_fails_the_same_way_again(tmp_path, monkeypatch):
+    module = install_fake(tmp_path, monkeypatch, ["deferred_x"], extra="\n@hookimpl\ndef sidecar_startup(app):\n    pass\n")
+    pm = get_plugin_manager()
+    providers = collect_providers(pm)
+    for _ in range(2):
+        with pytest.raises(PluginError, match=f"plugin '{module}' declares its providers .* it implements "
+                                              "sidecar_providers, sidecar_startup"):
+            providers["deferred_x"]
+        assert not pm.has_plugin(module)
+
+
+async def test_a_model_added_for_a_broken_plugin_is_a_500_naming_it(make_client, tmp_path, monkeypatch):
+    module = install_fake(tmp_path, monkeypatch, ["deferred_broken"], extra="\nraise ImportError('no such wheel')\n")
+    client = await make_client(cfg(tmp_path), pm=get_plugin_manager())
+    resp = await client.post("/model/new", headers=AUTH,
+                             json={"model_name": "b", "litellm_params": {"model": "deferred_broken/m"}})
+    error = await error_of(resp, 500, "no such wheel")
+    assert error["code"] == "plugin_error" and error["param"] == "litellm_params.model"
+    assert error["message"] == (f"provider 'deferred_broken' is unavailable: plugin '{module}' ({module}) "
+                                "failed to load: ImportError: no such wheel")
