@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import itertools
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,9 @@ import textwrap
 import pytest
 
 from sidecar import Provider, hookimpl, keys
+from sidecar.app import create_app
+from sidecar.config import ConfigError
+from sidecar.sync import load_stored_deployments
 from sidecar.plugins import PluginError, collect_providers, describe_plugins, get_plugin_manager, installed_plugins
 
 from registry_helpers import AUTH, add, cfg, error_of
@@ -182,3 +186,25 @@ async def test_a_model_added_for_a_broken_plugin_is_a_500_naming_it(make_client,
     assert error["code"] == "plugin_error" and error["param"] == "litellm_params.model"
     assert error["message"] == (f"provider 'deferred_broken' is unavailable: plugin '{module}' ({module}) "
                                 "failed to load: ImportError: no such wheel")
+
+
+BROKEN = "\nraise ImportError('no such wheel')\n"
+UNAVAILABLE = r"provider 'deferred_broken' is unavailable: plugin '\w+' \(\w+\) failed to load: ImportError: no such wheel"
+
+
+def test_a_config_deployment_of_a_broken_plugin_stops_start_up_naming_it(tmp_path, monkeypatch, gateway_config):
+    install_fake(tmp_path, monkeypatch, ["deferred_broken"], extra=BROKEN)
+    config = gateway_config({"model_list": [{"model_name": "b", "litellm_params": {"model": "deferred_broken/m"}}]})
+    with pytest.raises(ConfigError, match=r"model_list\[0\]\.litellm_params\.model: " + UNAVAILABLE):
+        create_app(config, get_plugin_manager())
+
+
+async def test_a_stored_deployment_of_a_broken_plugin_is_skipped_with_a_warning(make_client, tmp_path, monkeypatch,
+                                                                                caplog):
+    install_fake(tmp_path, monkeypatch, ["deferred_broken"], extra=BROKEN)
+    client = await make_client(cfg(tmp_path), pm=get_plugin_manager())
+    app = client.app
+    await app[keys.DATABASE].insert_deployment("stored-broken", "b", {"model": "deferred_broken/m"}, {})
+    await load_stored_deployments(app[keys.DATABASE], app[keys.REGISTRY])
+    assert app[keys.REGISTRY].get("stored-broken") is None
+    assert re.search(r"skipping stored deployment stored-broken \(b\): " + UNAVAILABLE, caplog.text)
