@@ -142,9 +142,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from sidecar.plugins import describe_plugins, get_plugin_manager
+    from sidecar.plugins import PluginError, describe_plugins, get_plugin_manager
 
-    rows = describe_plugins(args.plugin_manager or get_plugin_manager())  # (None: a plugin failed to load; say which)
+    try:
+        rows = describe_plugins(args.plugin_manager or get_plugin_manager())  # (None: a plugin failed to load)
+    except PluginError as exc:
+        sys.stderr.write(f"sidecar: {exc}\n")
+        return 1
     if args.json:
         import msgspec
 
@@ -193,7 +197,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 2
     for name, result in results.items():
         sys.stdout.write(f"{name}: {result if isinstance(result, str) else f'{result} models stored'}\n")
-    failed = [r for r in results.values() if isinstance(r, str) and r.startswith("unreachable")]
+    failed = [r for r in results.values() if isinstance(r, str) and r.startswith(("unreachable", "plugin failed"))]
     return 1 if failed and len(failed) == len(results) else 0
 
 

@@ -49,7 +49,8 @@ def sidecar_providers() -> list[Provider]:
     ``litellm_params.model`` starts with (``openai`` in ``openai/gpt-4o-mini``). The results of
     every plugin are merged; two plugins offering the same name is a start-up error. A plugin
     that declares its providers in the ``llm_sidecar.providers`` entry points is called the
-    first time a deployment names one of them (:mod:`sidecar.plugins`), not at start-up.
+    first time a deployment names one of them, or ``sidecar plugins`` lists it
+    (:mod:`sidecar.plugins`), not at start-up.
     """
 
 

@@ -18,7 +18,7 @@ from sidecar.config import Config, load_config
 from sidecar.db import Database
 from sidecar.errors import SidecarError
 from sidecar.info import all_groups, catalog_facts
-from sidecar.plugins import collect_providers, get_plugin_manager
+from sidecar.plugins import PluginError, collect_providers, get_plugin_manager
 from sidecar.registry import Registry
 from sidecar.sync import load_stored_deployments
 
@@ -88,7 +88,12 @@ async def _sync(registry: Registry, db: Database, only: Sequence[str] | None, ou
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         for done, (name, params) in enumerate(targets.items(), start=1):
             _progress(out, done - 1, len(targets), f"{name}: asking")
-            provider = registry.providers[name]
+            try:
+                provider = registry.providers[name]
+            except PluginError as exc:  # (its plugin, imported on demand, is broken; the log has said why)
+                results[name] = f"plugin failed to load, skipped ({exc})"
+                _progress(out, done, len(targets), f"{name}: {results[name]}")
+                continue
             try:
                 names = await asyncio.wait_for(provider.list_models(params, session), timeout)
             except Exception as exc:  # any failure: report (without its text, which may hold URLs) and go on

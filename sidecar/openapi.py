@@ -77,7 +77,7 @@ ERRORS = {
     413: "The request body is larger than `general_settings.max_request_size_mb`.",
     422: "The upstream could not process the request.",
     429: "Rate limited: by the upstream, or no deployment of the group is free now.",
-    500: "A plugin's hook failed (the log says how).",
+    500: "A plugin failed: a hook, or a provider's plugin that could not be imported (the log says how).",
     502: "The upstream failed or answered something unusable.",
     503: "Not ready, shutting down, or another worker holds the registry lock.",
     504: "The upstream did not answer in time.",

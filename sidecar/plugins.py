@@ -11,6 +11,7 @@ provide exactly the providers it declares.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import warnings
 from collections.abc import Iterator, Mapping
 from types import ModuleType
@@ -20,6 +21,8 @@ import pluggy
 
 from sidecar import hookspecs
 from sidecar.provider import CAPABILITIES, CAPABILITY_METHODS, SUPPORTED_PARAMS_SIGNATURE, Provider, takes_capability
+
+log = logging.getLogger("sidecar")
 
 PROVIDERS_GROUP = f"{hookspecs.PROJECT_NAME}.providers"
 """The entry points that declare a plugin's providers by name, so it is imported on demand."""
@@ -73,6 +76,7 @@ class PluginManager(pluggy.PluginManager):
             providers = self._import_deferred(plugin)
         except PluginError as exc:
             self._broken[plugin] = str(exc)
+            log.error("%s", exc)  # (once: later lookups fail with the same message, unlogged)
             raise
         self._on_demand[plugin] = providers
         return providers
@@ -84,8 +88,8 @@ class PluginManager(pluggy.PluginManager):
             module = ep.load()
         except Exception as exc:
             raise PluginError(f"plugin {plugin!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
-        self.register(module, name=plugin)
         try:
+            self.register(module, name=plugin)  # (pluggy checks its hooks against their specs here)
             hooks = sorted(caller.name for caller in self.get_hookcallers(module) or ())
             if hooks != ["sidecar_providers"]:
                 raise PluginError(f"plugin {plugin!r} declares its providers in the {PROVIDERS_GROUP} entry points, "
@@ -99,10 +103,10 @@ class PluginManager(pluggy.PluginManager):
                 raise PluginError(f"plugin {plugin!r} declares the providers {declared} in the {PROVIDERS_GROUP} "
                                   f"entry points but provides {sorted(providers)}")
         except Exception as exc:
-            self.unregister(module)
+            self.unregister(name=plugin)  # (None when register itself refused it)
             if isinstance(exc, PluginError):
                 raise
-            raise PluginError(f"plugin {plugin!r}: sidecar_providers() failed: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"plugin {plugin!r} is broken: {type(exc).__name__}: {exc}") from exc
         self.distributions[plugin] = dist
         return providers
 
@@ -261,15 +265,13 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
     plugins are imported to be shown."""
     for plugin in sorted(set(_deferred(pm).values())):
         pm.load_deferred(plugin)
+    offered = {id(impl.plugin): impl.function() or [] for impl in _providers_impls(pm)}
     rows = []
     for plugin in pm.get_plugins():
         name = pm.get_name(plugin) or repr(plugin)
         dist = getattr(pm, "distributions", {}).get(name)
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
-        impl = getattr(plugin, "sidecar_providers", None)
-        providers = [
-            {"name": p.name, "capabilities": sorted(p.capabilities)} for p in (impl() if impl else [])
-        ]
+        providers = [{"name": p.name, "capabilities": sorted(p.capabilities)} for p in offered.get(id(plugin), [])]
         rows.append({
             "name": name,
             "distribution": dist.metadata["Name"] if dist else None,

@@ -71,8 +71,9 @@ class Route:
 CALL_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504)
 """What a routed model call can answer: the client's mistakes, the upstream's failures (passed on
 or mapped, :func:`sidecar.errors.client_status`), a plugin hook's failure (500)."""
-CHANGE_ERRORS = (400, 404, 409, 413, 503)
-"""What a change to the deployments can answer (503: another worker holds the registry lock)."""
+CHANGE_ERRORS = (400, 404, 409, 413, 500, 503)
+"""What a change to the deployments can answer (500: the provider's plugin, imported on demand,
+is broken; 503: another worker holds the registry lock)."""
 _TEAM = Param("team_id", str, "Only the models of this team (and those of no team).")
 
 ROUTES = [

@@ -19,6 +19,7 @@ from sidecar.config import ConfigError
 from sidecar.sync import load_stored_deployments
 from sidecar.plugins import PluginError, collect_providers, describe_plugins, get_plugin_manager, installed_plugins
 
+from gateway_helpers import run_sidecar
 from registry_helpers import AUTH, add, cfg, error_of
 
 _names = itertools.count()
@@ -208,3 +209,56 @@ async def test_a_stored_deployment_of_a_broken_plugin_is_skipped_with_a_warning(
     await load_stored_deployments(app[keys.DATABASE], app[keys.REGISTRY])
     assert app[keys.REGISTRY].get("stored-broken") is None
     assert re.search(r"skipping stored deployment stored-broken \(b\): " + UNAVAILABLE, caplog.text)
+
+
+def test_a_declared_plugin_pluggy_refuses_is_a_plugin_error_each_time(tmp_path, monkeypatch):
+    body = PROVIDER_MODULE.format(provides=["deferred_x"], extra="").replace(
+        "def sidecar_providers():", "def sidecar_providers(app):")  # (an argument the spec does not have)
+    module = install_fake(tmp_path, monkeypatch, ["deferred_x"], body=body)
+    pm = get_plugin_manager()
+    providers = collect_providers(pm)
+    for _ in range(2):
+        with pytest.raises(PluginError, match=f"plugin '{module}' is broken: PluginValidationError"):
+            providers["deferred_x"]
+        assert not pm.has_plugin(module)
+
+
+def test_the_cli_names_a_broken_declared_plugin_without_a_traceback(tmp_path, monkeypatch):
+    module = install_fake(tmp_path, monkeypatch, ["deferred_broken"], extra=BROKEN)
+    env = {"PYTHONPATH": str(tmp_path), "SIDECAR_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    listed = run_sidecar("plugins", env=env)
+    assert listed.returncode == 1
+    reason = f"plugin '{module}' ({module}) failed to load: ImportError: no such wheel"
+    assert listed.stderr.splitlines() == [reason, f"sidecar: {reason}"]  # (the log's line, then the command's)
+    config = tmp_path / "sidecar.yaml"
+    config.write_text("model_list:\n  - model_name: m\n    litellm_params: {model: mock/m}\n")
+    synced = run_sidecar("sync", "--models", "--providers", "deferred_broken", "--config", str(config), env=env)
+    assert synced.returncode == 1, synced.stderr  # (nothing could be synced)
+    assert synced.stdout.strip().startswith(f"deferred_broken: plugin failed to load, skipped (plugin '{module}'")
+    assert "Traceback" not in synced.stderr + listed.stderr
+
+
+def test_a_wrapper_of_sidecar_providers_is_left_out_where_implementations_are_called(monkeypatch):
+    class Echo(Provider):
+        name = "wrapped_echo"
+        capabilities = frozenset({"chat"})
+
+        async def chat(self, call):
+            raise NotImplementedError
+
+    class Offers:
+        @hookimpl
+        def sidecar_providers(self):
+            return [Echo()]
+
+    class Wraps:
+        @hookimpl(wrapper=True)
+        def sidecar_providers(self):
+            return (yield)
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Offers(), name="offers")
+    pm.register(Wraps(), name="wraps")
+    assert list(collect_providers(pm)) == ["wrapped_echo"]
+    rows = {row["name"]: row["providers"] for row in describe_plugins(pm)}
+    assert rows == {"offers": [{"name": "wrapped_echo", "capabilities": ["chat"]}], "wraps": []}
