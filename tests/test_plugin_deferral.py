@@ -137,21 +137,32 @@ def test_two_plugins_declaring_one_provider_stop_start_up(tmp_path, monkeypatch)
         get_plugin_manager()
 
 
+class ChatOnly(Provider):
+    """A provider that is looked up, never called."""
+
+    capabilities = frozenset({"chat"})
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def chat(self, call):
+        raise NotImplementedError
+
+
+class Offers:
+    """A plugin registered by hand, offering providers of these names."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    @hookimpl
+    def sidecar_providers(self):
+        return [ChatOnly(name) for name in self.names]
+
+
 def test_a_registered_plugin_may_not_take_a_declared_name():
-    class Gemini(Provider):
-        name = "gemini"
-        capabilities = frozenset({"chat"})
-
-        async def chat(self, call):
-            raise NotImplementedError
-
-    class Plugin:
-        @hookimpl
-        def sidecar_providers(self):
-            return [Gemini()]
-
     pm = get_plugin_manager()
-    pm.register(Plugin(), name="impostor")
+    pm.register(Offers("gemini"), name="impostor")
     with pytest.raises(PluginError, match="two plugins provide 'gemini'"):
         collect_providers(pm)
 
@@ -238,26 +249,14 @@ def test_the_cli_names_a_broken_declared_plugin_without_a_traceback(tmp_path, mo
     assert "Traceback" not in synced.stderr + listed.stderr
 
 
-def test_a_wrapper_of_sidecar_providers_is_left_out_where_implementations_are_called(monkeypatch):
-    class Echo(Provider):
-        name = "wrapped_echo"
-        capabilities = frozenset({"chat"})
-
-        async def chat(self, call):
-            raise NotImplementedError
-
-    class Offers:
-        @hookimpl
-        def sidecar_providers(self):
-            return [Echo()]
-
+def test_a_wrapper_of_sidecar_providers_is_left_out_where_implementations_are_called():
     class Wraps:
         @hookimpl(wrapper=True)
         def sidecar_providers(self):
             return (yield)
 
     pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(Offers(), name="offers")
+    pm.register(Offers("wrapped_echo"), name="offers")
     pm.register(Wraps(), name="wraps")
     assert list(collect_providers(pm)) == ["wrapped_echo"]
     rows = {row["name"]: row["providers"] for row in describe_plugins(pm)}
