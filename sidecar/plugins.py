@@ -58,11 +58,7 @@ class PluginManager(pluggy.PluginManager):
                 self._waiting[ep.name] = (ep, dist)
                 self.deferred.update((provider, ep.name) for provider in declared[ep.value])
                 continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
-            self.register(plugin, name=ep.name)
+            self.register(_import(ep), name=ep.name)
             self.distributions[ep.name] = dist
 
     def load_deferred(self, plugin: str) -> dict[str, Provider]:
@@ -84,10 +80,7 @@ class PluginManager(pluggy.PluginManager):
     def _import_deferred(self, plugin: str) -> dict[str, Provider]:
         ep, dist = self._waiting[plugin]
         declared = sorted(p for p, owner in self.deferred.items() if owner == plugin)
-        try:
-            module = ep.load()
-        except Exception as exc:
-            raise PluginError(f"plugin {plugin!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+        module = _import(ep)
         try:
             self.register(module, name=plugin)  # (pluggy checks its hooks against their specs here)
             hooks = sorted(caller.name for caller in self.get_hookcallers(module) or ())
@@ -118,6 +111,14 @@ def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
     if load_entrypoints:
         pm.load_entry_points()
     return pm
+
+
+def _import(ep: importlib.metadata.EntryPoint) -> Any:
+    """The plugin an entry point names, imported; a failure is a PluginError naming it."""
+    try:
+        return ep.load()
+    except Exception as exc:
+        raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}") from exc
 
 
 def _scan() -> tuple[dict[str, tuple[importlib.metadata.EntryPoint, importlib.metadata.Distribution]],
@@ -162,7 +163,7 @@ class Providers(Mapping[str, Provider]):
     def __contains__(self, name: object) -> bool:
         return name in self._loaded or name in self._deferred
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[str]:  # (the names stay put: iterating the items imports as it goes)
         yield from self._loaded
         yield from (name for name in self._deferred if name not in self._loaded)
 
@@ -177,10 +178,11 @@ def collect_providers(pm: pluggy.PluginManager) -> Providers:
     provider still uses."""
     providers: dict[str, Provider] = {}
     warned: frozenset[type] = frozenset()
+    deferred = _deferred(pm)
     for impl in _providers_impls(pm):
         batch = impl.function()
         for provider in batch or ():
-            owner = _deferred(pm).get(provider.name)
+            owner = deferred.get(provider.name)
             if owner is not None and owner != impl.plugin_name:
                 raise PluginError(f"two plugins provide {provider.name!r}")
         warned = _add_batch(pm, batch, providers, warned)

@@ -16,8 +16,8 @@ import pytest
 from sidecar import Provider, hookimpl, keys
 from sidecar.app import create_app
 from sidecar.config import ConfigError
-from sidecar.sync import load_stored_deployments
 from sidecar.plugins import PluginError, collect_providers, describe_plugins, get_plugin_manager, installed_plugins
+from sidecar.sync import load_stored_deployments
 
 from gateway_helpers import run_sidecar
 from registry_helpers import AUTH, add, cfg, error_of
