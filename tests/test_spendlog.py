@@ -234,6 +234,7 @@ async def three_rows(make_client, openai_fake):
                                             + priced("b", "good", base=openai_fake.base_url)))
     for model, who in (("a", "alice"), ("a", "bob"), ("b", "alice")):
         assert (await post(client, CHAT, {"model": model, "messages": user("hi"), "user": who}))[0] == 200
+        await asyncio.sleep(0.005)  # (rows keep milliseconds: the time filters below need three apart)
     return client, await spend_rows(client, 3)
 
 
