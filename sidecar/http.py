@@ -36,6 +36,11 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
                         content_type="application/json")
 
 
+def head_items(lines: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of head lines (``name: value\\r\\n`` each)."""
+    return [tuple(line.split(": ", 1)) for line in lines.split("\r\n")[:-1]]  # type: ignore[misc]
+
+
 class OnePieceHead(web.StreamResponse):
     """A 200 answer whose head (status line and headers) is written in one piece: the answers of
     proxied calls, which carry a dozen headers (LiteLLM's ``x-litellm-*``).
@@ -54,17 +59,19 @@ class OnePieceHead(web.StreamResponse):
     for a body of unknown length (its fixed head then says ``Transfer-Encoding: chunked``: on
     aiohttp's way, aiohttp decides that line itself).
 
-    ``headers`` is the caller's promise: names the head does not say itself (Content-Type,
-    Content-Length, Date, Server, Connection, Transfer-Encoding), values without control
-    characters (:meth:`Router.headers` passes names it did not choose through
-    :func:`header_value`). Checking every character here cost 25,000 instructions an answer (a
-    regular expression or ``str.isprintable`` on the joined head); a CR or LF, which would split
-    the answer, is still caught (two counts) and sent aiohttp's way, which refuses it.
+    ``headers`` (a dict, or head lines already made: ``name: value\\r\\n`` each) is the
+    caller's promise: names the head does not say itself (Content-Type, Content-Length, Date,
+    Server, Connection, Transfer-Encoding), values without control characters
+    (:meth:`Router.head` passes names it did not choose through :func:`header_value`). Checking
+    every character here cost 25,000 instructions an answer (a regular expression or
+    ``str.isprintable`` on the joined head); in a dict, a CR or LF, which would split the answer,
+    is still caught (two counts) and sent aiohttp's way, which refuses it. Head lines are sent as
+    they are.
     """
 
     unknown_length = False
 
-    def __init__(self, headers: dict[str, str], body: bytes = b"") -> None:
+    def __init__(self, headers: dict[str, str] | str, body: bytes = b"") -> None:
         super().__init__()
         self._extra = headers
         self._answer = body  # (a body known in advance, written by write_eof)
@@ -90,11 +97,11 @@ class OnePieceHead(web.StreamResponse):
         if self._spread:
             return
         self._spread = True
-        for line in self.fixed_head().split("\r\n")[:-1]:
-            name, _, value = line.partition(": ")
+        for name, value in head_items(self.fixed_head()):
             if name != "Transfer-Encoding":  # (aiohttp chunks a body of unknown length where it may)
                 self._headers.setdefault(name, value)
-        for name, value in self._extra.items():
+        extra = self._extra
+        for name, value in head_items(extra) if isinstance(extra, str) else extra.items():
             self._headers.setdefault(name, value)
 
     def _one_piece(self, request: web.BaseRequest) -> bool:
@@ -107,9 +114,12 @@ class OnePieceHead(web.StreamResponse):
             if app.on_response_prepare:
                 return False
         extra = self._extra
-        lines = "".join([f"{name}: {value}\r\n" for name, value in extra.items()])
-        if lines.count("\n") != len(extra) or lines.count("\r") != len(extra):
-            return False  # (a CR or LF in a header: aiohttp's way refuses it rather than split the answer)
+        if type(extra) is str:  # (head lines made so that no value can hold a CR or LF: Router.head)
+            lines = extra
+        else:
+            lines = "".join([f"{name}: {value}\r\n" for name, value in extra.items()])
+            if lines.count("\n") != len(extra) or lines.count("\r") != len(extra):
+                return False  # (a CR or LF in a header: aiohttp's way refuses it rather than split the answer)
         self._req = request
         self._keep_alive = True
         writer = self._payload_writer = request._payload_writer
@@ -131,7 +141,7 @@ class Answer(OnePieceHead):
         await super().write_eof(b"" if self._must_be_empty_body else self._answer)  # (HEAD: no body)
 
 
-def answer_response(obj: Any, headers: dict[str, str]) -> web.StreamResponse:
+def answer_response(obj: Any, headers: dict[str, str] | str) -> web.StreamResponse:
     """A proxied call's 200 answer: ``obj`` encoded, with ``headers`` (:class:`Answer`)."""
     return Answer(headers, encoder.encode(obj))
 

@@ -75,9 +75,7 @@ def info_for_model(dep: Deployment, model: str, synced: SyncedModels | None = No
     info["rpm"] = dep.rpm
     info["supported_openai_params"] = accepted_params(dep.provider, model, _MODE_CAPABILITY.get(info["mode"], "chat"))
     info["id"], info["db_model"] = dep.id, dep.db_model
-    if len(dep.info_cache) >= INFO_CACHE_PER_DEPLOYMENT:  # a wildcard sees unbounded names
-        dep.info_cache.pop(next(iter(dep.info_cache)))
-    dep.info_cache[cache_key] = info
+    _keep(dep, cache_key, info)
     return info
 
 
@@ -177,11 +175,31 @@ def named_group(registry: Registry, name: str, synced: SyncedModels | None = Non
     return [group_info(name, [(d, captured) for d in deps], synced)] if deps else []
 
 
-def response_cost(info: Mapping[str, Any], prompt_tokens: int, completion_tokens: int, queries: float = 0) -> float:
-    """What a call cost at the deployment's per-token prices (and per query: a rerank's search units)."""
-    return (prompt_tokens * float(info.get("input_cost_per_token") or 0.0)
-            + completion_tokens * float(info.get("output_cost_per_token") or 0.0)
-            + queries * float(info.get("input_cost_per_query") or 0.0))
+def token_prices(dep: Deployment, model: str, synced: SyncedModels | None = None) -> tuple[float, float, float]:
+    """The deployment's prices for the upstream ``model``: per input token, per output token, per
+    query (a rerank's search units); cached on the deployment beside :func:`info_for_model`'s."""
+    key = ("prices", model, id(synced))
+    prices = dep.info_cache.get(key)
+    if prices is None:
+        info = info_for_model(dep, model, synced)
+        prices = (float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0),
+                  float(info.get("input_cost_per_query") or 0.0))
+        _keep(dep, key, prices)
+    return prices
+
+
+def _keep(dep: Deployment, key: Any, value: Any) -> None:
+    """Cache ``value`` on the deployment, the oldest entry dropped past the bound (a wildcard
+    sees unbounded names)."""
+    if len(dep.info_cache) >= INFO_CACHE_PER_DEPLOYMENT:
+        dep.info_cache.pop(next(iter(dep.info_cache)))
+    dep.info_cache[key] = value
+
+
+def response_cost(prices: tuple[float, float, float], prompt_tokens: int, completion_tokens: int,
+                  queries: float = 0) -> float:
+    """What a call cost at ``prices`` (:func:`token_prices`)."""
+    return prompt_tokens * prices[0] + completion_tokens * prices[1] + queries * prices[2]
 
 
 class InfoCache:

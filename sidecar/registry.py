@@ -41,7 +41,7 @@ class Deployment:
     secrets: tuple[str, ...] = ()
     stored_params: dict[str, Any] = field(default_factory=dict, repr=False)
     """``litellm_params`` as written (``os.environ/`` references kept): what the database holds."""
-    info_cache: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
+    info_cache: dict[Any, Any] = field(default_factory=dict, repr=False)
     route: Any = field(default=None, repr=False)
     """What the router reads of this deployment (limits, weight, order...), worked out on first use."""
     upstream: str = ""

@@ -97,7 +97,7 @@ _usage_and_choices = msgspec.json.Decoder(_UsageOf).decode
 
 
 async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, chunks,
-                     headers: dict[str, str], first: Any = None, tap: UsageTap | None = None) -> web.StreamResponse:
+                     headers: dict[str, str] | str, first: Any = None, tap: UsageTap | None = None) -> web.StreamResponse:
     """Relay ``first`` (an item the router already read) and ``chunks`` as SSE with ``headers``;
     ``tap`` reads the usage and drops the usage chunk the client did not ask for.
     The answer starts with the first chunk: a failure before it is a plain error answer with its
@@ -157,7 +157,7 @@ async def stream_sse(request: web.Request, dep: Deployment, call: ProviderCall, 
     return out.resp
 
 
-async def _start(request: web.Request, headers: dict[str, str]) -> _EventStream:
+async def _start(request: web.Request, headers: dict[str, str] | str) -> _EventStream:
     resp = _EventStream(headers)
     await resp.prepare(request)
     return resp

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from sidecar.errors import ProviderError, SidecarError
 from sidecar.events import CallEvent
-from sidecar.info import info_for_model, response_cost
+from sidecar.info import response_cost, token_prices
 from sidecar.registry import Deployment
+from sidecar.wire import Usage
 
 if TYPE_CHECKING:
     from sidecar.routing.router import RoutedCall, Router
@@ -35,37 +36,47 @@ def served(router: Router, call: RoutedCall, usage: Any, now: float) -> CallEven
     dep = call.dep
     assert dep is not None
     group = call.served_group
-    ok, status, kind, code, message = True, 200, None, None, None
     err = call.error
-    if err is not None:  # a stream that failed after its first chunk
-        ok, status, kind, code, message = False, err.status, getattr(err, "kind", None), err.code, err.message
-    tokens = _NO_TOKENS
+    prompt = completion = total = cached = reasoning = 0
     cost = None
     if usage is not None:
-        prompt = getattr(usage, "prompt_tokens", 0) or 0
-        completion = getattr(usage, "completion_tokens", 0) or 0
-        tokens = (prompt, completion, getattr(usage, "total_tokens", 0) or prompt + completion,
-                  _detail(getattr(usage, "prompt_tokens_details", None), "cached_tokens"),
-                  _detail(getattr(usage, "completion_tokens_details", None), "reasoning_tokens"))
+        if type(usage) is Usage:  # (a chat's: its fields read directly, not through getattr)
+            prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
+            total = usage.total_tokens or prompt + completion
+            prompt_details, completion_details = usage.prompt_tokens_details, usage.completion_tokens_details
+        else:
+            prompt = getattr(usage, "prompt_tokens", 0) or 0
+            completion = getattr(usage, "completion_tokens", 0) or 0
+            total = getattr(usage, "total_tokens", 0) or prompt + completion
+            prompt_details = getattr(usage, "prompt_tokens_details", None)
+            completion_details = getattr(usage, "completion_tokens_details", None)
+        if prompt_details is not None:
+            cached = _detail(prompt_details, "cached_tokens")
+        if completion_details is not None:
+            reasoning = _detail(completion_details, "reasoning_tokens")
         if err is None:
             cost = call.cost  # (priced once, for the x-litellm-response-cost header)
             if cost is None and call.provider_call is not None:
-                info = info_for_model(dep, call.provider_call.model, router.synced)
-                cost = response_cost(info, prompt, completion, getattr(usage, "search_units", 0) or 0)
-    first = None
-    if call.stream and call.first_at:
-        first = call.first_at - call.started
+                prices = token_prices(dep, call.provider_call.model, router.synced)
+                cost = response_cost(prices, prompt, completion, getattr(usage, "search_units", 0) or 0)
+    first = call.first_at - call.started if call.stream and call.first_at else None
     remaining_requests = remaining_tokens = None
-    limits = call.route.limits if call.route is not None else None
-    if limits is not None and (limits.rpm is not None or limits.tpm is not None):
-        requests, used, _, _ = router.state.usage(dep.id, now)
-        if limits.rpm is not None:
-            remaining_requests = max(limits.rpm - requests, 0)
-        if limits.tpm is not None:
-            remaining_tokens = max(limits.tpm - used, 0)
-    return _base(call, group, dep, now, original=group == call.group or not call.fallbacks, ok=ok, status=status,
-                 kind=kind, code=code, message=message, tokens=tokens, cost=cost, first=first,
-                 remaining=(remaining_requests, remaining_tokens))
+    route = call.route
+    if route is not None:
+        limits = route.limits
+        if limits.rpm is not None or limits.tpm is not None:
+            requests, used, _, _ = router.state.usage(dep.id, now)
+            if limits.rpm is not None:
+                remaining_requests = max(limits.rpm - requests, 0)
+            if limits.tpm is not None:
+                remaining_tokens = max(limits.tpm - used, 0)
+    original = group == call.group or not call.fallbacks
+    if err is None:
+        return _base(call, group, dep, now, original, True, True, 200, None, None, None, prompt, completion,
+                     total, cached, reasoning, cost, first, remaining_requests, remaining_tokens)
+    return _base(call, group, dep, now, original, True, False, err.status, getattr(err, "kind", None), err.code,
+                 err.message, prompt, completion, total, cached, reasoning, cost, first, remaining_requests,
+                 remaining_tokens)
 
 
 def attempt_failed(router: Router, call: RoutedCall, group: str, dep: Deployment, err: ProviderError,
@@ -95,31 +106,32 @@ def final_failure(router: Router, call: RoutedCall, err: SidecarError) -> None:
     router.events.emit(event)
 
 
-_NO_TOKENS = (0, 0, 0, 0, 0)
-
-
-def _base(call: RoutedCall, group: str, dep: Deployment | None, now: float, original: bool, final: bool = True, *,
+def _base(call: RoutedCall, group: str, dep: Deployment | None, now: float, original: bool, final: bool = True,
           ok: bool = True, status: int = 200, kind: str | None = None, code: str | None = None,
-          message: str | None = None, tokens: tuple[int, int, int, int, int] = _NO_TOKENS, cost: float | None = None,
-          first: float | None = None, remaining: tuple[int | None, int | None] = (None, None)) -> CallEvent:
-    """The event of one attempt (``tokens``: prompt, completion, total, cached, reasoning).
-
-    Its fields are passed to CallEvent by position: msgspec matches keyword arguments field by
-    field, which for this 34-field struct cost about 12,000 instructions an event, against about
-    2,000 by position (callgrind). The order is checked against the class at import."""
+          message: str | None = None, prompt: int = 0, completion: int = 0, total: int = 0, cached: int = 0,
+          reasoning: int = 0, cost: float | None = None, first: float | None = None,
+          remaining_requests: int | None = None, remaining_tokens: int | None = None) -> CallEvent:
+    """The event of one attempt. Called with its arguments by position, which it passes on to
+    CallEvent by position: msgspec matches keyword arguments field by field, which for this
+    34-field struct cost about 12,000 instructions an event, against about 2,000 by position
+    (callgrind). The order is checked against the class at import."""
     body = call.body
     metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        metadata = None
     user = body.get("user")
-    attempts = call.attempts
+    if user is not None and not isinstance(user, str):
+        user = None
     duration = now - call.started
+    if dep is None:
+        dep_id = provider = model = None
+    else:
+        dep_id, provider, model = dep.id, dep.provider.name, dep.upstream  # (its upstream_model(), no capture)
     return CallEvent(
-        call.id, call.group, group, call.capability, call.stream,
-        dep.id if dep is not None else None, dep.provider.name if dep is not None else None,
-        dep.upstream_model() if dep is not None else None,
-        ok, status, None, kind, code, message, max(sum(attempts.values()), 1), attempts.get(group, 0) > 1,
-        not original, final, call.batch, False, *tokens, cost, time.time() - duration, duration,
-        call.upstream_seconds, first, *remaining,
-        user if isinstance(user, str) else None, metadata if isinstance(metadata, dict) else None,
+        call.id, call.group, group, call.capability, call.stream, dep_id, provider, model, ok, status, None, kind,
+        code, message, call.tries or 1, call.attempts.get(group, 0) > 1, not original, final, call.batch,
+        False, prompt, completion, total, cached, reasoning, cost, time.time() - duration, duration,
+        call.upstream_seconds, first, remaining_requests, remaining_tokens, user, metadata,
     )
 
 

@@ -58,10 +58,10 @@ async def answer(request: web.Request, router: Router, call: RoutedCall) -> web.
             usage = getattr(result, "usage", None)
             if isinstance(usage, dict):  # an image's or a transcription's: not chat tokens, no cost
                 usage = None
-            return answer_response(result, router.headers(call, usage))
+            return answer_response(result, router.head(call, usage))
         tap = UsageTap(asked_for_usage(call.typed))
         try:
-            return await stream_sse(request, call.dep, call.provider_call, result.rest, router.headers(call),
+            return await stream_sse(request, call.dep, call.provider_call, result.rest, router.head(call),
                                     first=result.first, tap=tap)
         finally:
             call.usage, call.error = tap.usage, tap.error  # (router.finish counts and reports them)
