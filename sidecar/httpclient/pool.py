@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
+from sidecar.httpclient.deadlines import Deadlines
 from sidecar.httpclient.errors import ConnectTimeoutError
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class Pool:
         self.count: dict[tuple, int] = {}  # connecting, busy and idle, per key
         self.total = 0
         self.waiters: deque[tuple[tuple, asyncio.Future]] = deque()
+        self.deadlines = Deadlines(loop)
+        """The total deadlines of the exchanges in flight (:class:`~sidecar.httpclient.protocol.Connection`)."""
         self._sweeper: asyncio.TimerHandle | None = None
         self._waking = False
         self.closed = False
@@ -220,6 +223,7 @@ class Pool:
                 conn.close()
         for conn in list(self.busy):
             conn.fail(aiohttp.ClientConnectionError("the session is closed"))
+        self.deadlines.close()
         while self.waiters:
             _, waiter = self.waiters.popleft()
             if not waiter.done():

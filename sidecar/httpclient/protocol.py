@@ -39,7 +39,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = ("loop", "pool", "key", "transport", "parser", "waiter", "_response", "exc", "closed",
                  "requests", "got_bytes", "head_only", "keep_alive", "sent", "idle_since", "in_pool",
-                 "counted", "timer", "sock_read", "paused", "drain_waiter", "write_paused", "_raw", "_body",
+                 "counted", "due", "sock_read", "paused", "drain_waiter", "write_paused", "_raw", "_body",
                  "_reason", "tunnel")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: Pool, key: tuple) -> None:
@@ -60,7 +60,7 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.in_pool = False
         self.counted = True
-        self.timer: asyncio.TimerHandle | None = None  # the call's total deadline
+        self.due: int | None = None  # the tick of the call's total deadline (pool.deadlines)
         self.sock_read: float | None = None
         self.paused = False
         self.drain_waiter: asyncio.Future | None = None
@@ -217,7 +217,7 @@ class Connection(asyncio.Protocol):
         self.head_only = head_only
         waiter = self.waiter = loop.create_future()
         if deadline is not None:
-            self.timer = loop.call_at(deadline, self.total_timed_out)
+            self.due = self.pool.deadlines.add(self, deadline)
         try:
             if body is None:
                 self.transport.write(head)
@@ -312,7 +312,7 @@ class Connection(asyncio.Protocol):
             self.fail(ReadTimeoutError("timed out reading the upstream's answer"))
 
     def total_timed_out(self) -> None:
-        self.timer = None
+        self.due = None
         self.fail(asyncio.TimeoutError())
 
     def fail(self, exc: BaseException) -> None:
@@ -342,9 +342,9 @@ class Connection(asyncio.Protocol):
             self.pool.discard(self)
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self.due is not None:
+            self.pool.deadlines.remove(self, self.due)
+            self.due = None
 
     def pause(self) -> None:
         if not self.paused and not self.closed:
