@@ -29,14 +29,21 @@ def guard(master_key: str | None) -> web.middleware:
     never a traceback."""
     expected = master_key.encode() if master_key else None
     bearer = b"Bearer " + expected if expected else b""
+    public_routes: dict[web.AbstractRoute, bool] = {}  # (the route table's: bounded)
 
     @web.middleware
     async def sidecar_guard(request: web.Request, handler) -> web.StreamResponse:
         try:
             if expected is not None:
                 match_info = request.match_info
-                resource = match_info.route.resource
-                if not is_public(request.path if resource is None else resource.canonical, match_info.handler):
+                route = match_info.route
+                public = public_routes.get(route)
+                if public is None:
+                    resource = route.resource
+                    public = is_public(request.path if resource is None else resource.canonical, match_info.handler)
+                    if resource is not None:
+                        public_routes[route] = public
+                if not public:
                     check_key(request, expected, bearer)
             return await handler(request)
         except SidecarError as err:

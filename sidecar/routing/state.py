@@ -112,28 +112,28 @@ class RouterState:
     def begin(self, dep_id: str, limits: Limits, estimate: int, now: float) -> float:
         """Count a request starting; with limits, only if they allow it (else the wait, as
         :meth:`wait_for`, and nothing is counted)."""
-        stats = self.of(dep_id)
-        if limits.active and self.shared is not None:
-            wait = self.shared.admit(dep_id, limits, estimate, now)
-            if wait:
-                return wait
-        else:
-            stats.roll(now)
-            if limits.active:
+        stats = self.stats.get(dep_id) or self.of(dep_id)
+        if limits.active:
+            if self.shared is not None:
+                wait = self.shared.admit(dep_id, limits, estimate, now)
+            else:
+                stats.roll(now)
                 wait = _wait(limits, estimate, stats.requests, stats.tokens, stats.in_flight,
                              stats.window_start + WINDOW_SECONDS - now)
-                if wait:
-                    return wait
-        stats.roll(now)
+            if wait:
+                return wait
+        if now - stats.window_start >= WINDOW_SECONDS:  # (roll's test, here: no call per request)
+            stats.roll(now)
         stats.requests += 1
         stats.in_flight += 1
         return 0.0
 
     def end(self, dep_id: str, limits: Limits, tokens: int, now: float) -> None:
         """Count a request ending, with the tokens it used."""
-        stats = self.of(dep_id)
+        stats = self.stats.get(dep_id) or self.of(dep_id)
         stats.in_flight -= 1
-        stats.roll(now)
+        if now - stats.window_start >= WINDOW_SECONDS:
+            stats.roll(now)
         stats.tokens += tokens
         if limits.active and self.shared is not None:
             self.shared.release(dep_id, tokens)
