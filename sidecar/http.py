@@ -87,9 +87,12 @@ class OnePieceHead(web.StreamResponse):
         return self._headers
 
     async def prepare(self, request: web.BaseRequest) -> Any:
-        if self._payload_writer is None and not self._eof_sent and self._one_piece(request):
-            return self._payload_writer
-        self._spread_head()
+        if self._payload_writer is None and not self._eof_sent:
+            if self._one_piece(request):
+                return self._payload_writer
+            self._spread_head()
+        # (prepared already: aiohttp prepares a handler's answer again after it returns, which
+        # for a stream the handler prepared itself; its head is not spread for nothing then)
         return await super().prepare(request)
 
     def _spread_head(self) -> None:

@@ -99,7 +99,11 @@ async def test_keep_alive_answers_are_whole_and_the_connection_serves_on(make_cl
     assert aiohttp_heads == []  # (every head written in one piece)
 
 
-async def test_a_stream_head_is_whole_and_the_connection_serves_on(make_client, openai_fake, aiohttp_heads):
+async def test_a_stream_head_is_whole_and_the_connection_serves_on(make_client, openai_fake, aiohttp_heads,
+                                                                   monkeypatch):
+    spread: list[OnePieceHead] = []  # (aiohttp prepares a stream again once its handler returns: nothing to do)
+    own_spread = OnePieceHead._spread_head
+    monkeypatch.setattr(OnePieceHead, "_spread_head", lambda self: (spread.append(self), own_spread(self))[1])
     client = await make_client({"model_list": [dep("m", "openai/gpt-4o-mini", openai_fake.base_url)]})
     reader, writer = await asyncio.open_connection(client.host, client.port)
     try:
@@ -117,7 +121,7 @@ async def test_a_stream_head_is_whole_and_the_connection_serves_on(make_client, 
             assert_valid_stream(answer)
     finally:
         writer.close()
-    assert aiohttp_heads == []
+    assert aiohttp_heads == [] and spread == []
 
 
 async def test_http10_and_connection_close_get_the_same_headers_from_aiohttp(make_client, openai_fake, aiohttp_heads):
