@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import yarl
+from multidict import CIMultiDictProxy
 
 from sidecar.httpclient.connect import open_connection
 from sidecar.httpclient.pool import Pool
@@ -95,6 +96,18 @@ class LeanSession:
     def get(self, url: str | yarl.URL, *, data: Any = None, headers: Mapping[str, str] | None = None,
             timeout: aiohttp.ClientTimeout | None = None) -> RequestContext:
         return RequestContext(self._request("GET", url, data, headers, timeout))
+
+    async def post_read(self, url: str | yarl.URL, data: Any, headers: Mapping[str, str] | None,
+                        timeout: aiohttp.ClientTimeout | None) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        """POST and read the whole answer: its status, headers and body, the connection given
+        back. What ``async with session.post(...) as resp: await resp.read()`` does, without the
+        context object and its two coroutines (a JSON call's answer: :func:`sidecar.upstream.post_json`)."""
+        resp = await self._request("POST", url, data, headers, timeout)
+        try:
+            body = await resp.read()
+        finally:
+            resp.release()
+        return resp.status, resp.headers, body
 
     async def close(self) -> None:
         """Close every connection, idle or in use."""
