@@ -170,7 +170,8 @@ def _events(item) -> bytes:
     if not item:
         return b""
     # one C call for the batch: msgspec's JSON holds no raw newline, so each line is one event
-    lines = encoder.encode_lines([msgspec.Raw(_one_line(c)) if isinstance(c, bytes) else c for c in item])
+    # (``type(c) is bytes``: isinstance costs twice as much when false, for every chunk of a list)
+    lines = encoder.encode_lines([msgspec.Raw(_one_line(c)) if type(c) is bytes else c for c in item])
     return b"data: " + lines[:-1].replace(b"\n", b"\n\ndata: ") + b"\n\n"
 
 

@@ -83,16 +83,14 @@ class Chat(_OpenAIEndpoint):
         async with aclosing(iter_sse_batches(resp, self.name)) as batches:
             async for payloads in batches:
                 chunks, bad = self._decode(payloads)
-                # (Azure opens with a chunk of prompt_filter_results only: nothing to relay)
-                chunks = [chunk for chunk in chunks if chunk.choices or chunk.usage is not None]
                 if chunks:
                     yield chunks
                 if bad is not None:
                     raise bad
 
     def _decode(self, payloads: list[bytes]) -> tuple[list[ChatCompletionChunk], ProviderError | None]:
-        """The chunks of one read, decoded in one call; when one is bad, those before it and
-        the error naming it (they are decoded one at a time only then)."""
+        """The chunks of one read worth relaying, decoded in one call; when one is bad, those
+        before it and the error naming it (they are decoded one at a time only then)."""
         bad = None
         try:
             chunks = _chunk_list.decode(b"[" + b",".join(payloads) + b"]")
@@ -107,12 +105,17 @@ class Chat(_OpenAIEndpoint):
                     bad = ProviderError(502, f"{self.name} upstream sent a chunk that is not valid: {exc}",
                                         code="bad_upstream_response")
                     break
+        kept = []  # (one pass: annotations left out, then chunks with nothing to relay)
         for chunk in chunks:
-            for choice in chunk.choices:
+            choices = chunk.choices
+            for choice in choices:
                 if choice.delta is msgspec.UNSET:
-                    chunk.choices = _without_annotations(chunk.choices)
+                    chunk.choices = choices = _without_annotations(choices)
                     break
-        return chunks, bad
+            # (Azure opens with a chunk of prompt_filter_results only: nothing to relay)
+            if choices or chunk.usage is not None:
+                kept.append(chunk)
+        return kept, bad
 
 
 def _without_annotations(choices: list[ChunkChoice]) -> list[ChunkChoice]:
