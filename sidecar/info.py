@@ -27,7 +27,8 @@ NUMERIC_FIELDS = (
     "cache_creation_input_token_cost", "cache_read_input_token_cost",
 )
 INFO_CACHE_PER_DEPLOYMENT = 256
-"""Model infos kept per deployment (one, or one per name a wildcard served), oldest out first."""
+"""Entries kept per deployment (its model info and prices: two per name a wildcard served), oldest
+out first."""
 
 SyncedModels = Mapping[str, Mapping[str, Mapping[str, Any]]]
 

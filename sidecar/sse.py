@@ -166,7 +166,7 @@ async def _start(request: web.Request, headers: dict[str, str] | str) -> _EventS
 def _events(item) -> bytes:
     """SSE ``data:`` events for what a provider yielded: a chunk, its JSON bytes, or a list."""
     if type(item) is not list:
-        return b"data: " + (_one_line(item) if isinstance(item, bytes) else encoder.encode(item)) + b"\n\n"
+        return b"data: " + (_one_line(item) if type(item) is bytes else encoder.encode(item)) + b"\n\n"
     if not item:
         return b""
     # one C call for the batch: msgspec's JSON holds no raw newline, so each line is one event

@@ -61,7 +61,7 @@ async def test_an_earlier_deadline_added_later_moves_the_timer_forward():
     loop = asyncio.get_running_loop()
     deadlines = Deadlines(loop)
     late, early = Member(loop), Member(loop)
-    late_deadline = loop.time() + 0.5
+    late_deadline = loop.time() + 1.0  # (far enough apart for a loaded machine)
     deadlines.add(late, late_deadline)
     armed_for_late = deadlines.armed
     deadlines.add(early, loop.time() + 0.05)
@@ -84,6 +84,43 @@ async def test_ticks_emptied_by_removals_do_not_pile_up():
     assert len(deadlines.ticks) == 1 and not deadlines.due
     deadlines.close()
     assert deadlines.timer is None
+
+
+async def test_a_slow_exchange_at_the_front_does_not_let_emptied_ticks_pile_up():
+    """One exchange in flight long before the others (a hung upstream) holds the front of the
+    heap: the ticks emptied behind it are dropped when the heap grows past twice the live ones."""
+    loop = asyncio.get_running_loop()
+    deadlines = Deadlines(loop)
+    slow = Member(loop)
+    deadlines.add(slow, loop.time() + 60)
+    for i in range(5000):
+        member = Member(loop)
+        deadlines.remove(member, deadlines.add(member, loop.time() + 120 + i * TICK))
+    assert len(deadlines.due) == 1 and len(deadlines.ticks) <= 2 * len(deadlines.due) + 64
+    deadlines.close()
+
+
+async def test_a_member_removed_by_another_ones_timeout_is_not_timed_out():
+    loop = asyncio.get_running_loop()
+    deadlines = Deadlines(loop)
+    first, second = Member(loop), Member(loop)
+    deadline = loop.time() + 0.05
+    ticks = {}
+
+    def remove_the_other(member: Member, other: Member) -> None:
+        member.timed_out_at.append(loop.time())
+        deadlines.remove(other, ticks[other])
+
+    first.total_timed_out = lambda: remove_the_other(first, second)  # type: ignore[method-assign]
+    second.total_timed_out = lambda: remove_the_other(second, first)  # type: ignore[method-assign]
+    ticks[first] = deadlines.add(first, deadline)
+    ticks[second] = deadlines.add(second, deadline)
+    until = loop.time() + 5
+    while not (first.timed_out_at or second.timed_out_at) and loop.time() < until:
+        await asyncio.sleep(TICK / 2)
+    await asyncio.sleep(3 * TICK)  # (time for a wrong second timeout to show)
+    assert len(first.timed_out_at) + len(second.timed_out_at) == 1  # the one timed out first ended the other
+    assert not deadlines.due
 
 
 async def test_a_failing_member_does_not_stop_the_others():

@@ -5,7 +5,8 @@ An asyncio timer per request (``loop.call_at``, then ``cancel``) cost about 14,0
 cancelled handles swept out of that heap later. Here a deadline is rounded up to the next tick
 (:data:`TICKS_PER_SECOND`) and the connections due in one tick share a set: adding one and
 removing it again is a dictionary lookup and a set operation, and one timer is armed, for the
-earliest tick that holds a connection. So a timeout fires at most one tick late, never early.
+earliest tick that held a connection when it was armed (one emptied since costs a wasted
+wake-up). So a timeout fires at most one tick late, never early.
 """
 
 from __future__ import annotations
@@ -42,12 +43,17 @@ class Deadlines:
         :meth:`remove` d first with the tick this returns."""
         tick = int(deadline * TICKS_PER_SECOND) + 1  # (rounded up: never early)
         members = self.due.get(tick)
-        if members is None:  # (the first member of its tick: a few times a tick at most)
+        if members is None:  # (the first member of its tick)
             members = self.due[tick] = set()
             ticks = self.ticks
             while ticks and ticks[0] not in self.due:
                 heappop(ticks)
-            heappush(ticks, tick)
+            if len(ticks) >= 2 * len(self.due) + 64:
+                # emptied ticks held behind a live one (a slow exchange at the front): rebuilt from
+                # the live ticks (a sorted list is a heap), so the heap stays bounded by them
+                ticks[:] = sorted(self.due)
+            else:
+                heappush(ticks, tick)
             if self.timer is None or tick < self.armed:
                 self._arm(tick)
         members.add(member)
@@ -79,19 +85,22 @@ class Deadlines:
         self.timer = None
         now = self.loop.time()
         ticks, due = self.ticks, self.due
-        while ticks:
-            tick = ticks[0]
-            members = due.get(tick)
-            if members is not None and tick / TICKS_PER_SECOND > now:
-                break  # the earliest tick that holds a member is still to come
-            heappop(ticks)
-            if members is not None:
-                del due[tick]
-                for member in list(members):
+        try:
+            while ticks:
+                tick = ticks[0]
+                members = due.get(tick)
+                if members is not None and tick / TICKS_PER_SECOND > now:
+                    break  # the earliest tick that holds a member is still to come
+                heappop(ticks)
+                # (taken from the live set one at a time: a member one of them removes is not timed out)
+                while members:
                     try:
-                        member.total_timed_out()
-                    except Exception as exc:  # (one member's failure must not stop the timer)
+                        members.pop().total_timed_out()
+                    except Exception as exc:  # (one member's failure must not stop the others)
                         self.loop.call_exception_handler({"message": "a deadline's timeout failed",
                                                           "exception": exc})
-        if ticks:
-            self._arm(ticks[0])
+                if members is not None and due.get(tick) is members:
+                    del due[tick]
+        finally:  # (armed again whatever happened: the later deadlines still fire)
+            if ticks and self.timer is None:
+                self._arm(ticks[0])

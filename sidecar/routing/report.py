@@ -111,10 +111,11 @@ def _base(call: RoutedCall, group: str, dep: Deployment | None, now: float, orig
           message: str | None = None, prompt: int = 0, completion: int = 0, total: int = 0, cached: int = 0,
           reasoning: int = 0, cost: float | None = None, first: float | None = None,
           remaining_requests: int | None = None, remaining_tokens: int | None = None) -> CallEvent:
-    """The event of one attempt. Called with its arguments by position, which it passes on to
-    CallEvent by position: msgspec matches keyword arguments field by field, which for this
-    34-field struct cost about 12,000 instructions an event, against about 2,000 by position
-    (callgrind). The order is checked against the class at import."""
+    """The event of one attempt (:func:`served` passes every argument by position: a call with
+    twenty keywords costs more). Its fields go to CallEvent by position: msgspec matches keyword
+    arguments field by field, which for this 34-field struct cost about 12,000 instructions an
+    event, against about 2,000 by position (callgrind). The order is checked against the class
+    at import."""
     body = call.body
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
@@ -129,7 +130,7 @@ def _base(call: RoutedCall, group: str, dep: Deployment | None, now: float, orig
         dep_id, provider, model = dep.id, dep.provider.name, dep.upstream  # (its upstream_model(), no capture)
     return CallEvent(
         call.id, call.group, group, call.capability, call.stream, dep_id, provider, model, ok, status, None, kind,
-        code, message, call.tries or 1, call.attempts.get(group, 0) > 1, not original, final, call.batch,
+        code, message, call.attempts_made or 1, call.attempts.get(group, 0) > 1, not original, final, call.batch,
         False, prompt, completion, total, cached, reasoning, cost, time.time() - duration, duration,
         call.upstream_seconds, first, remaining_requests, remaining_tokens, user, metadata,
     )

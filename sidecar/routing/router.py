@@ -66,7 +66,7 @@ class RoutedCall:
     id: str
     started: float
     attempts: dict[str, int]
-    tries: int = 0
+    attempts_made: int = 0
     """The attempts made so far, in every group (the sum of :attr:`attempts`)."""
     deadline: float | None = None
     estimate: int = 0
@@ -90,7 +90,7 @@ class RoutedCall:
     error: SidecarError | None = None
     """A stream's failure after its first chunk (the client got an error event)."""
     cost: float | None = None
-    """The answer's cost in USD, once :meth:`Router.headers` priced it (the call's event reuses it)."""
+    """The answer's cost in USD, once :meth:`Router.head` priced it (the call's event reuses it)."""
     first_at: float = 0.0
     """When a stream's first chunk arrived (monotonic)."""
     failed_attempt: CallEvent | None = None
@@ -366,7 +366,7 @@ class Router:
             raise _Busy()
         call.attempt_started = now
         call.attempts[group] = call.attempts.get(group, 0) + 1
-        call.tries += 1
+        call.attempts_made += 1
         try:
             if original and call.opts.mock_failure is not None:
                 raise _MockFailure(500 if call.opts.mock_failure == "server" else 400,
