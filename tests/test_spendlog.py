@@ -548,6 +548,33 @@ async def test_a_slice_is_one_insert_of_its_rows_each_kept_as_given(tmp_path):
     assert store.insert_rows(4).count("?") == 4 * len(store.COLUMNS)
 
 
+async def test_a_transaction_holds_several_slices_with_the_loop_free_between(tmp_path, monkeypatch):
+    """:data:`store.TRANSACTION_SLICES` slices commit together (each commit writes the last pages
+    again); cancelled between two slices, the transaction leaves nothing and its rows wait on."""
+    monkeypatch.setattr(store, "TRANSACTION_SLICES", 2)
+    path = tmp_path / "spend.db"
+    spend_log = await store.SpendLog.open(str(path), 0)
+    try:
+        assert spend_log.writer is not None
+        spend_log.writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3 * len(store.COLUMNS) + 1)
+        limited = store.SpendLog(spend_log.conn, spend_log.path, 0, True, spend_log.writer)  # (3-row slices)
+        limited.add(events("c", 14))
+        flushing = asyncio.ensure_future(limited.flush())
+        await asyncio.sleep(0)  # (the first slice is in, the loop free before the second)
+        assert not flushing.done()
+        flushing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await flushing
+        assert count_rows(path) == 0 and len(limited._rows) == 14
+        statements: list[str] = []
+        spend_log.writer.set_trace_callback(statements.append)
+        assert await limited.flush() == 14
+        spend_log.writer.set_trace_callback(None)
+        assert statements.count("COMMIT") == 3 and count_rows(path) == 14  # 6 + 6 + 2 rows
+    finally:
+        await spend_log.close()
+
+
 async def test_a_sqlite_that_binds_few_values_gets_smaller_slices(tmp_path):
     """Where SQLite allows fewer bound values than a full slice holds, slices shrink to fit."""
     path = tmp_path / "spend.db"
