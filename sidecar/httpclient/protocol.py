@@ -123,7 +123,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.discard(self)
-        self._cancel_timer()
+        self._forget_deadline()
         resp = self.response
         if resp is not None:
             self.response = None
@@ -291,7 +291,7 @@ class Connection(asyncio.Protocol):
 
     def answer_done(self) -> None:
         """The answer ended: back to the pool if it may carry another exchange, else closed."""
-        self._cancel_timer()
+        self._forget_deadline()
         if self.paused:
             self.paused = False
             self.transport.resume_reading()
@@ -336,12 +336,12 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._cancel_timer()
+            self._forget_deadline()
             if self.transport is not None:
                 self.transport.close()
             self.pool.discard(self)
 
-    def _cancel_timer(self) -> None:
+    def _forget_deadline(self) -> None:
         if self.due is not None:
             self.pool.deadlines.remove(self, self.due)
             self.due = None

@@ -70,12 +70,11 @@ def served(router: Router, call: RoutedCall, usage: Any, now: float) -> CallEven
                 remaining_requests = max(limits.rpm - requests, 0)
             if limits.tpm is not None:
                 remaining_tokens = max(limits.tpm - used, 0)
-    original = group == call.group or not call.fallbacks
-    if err is None:
-        return _base(call, group, dep, now, original, True, True, 200, None, None, None, prompt, completion,
-                     total, cached, reasoning, cost, first, remaining_requests, remaining_tokens)
-    return _base(call, group, dep, now, original, True, False, err.status, getattr(err, "kind", None), err.code,
-                 err.message, prompt, completion, total, cached, reasoning, cost, first, remaining_requests,
+    ok, status, kind, code, message = True, 200, None, None, None
+    if err is not None:  # a stream that failed after its first chunk
+        ok, status, kind, code, message = False, err.status, getattr(err, "kind", None), err.code, err.message
+    return _base(call, group, dep, now, group == call.group or not call.fallbacks, True, ok, status, kind, code,
+                 message, prompt, completion, total, cached, reasoning, cost, first, remaining_requests,
                  remaining_tokens)
 
 
