@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from sidecar.config import ConfigError
+from sidecar.loop import new_event_loop
 from sidecar.runner import raise_fd_limit, run, tune_gc
 
 if TYPE_CHECKING:
@@ -45,9 +45,9 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
         log.warning("no general_settings.master_key: every route is open to anyone who can reach %s:%s", host, port)
     fd_limit = raise_fd_limit()
     tune_gc()  # (forked workers keep it)
-    loop_factory = _uvloop_factory() or asyncio.new_event_loop
+    loop_factory = _uvloop_factory() or new_event_loop
     log.info("llm-sidecar serving %d deployments on http://%s:%d (%s%s)", len(app[keys.REGISTRY]), host, port,
-             "asyncio" if loop_factory is asyncio.new_event_loop else "uvloop",
+             "asyncio" if loop_factory is new_event_loop else "uvloop",
              f", {workers} workers" if workers > 1 else "")
     options = dict(access_log=log if access_log else None, fd_limit=fd_limit)
     from sidecar import tls_startup

@@ -10,6 +10,7 @@ pytest.register_assert_rewrite("sidecar.testing")  # (imported below, before pyt
 import openai_helpers  # noqa: E402
 from fake_upstreams import AzureFake, OpenAIFake, VLLMFake, start  # noqa: E402
 
+from sidecar.loop import new_event_loop  # noqa: E402
 from sidecar.testing import MOCK_MODELS, MakeGateway  # noqa: E402, F401 - MOCK_MODELS: imported by tests
 
 pytest_plugins = ["sidecar.testing", "pytester"]
@@ -46,3 +47,8 @@ async def azure_fake(aiohttp_server):
 @pytest.fixture
 async def vllm_fake(aiohttp_server):
     return await start(aiohttp_server, VLLMFake())
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """Every test runs on the loop ``sidecar serve`` runs on without uvloop (:mod:`sidecar.loop`)."""
+    return {"lean_loop": new_event_loop}

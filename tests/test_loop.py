@@ -1,0 +1,197 @@
+"""The loop ``sidecar serve`` runs on without uvloop (``sidecar.loop.LeanLoop``), over real sockets:
+a turn's writes go out at its end, in order, and closing, aborting, ``write_eof`` and ``sendfile``
+keep asyncio's meaning. The whole suite runs on it too (``tests/conftest.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import select
+import socket
+import time
+
+import pytest
+
+from sidecar.loop import LeanLoop
+
+
+async def _pair() -> tuple[asyncio.Transport, socket.socket, asyncio.Protocol]:
+    """A transport of the running loop on one end of a socket pair; the other end, blocking."""
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(5)
+    transport, protocol = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, ours)
+    return transport, theirs, protocol
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """What ``sock`` receives until the other end is closed."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _nothing_yet(sock: socket.socket) -> bool:
+    return not select.select([sock], [], [], 0.05)[0]
+
+
+async def test_the_suite_runs_on_the_lean_loop():
+    assert type(asyncio.get_running_loop()) is LeanLoop
+
+
+async def test_a_turns_writes_leave_together_at_its_end_in_order():
+    transport, theirs, _ = await _pair()
+    transport.write(b"one ")
+    transport.writelines([b"two ", b"three"])
+    assert transport.get_write_buffer_size() == len(b"one two three")
+    assert _nothing_yet(theirs)  # (held until the turn ends)
+    await asyncio.sleep(0)
+    assert theirs.recv(100) == b"one two three"
+    assert transport.get_write_buffer_size() == 0
+    transport.close()
+    theirs.close()
+
+
+async def test_close_and_write_eof_send_what_the_turn_wrote_first():
+    transport, theirs, _ = await _pair()
+    transport.write(b"answer")
+    transport.write_eof()
+    assert theirs.recv(100) == b"answer"
+    assert theirs.recv(100) == b""  # then the end of the stream
+    transport.close()
+    theirs.close()
+
+    transport, theirs, _ = await _pair()
+    transport.write(b"last words")
+    transport.close()
+    await asyncio.sleep(0.01)
+    assert _read_all(theirs) == b"last words"
+    theirs.close()
+
+
+async def test_abort_sends_what_the_turn_wrote_as_asyncios_write_had():
+    transport, theirs, _ = await _pair()
+    transport.write(b"written before the abort")
+    transport.abort()
+    await asyncio.sleep(0.01)
+    assert _read_all(theirs) == b"written before the abort"
+    theirs.close()
+
+
+class _FlowRecorder(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.resumed = asyncio.Event()
+
+    def pause_writing(self) -> None:
+        self.events.append("pause")
+
+    def resume_writing(self) -> None:
+        self.events.append("resume")
+        self.resumed.set()
+
+
+async def test_a_turn_that_writes_more_than_it_may_hold_pauses_its_protocol_as_asyncio():
+    """Flow control is asyncio's: writing 2.6 MB in one turn pauses the protocol in that turn
+    (what makes aiohttp's ``drain`` wait), and it resumes once the peer has read."""
+    ours, theirs = socket.socketpair()
+    transport, protocol = await asyncio.get_running_loop().connect_accepted_socket(_FlowRecorder, ours)
+    chunk = bytes(range(256)) * 256  # 64 KiB
+    for _ in range(40):
+        transport.write(chunk)
+    assert protocol.events == ["pause"]
+    received = asyncio.create_task(asyncio.to_thread(_read_all, theirs))
+    await asyncio.wait_for(protocol.resumed.wait(), 5)
+    transport.close()
+    assert await received == chunk * 40
+    assert protocol.events == ["pause", "resume"]
+    theirs.close()
+
+
+def test_writes_outside_a_turn_and_in_a_turn_cut_short_are_sent():
+    loop = LeanLoop()
+    try:
+        ours, theirs = socket.socketpair()
+        theirs.settimeout(5)
+        transport, _ = loop.run_until_complete(loop.connect_accepted_socket(asyncio.Protocol, ours))
+        transport.write(b"between runs;")  # (held: no turn is running)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert theirs.recv(100) == b"between runs;"
+
+        def write_then_exit():
+            transport.write(b"then exit")
+            raise SystemExit(3)
+
+        loop.call_soon(write_then_exit)
+        with pytest.raises(SystemExit):
+            loop.run_forever()
+        assert theirs.recv(100) == b"then exit"
+        transport.write(b";before close")
+        transport.close()
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert _read_all(theirs) == b";before close"
+        theirs.close()
+    finally:
+        loop.close()
+
+
+async def test_a_bytearray_is_sent_as_it_was_when_written():
+    transport, theirs, _ = await _pair()
+    data = bytearray(b"before")
+    transport.write(data)
+    data[:] = b"after!"
+    transport.write(b" then bytes")
+    await asyncio.sleep(0)
+    assert theirs.recv(100) == b"before then bytes"
+    transport.close()
+    theirs.close()
+
+
+async def test_a_write_too_big_for_the_socket_is_sent_in_full_later():
+    transport, theirs, _ = await _pair()
+    big = bytes(range(256)) * 40_000  # 10 MB: far more than the socket's buffer
+    transport.write(big)
+    transport.write(b"tail")
+    transport.close()
+    received = await asyncio.to_thread(_read_all, theirs)
+    assert received == big + b"tail"
+    theirs.close()
+
+
+async def test_sendfile_starts_after_what_was_written_before_it(tmp_path):
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"file body")
+    transport, theirs, _ = await _pair()
+    transport.write(b"head;")
+    with path.open("rb") as f:
+        await asyncio.get_running_loop().sendfile(transport, f)
+    transport.write(b";tail")
+    transport.close()
+    assert await asyncio.to_thread(_read_all, theirs) == b"head;file body;tail"
+    theirs.close()
+
+
+def test_callbacks_keep_asyncios_contexts_order_and_errors():
+    loop = LeanLoop()
+    try:
+        var = contextvars.ContextVar("var", default="unset")
+        seen = []
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, "given")
+        loop.call_soon(lambda: seen.append(("first", var.get())))
+        loop.call_soon(lambda: seen.append(("second", var.get())), context=ctx)
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert seen == [("first", "unset"), ("second", "given")]
+        assert loop.get_debug() is False
+        loop.set_debug(True)
+        assert loop.get_debug() is True
+        with pytest.raises(TypeError, match="coroutines cannot be used"):  # (debug mode: asyncio's own checks)
+            loop.call_soon(asyncio.sleep)
+        loop.set_debug(False)
+        assert loop.get_debug() is False
+        assert abs(loop.time() - time.monotonic()) < 1
+    finally:
+        loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon(print)
