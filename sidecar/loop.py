@@ -85,7 +85,8 @@ class _SocketTransport(selector_events._SelectorSocketTransport):
         if held is not None:
             self._held = None
             _write(self, held)
-            self._maybe_resume_protocol()  # (paused meanwhile by set_write_buffer_limits: asyncio's write never resumes)
+            if self._protocol_paused:  # (by set_write_buffer_limits meanwhile: asyncio's write never resumes)
+                self._maybe_resume_protocol()
 
     def get_write_buffer_size(self) -> int:
         return super().get_write_buffer_size() + len(self._held or b"")
@@ -113,6 +114,7 @@ class _SocketTransport(selector_events._SelectorSocketTransport):
 
 
 _write = selector_events._SelectorSocketTransport.write  # (asyncio's: the send, or the queue)
+_run_once = asyncio.SelectorEventLoop._run_once
 
 
 class LeanLoop(asyncio.SelectorEventLoop):
@@ -140,7 +142,7 @@ class LeanLoop(asyncio.SelectorEventLoop):
         if self._held:  # (written outside a turn: before the loop ran, between two runs)
             self._send_held()
         try:
-            super()._run_once()
+            _run_once(self)
         finally:  # (a callback's SystemExit or KeyboardInterrupt ends the turn early: what it wrote goes)
             if self._held:
                 self._send_held()
@@ -149,7 +151,12 @@ class LeanLoop(asyncio.SelectorEventLoop):
         held, self._held = self._held, []
         try:
             for transport in held:
-                transport.send_held()
+                data = transport._held  # (send_held, inline: a call less a write)
+                if data is not None:
+                    transport._held = None
+                    _write(transport, data)
+                    if transport._protocol_paused:
+                        transport._maybe_resume_protocol()
         except BaseException:  # (a protocol's pause_writing raised: the rest go at the next turn's end)
             self._held.extend(t for t in held if t._held is not None)
             raise
