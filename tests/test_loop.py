@@ -39,8 +39,27 @@ async def test_the_suite_runs_on_the_lean_loop():
     assert type(asyncio.get_running_loop()) is LeanLoop
 
 
-async def test_a_turns_writes_leave_together_at_its_end_in_order():
+class _Spare:
+    """A connection that takes a turn's first write (which is sent at once), so that the writes
+    made after it in the same turn, with no ``await`` between, are held."""
+
+    async def __aenter__(self) -> _Spare:
+        self.transport, self.peer, _ = await _pair()
+        return self
+
+    def first_write(self) -> None:
+        self.transport.write(b"x")
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.transport.close()
+        self.peer.close()
+
+
+async def test_a_turns_first_write_goes_at_once_and_the_rest_together_at_its_end():
+    await asyncio.sleep(0)  # (a turn of its own)
     transport, theirs, _ = await _pair()
+    transport.write(b"at once;")
+    assert theirs.recv(100) == b"at once;"
     transport.write(b"one ")
     transport.writelines([b"two ", b"three"])
     assert transport.get_write_buffer_size() == len(b"one two three")
@@ -53,26 +72,35 @@ async def test_a_turns_writes_leave_together_at_its_end_in_order():
 
 
 async def test_close_and_write_eof_send_what_the_turn_wrote_first():
-    transport, theirs, _ = await _pair()
-    transport.write(b"answer")
-    transport.write_eof()
+    async with _Spare() as spare:
+        transport, theirs, _ = await _pair()
+        spare.first_write()
+        transport.write(b"answer")
+        assert transport.get_write_buffer_size() == len(b"answer")  # (held)
+        transport.write_eof()
     assert theirs.recv(100) == b"answer"
     assert theirs.recv(100) == b""  # then the end of the stream
     transport.close()
     theirs.close()
 
-    transport, theirs, _ = await _pair()
-    transport.write(b"last words")
-    transport.close()
+    async with _Spare() as spare:
+        transport, theirs, _ = await _pair()
+        spare.first_write()
+        transport.write(b"last words")
+        assert transport.get_write_buffer_size() == len(b"last words")
+        transport.close()
     await asyncio.sleep(0.01)
     assert _read_all(theirs) == b"last words"
     theirs.close()
 
 
 async def test_abort_sends_what_the_turn_wrote_as_asyncios_write_had():
-    transport, theirs, _ = await _pair()
-    transport.write(b"written before the abort")
-    transport.abort()
+    async with _Spare() as spare:
+        transport, theirs, _ = await _pair()
+        spare.first_write()
+        transport.write(b"written before the abort")
+        assert transport.get_write_buffer_size() == len(b"written before the abort")
+        transport.abort()
     await asyncio.sleep(0.01)
     assert _read_all(theirs) == b"written before the abort"
     theirs.close()
@@ -136,9 +164,11 @@ def test_writes_outside_a_turn_and_in_a_turn_cut_short_are_sent():
 
 
 async def test_a_bytearray_is_sent_as_it_was_when_written():
-    transport, theirs, _ = await _pair()
-    data = bytearray(b"before")
-    transport.write(data)
+    async with _Spare() as spare:
+        transport, theirs, _ = await _pair()
+        spare.first_write()
+        data = bytearray(b"before")
+        transport.write(data)
     data[:] = b"after!"
     transport.write(b" then bytes")
     await asyncio.sleep(0)
@@ -161,8 +191,11 @@ async def test_a_write_too_big_for_the_socket_is_sent_in_full_later():
 async def test_sendfile_starts_after_what_was_written_before_it(tmp_path):
     path = tmp_path / "file.bin"
     path.write_bytes(b"file body")
-    transport, theirs, _ = await _pair()
-    transport.write(b"head;")
+    async with _Spare() as spare:
+        transport, theirs, _ = await _pair()
+        spare.first_write()
+        transport.write(b"head;")
+        assert transport.get_write_buffer_size() == len(b"head;")
     with path.open("rb") as f:
         await asyncio.get_running_loop().sendfile(transport, f)
     transport.write(b";tail")
