@@ -5,13 +5,14 @@ with a turn's socket writes sent together at its end, and less bookkeeping in Py
 it, and on a virtual machine waking a process on the other core (an inter-processor interrupt) is
 the dearest part of the send. Written at once, as asyncio does, each of a proxied chat's two sends
 (the request to the upstream, the answer to the client) found its peer asleep again: the peer
-had handled the previous one while the sidecar worked on the next request. Here a turn's first
-write goes at once and the turn's later writes wait until its callbacks have all run, then go one
-after another, so a peer is woken about once a turn, not once a request (chat at c=64: 29-45 µs of
-system time a request before, 15-19 after; ``bench/RESULTS.md``). The first is not held because
-with one request in flight nothing would share its wake-up: held, a chat at c=1 waited for the
-rest of its turn (aiohttp's clean-up after the answer, +15 µs at the median). A write waits at
-most for the rest of its turn; nothing is held across turns, and no write is merged with another
+had handled the previous one while the sidecar worked on the next request. Here a turn's writes
+wait until its callbacks have all run, then go one after another, so a peer is woken about once
+a turn, not once a request (chat at c=64: 29-45 µs of system time a request before, 15-19 after;
+``bench/RESULTS.md``), as uvloop queues a stream's writes to the end of its loop's iteration.
+Only while the loop is idle (its last turn wrote to one connection at most) does a turn's first
+write go at once: with one request in flight nothing would share its wake-up, and held, a chat
+at c=1 waited for the rest of its turn (aiohttp's clean-up after the answer, +15 µs at the
+median). A write waits at most for the rest of its turn; nothing is held across turns, and no write is merged with another
 connection's. Only ``bytes`` are held (the caller may change a ``bytearray`` after writing it), at
 most :data:`HOLD_BYTES` a transport; a transport with data queued already, closing, or in a
 ``sendfile`` writes as asyncio does.
@@ -74,8 +75,10 @@ class _SocketTransport(selector_events._SelectorSocketTransport):
             self.send_held()  # (a turn that writes more goes asyncio's way: sent, queued, paused)
         else:
             loop = self._loop
-            if not loop._wrote:  # (the turn's first write goes at once: LeanLoop.__doc__)
-                loop._wrote = True
+            writes = loop._writes
+            loop._writes = writes + 1
+            if not writes and not loop._busy:  # (an idle loop's first write goes at once: the module's doc)
+                pass
             elif (type(data) is bytes and 0 < len(data) <= HOLD_BYTES and not self._buffer and not self._conn_lost
                   and not self._eof and not self._closing and self._empty_waiter is None):
                 self._held = data
@@ -132,7 +135,8 @@ class LeanLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, selector: Any = None) -> None:
         self._held: list[_SocketTransport] = []
-        self._wrote = False  # (whether this turn has written: its first write is not held)
+        self._writes = 0  # (writes made in this turn)
+        self._busy = False  # (whether the last turn wrote more than once: then every write is held)
         super().__init__(selector)
         self.get_debug = self._debug.__bool__  # (C: what C futures and tasks ask at creation)
 
@@ -149,7 +153,8 @@ class LeanLoop(asyncio.SelectorEventLoop):
     def _run_once(self) -> None:
         if self._held:  # (written outside a turn: before the loop ran, between two runs)
             self._send_held()
-        self._wrote = False
+        self._busy = self._writes > 1
+        self._writes = 0
         try:
             _run_once(self)
         finally:  # (a callback's SystemExit or KeyboardInterrupt ends the turn early: what it wrote goes)

@@ -71,6 +71,21 @@ async def test_a_turns_first_write_goes_at_once_and_the_rest_together_at_its_end
     theirs.close()
 
 
+async def test_after_a_turn_that_wrote_to_two_connections_even_the_first_write_is_held():
+    async with _Spare() as spare:
+        transport, theirs, _ = await _pair()
+        spare.first_write()
+        transport.write(b"a")  # (two connections written in one turn: the loop is busy)
+        await asyncio.sleep(0)
+        assert theirs.recv(100) == b"a"
+        transport.write(b"b")  # the next turn's first write
+        assert transport.get_write_buffer_size() == 1 and _nothing_yet(theirs)
+        await asyncio.sleep(0)
+        assert theirs.recv(100) == b"b"
+        transport.close()
+        theirs.close()
+
+
 async def test_close_and_write_eof_send_what_the_turn_wrote_first():
     async with _Spare() as spare:
         transport, theirs, _ = await _pair()
