@@ -8,7 +8,8 @@ the dearest part of the send. Written at once, as asyncio does, each of a proxie
 had handled the previous one while the sidecar worked on the next request. Here a turn's writes
 wait until its callbacks have all run, then go one after another, so a peer is woken about once
 a turn, not once a request (chat at c=64: 29-45 µs of system time a request before, 15-19 after;
-``bench/RESULTS.md``), as uvloop queues a stream's writes to the end of its loop's iteration.
+``bench/RESULTS.md``). (uvloop sends a write at once when nothing is queued; on uvloop the lean
+upstream client holds a turn's later requests itself: :meth:`sidecar.httpclient.pool.Pool.write`.)
 Only while the loop is idle (its last turn wrote to one connection at most) does a turn's first
 write go at once: with one request in flight nothing would share its wake-up, and held, a chat
 at c=1 waited for the rest of its turn (aiohttp's clean-up after the answer, +15 µs at the
@@ -132,6 +133,8 @@ class LeanLoop(asyncio.SelectorEventLoop):
     ``time`` and ``get_debug``."""
 
     time = time.monotonic  # (a C function is no descriptor: ``loop.time()`` calls it as it is)
+    holds_writes = True
+    """(the lean upstream client's pool, :meth:`sidecar.httpclient.pool.Pool.write`, leaves it to the loop)"""
 
     def __init__(self, selector: Any = None) -> None:
         self._held: list[_SocketTransport] = []

@@ -11,7 +11,10 @@ import socket
 import time
 
 import pytest
+from fake_http import RawServer, answer, keep_alive
 
+from sidecar.httpclient import LeanSession
+from sidecar.httpclient.pool import Pool
 from sidecar.loop import LeanLoop
 
 
@@ -243,3 +246,69 @@ def test_callbacks_keep_asyncios_contexts_order_and_errors():
         loop.close()
     with pytest.raises(RuntimeError, match="closed"):
         loop.call_soon(print)
+
+
+class _Recorded:
+    """A transport that records what is written to it."""
+
+    def __init__(self, name: str, sent: list, closing: bool = False) -> None:
+        self.name, self.sent, self.closing = name, sent, closing
+
+    def write(self, data: bytes) -> None:
+        self.sent.append((self.name, data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+def test_on_a_loop_that_sends_at_once_the_lean_client_holds_a_turns_later_requests():
+    """uvloop and asyncio's own loop send every write at once: the lean client's pool sends a
+    turn's first request at once and the turn's later ones together after it (one closed
+    meanwhile is skipped); on :class:`LeanLoop`, which holds them itself, it writes them through."""
+    loop = asyncio.SelectorEventLoop()
+    try:
+        pool = Pool(loop, 0, 0, 30.0, opener=None)  # type: ignore[arg-type]
+        sent: list = []
+
+        def turn() -> None:
+            pool.write(_Recorded("a", sent), b"1")
+            pool.write(_Recorded("b", sent), b"2")
+            pool.write(_Recorded("closed", sent, closing=True), b"3")
+            pool.write(_Recorded("c", sent), b"4")
+            sent.append("end of the turn")
+
+        loop.call_soon(turn)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert sent == [("a", b"1"), "end of the turn", ("b", b"2"), ("c", b"4")]
+        pool.close()
+    finally:
+        loop.close()
+    lean = LeanLoop()
+    try:
+        sent = []
+        pool = Pool(lean, 0, 0, 30.0, opener=None)  # type: ignore[arg-type]
+        pool.write(_Recorded("a", sent), b"1")
+        pool.write(_Recorded("b", sent), b"2")
+        assert sent == [("a", b"1"), ("b", b"2")]
+        pool.close()
+    finally:
+        lean.close()
+
+
+def test_the_lean_client_answers_many_requests_at_once_on_a_loop_that_sends_at_once():
+    async def many() -> list[tuple[int, bytes]]:
+        upstream = await RawServer(keep_alive(lambda req, n: answer(body=req.body))).start()
+        session = LeanSession(limit=0, limit_per_host=0, keepalive_timeout=30)
+        try:
+            answers = await asyncio.gather(*(session.post_read(upstream.url(), str(i).encode(), None, None)
+                                             for i in range(20)))
+        finally:
+            await session.close()
+            await upstream.close()
+        return [(status, body) for status, _, body in answers]
+
+    loop = asyncio.SelectorEventLoop()
+    try:
+        assert loop.run_until_complete(many()) == [(200, str(i).encode()) for i in range(20)]
+    finally:
+        loop.close()

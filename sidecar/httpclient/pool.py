@@ -46,7 +46,33 @@ class Pool:
         """The total deadlines of the exchanges in flight (:class:`~sidecar.httpclient.protocol.Connection`)."""
         self._sweeper: asyncio.TimerHandle | None = None
         self._waking = False
+        self._held: list[tuple[asyncio.WriteTransport, bytes]] | None = None
+        self._holds = not getattr(loop, "holds_writes", False)  # (sidecar.loop.LeanLoop holds them itself)
         self.closed = False
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, transport: asyncio.WriteTransport, data: bytes) -> None:
+        """Send ``data`` (a whole request): the first of a turn of the loop at once, the turn's
+        later ones together once its callbacks have run. A send that finds the upstream asleep
+        wakes it, dear on a virtual machine; sent together, a turn's requests wake it once (what
+        :class:`sidecar.loop.LeanLoop` does for every socket; uvloop sends each write at once:
+        chat at c=64 on uvloop, 38-44 -> 25-26 µs of system time a request)."""
+        held = self._held
+        if not self._holds:
+            transport.write(data)
+        elif held is None:
+            self._held = []
+            self.loop.call_soon(self._write_held)
+            transport.write(data)
+        else:
+            held.append((transport, data))
+
+    def _write_held(self) -> None:
+        held, self._held = self._held, None
+        for transport, data in held or ():
+            if not transport.is_closing():  # (closed meanwhile: its exchange fails in connection_lost)
+                transport.write(data)
 
     # -- handing out ------------------------------------------------------------------------
 

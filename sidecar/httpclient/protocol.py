@@ -220,10 +220,10 @@ class Connection(asyncio.Protocol):
             self.due = self.pool.deadlines.add(self, deadline)
         try:
             if body is None:
-                self.transport.write(head)
+                self.pool.write(self.transport, head)
             elif isinstance(body, bytes | bytearray | memoryview):
                 if len(body) <= 65536:
-                    self.transport.write(head + body)
+                    self.pool.write(self.transport, head + body)
                 else:
                     self.transport.write(head)
                     self.transport.write(body)
