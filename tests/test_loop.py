@@ -58,6 +58,17 @@ class _Spare:
         self.peer.close()
 
 
+async def _held(data: bytes) -> tuple[asyncio.Transport, socket.socket]:
+    """A transport holding ``data``: written after the turn's first write (on a spare connection).
+    No turn passes before the caller acts on it (nothing here suspends after the write)."""
+    async with _Spare() as spare:
+        transport, theirs, _ = await _pair()
+        spare.first_write()
+        transport.write(data)
+    assert transport.get_write_buffer_size() == len(data) and _nothing_yet(theirs)
+    return transport, theirs
+
+
 async def test_a_turns_first_write_goes_at_once_and_the_rest_together_at_its_end():
     await asyncio.sleep(0)  # (a turn of its own)
     transport, theirs, _ = await _pair()
@@ -90,35 +101,23 @@ async def test_after_a_turn_that_wrote_to_two_connections_even_the_first_write_i
 
 
 async def test_close_and_write_eof_send_what_the_turn_wrote_first():
-    async with _Spare() as spare:
-        transport, theirs, _ = await _pair()
-        spare.first_write()
-        transport.write(b"answer")
-        assert transport.get_write_buffer_size() == len(b"answer")  # (held)
-        transport.write_eof()
+    transport, theirs = await _held(b"answer")
+    transport.write_eof()
     assert theirs.recv(100) == b"answer"
     assert theirs.recv(100) == b""  # then the end of the stream
     transport.close()
     theirs.close()
 
-    async with _Spare() as spare:
-        transport, theirs, _ = await _pair()
-        spare.first_write()
-        transport.write(b"last words")
-        assert transport.get_write_buffer_size() == len(b"last words")
-        transport.close()
+    transport, theirs = await _held(b"last words")
+    transport.close()
     await asyncio.sleep(0.01)
     assert _read_all(theirs) == b"last words"
     theirs.close()
 
 
 async def test_abort_sends_what_the_turn_wrote_as_asyncios_write_had():
-    async with _Spare() as spare:
-        transport, theirs, _ = await _pair()
-        spare.first_write()
-        transport.write(b"written before the abort")
-        assert transport.get_write_buffer_size() == len(b"written before the abort")
-        transport.abort()
+    transport, theirs = await _held(b"written before the abort")
+    transport.abort()
     await asyncio.sleep(0.01)
     assert _read_all(theirs) == b"written before the abort"
     theirs.close()
@@ -209,11 +208,7 @@ async def test_a_write_too_big_for_the_socket_is_sent_in_full_later():
 async def test_sendfile_starts_after_what_was_written_before_it(tmp_path):
     path = tmp_path / "file.bin"
     path.write_bytes(b"file body")
-    async with _Spare() as spare:
-        transport, theirs, _ = await _pair()
-        spare.first_write()
-        transport.write(b"head;")
-        assert transport.get_write_buffer_size() == len(b"head;")
+    transport, theirs = await _held(b"head;")
     with path.open("rb") as f:
         await asyncio.get_running_loop().sendfile(transport, f)
     transport.write(b";tail")
