@@ -13,10 +13,10 @@ upstream client holds a turn's later requests itself: :meth:`sidecar.httpclient.
 Only while the loop is idle (its last turn wrote to one connection at most) does a turn's first
 write go at once: with one request in flight nothing would share its wake-up, and held, a chat
 at c=1 waited for the rest of its turn (aiohttp's clean-up after the answer, +15 µs at the
-median). A write waits at most for the rest of its turn; nothing is held across turns, and no write is merged with another
-connection's. Only ``bytes`` are held (the caller may change a ``bytearray`` after writing it), at
-most :data:`HOLD_BYTES` a transport; a transport with data queued already, closing, or in a
-``sendfile`` writes as asyncio does.
+median). A write waits at most for the rest of its turn; nothing is held across turns, and no
+write is merged with another connection's. Only ``bytes`` are held (the caller may change a
+``bytearray`` after writing it), at most :data:`HOLD_BYTES` a transport; a transport with data
+queued already, closing, or in a ``sendfile`` writes as asyncio does.
 
 **Callbacks.** On Python 3.11 a future's callback, a task's every step and each wake-up goes through
 ``loop.call_soon``, and each time asyncio makes five Python calls (``call_soon``, ``_check_closed``,
@@ -78,10 +78,9 @@ class _SocketTransport(selector_events._SelectorSocketTransport):
             loop = self._loop
             writes = loop._writes
             loop._writes = writes + 1
-            if not writes and not loop._busy:  # (an idle loop's first write goes at once: the module's doc)
-                pass
-            elif (type(data) is bytes and 0 < len(data) <= HOLD_BYTES and not self._buffer and not self._conn_lost
-                  and not self._eof and not self._closing and self._empty_waiter is None):
+            if ((writes or loop._busy)  # (an idle loop's first write goes at once: the module's doc)
+                    and type(data) is bytes and 0 < len(data) <= HOLD_BYTES and not self._buffer
+                    and not self._conn_lost and not self._eof and not self._closing and self._empty_waiter is None):
                 self._held = data
                 loop._held.append(self)
                 return
@@ -168,12 +167,7 @@ class LeanLoop(asyncio.SelectorEventLoop):
         held, self._held = self._held, []
         try:
             for transport in held:
-                data = transport._held  # (send_held, inline: a call less a write)
-                if data is not None:
-                    transport._held = None
-                    _write(transport, data)
-                    if transport._protocol_paused:
-                        transport._maybe_resume_protocol()
+                transport.send_held()
         except BaseException:  # (a protocol's pause_writing raised: the rest go at the next turn's end)
             self._held.extend(t for t in held if t._held is not None)
             raise

@@ -70,7 +70,8 @@ class Pool:
 
     def _write_held(self) -> None:
         held, self._held = self._held, None
-        for transport, data in held or ():
+        assert held is not None  # (set to a list when this was scheduled, and only this empties it)
+        for transport, data in held:
             if not transport.is_closing():  # (closed meanwhile: its exchange fails in connection_lost)
                 transport.write(data)
 
