@@ -92,12 +92,21 @@ def embedding_vector(index: int, dims: int) -> list[float]:
     return [float(index + 1)] + [(-1.0) ** k / 2 ** (k + 1) for k in range(dims - 1)]
 
 
+_REFUSING: list[socket.socket] = []
+
+
 def refused_base_url() -> str:
-    """An ``api_base`` on 127.0.0.1 where nobody listens."""
-    with socket.socket() as sock:
+    """An ``api_base`` on 127.0.0.1 where nobody listens.
+
+    The port stays bound (never listening) for the whole test run: a port
+    merely found free could be taken by the next server a test starts, even
+    the gateway itself, and then the "refused" upstream would answer.
+    """
+    if not _REFUSING:
+        sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+        _REFUSING.append(sock)
+    return f"http://127.0.0.1:{_REFUSING[0].getsockname()[1]}/v1"
 
 
 def _text_of(content: Any) -> str:
