@@ -30,9 +30,10 @@ run: install bytecode
 # (the browser, the fuzzing and the lean client's own).
 AIOHTTP_CLIENT_SKIP := --ignore=tests/test_docs_browser.py --ignore=tests/test_schemathesis.py --ignore=tests/test_httpclient.py \
 	--ignore=tests/test_httpclient_connect.py
+# SIDECAR_REQUIRE_LITELLM_CORPUS: LiteLLM's example configs must be had (tests/litellm_corpus.py), not skipped.
 test: install chromium
-	$(BIN)/python -m pytest -q
-	SIDECAR_UPSTREAM_HTTP_CLIENT=aiohttp $(BIN)/python -m pytest -q $(AIOHTTP_CLIENT_SKIP)
+	SIDECAR_REQUIRE_LITELLM_CORPUS=1 $(BIN)/python -m pytest -q
+	SIDECAR_REQUIRE_LITELLM_CORPUS=1 SIDECAR_UPSTREAM_HTTP_CLIENT=aiohttp $(BIN)/python -m pytest -q $(AIOHTTP_CLIENT_SKIP)
 
 # Debian's Chromium, for the test that loads /docs in a real browser (tests/test_docs_browser.py).
 chromium:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from sidecar.compat import DESCRIPTIVE_MODEL_INFO, Leniency, NearMiss
+from sidecar.compat import DESCRIPTIVE_MODEL_INFO, Leniency, NearMiss, near_miss
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 """A duration or size: zero or less is a start-up error naming its path."""
@@ -148,6 +148,19 @@ class _KnownLitellmParams(msgspec.Struct):
     cooldown_time: NonNegativeFloat | None = None
     num_retries: NonNegativeInt | None = None
 
+
+PARAMS_ACTED_ON = frozenset(_KnownLitellmParams.__struct_fields__) - {"max_retries"}
+"""``litellm_params`` keys the core reads: a near-miss of one (``num_retires``, ``api_bse``) is a
+typo that would otherwise go upstream as a body default, so it stops start-up (a 400 over the API)."""
+
+DEPLOYMENT_KEYS_NOT_ACTED_ON = frozenset({
+    # LiteLLM's per-deployment router and budget keys the sidecar accepts but does not act on:
+    # named in the start-up warning, never sent upstream.
+    "max_retries",  # (the router is the only retry loop: num_retries)
+    "fallbacks", "context_window_fallback_dict", "retry_policy", "request_timeout", "tags",
+    "region_name", "allowed_model_region", "max_budget", "budget_duration", "itpm", "otpm",
+    "model_alias_map", "timeout_by_service_tier", "stream_timeout_by_service_tier",
+})
 
 SUPPORTS_FLAGS = (
     "supports_system_messages", "supports_response_schema", "supports_vision", "supports_function_calling",
@@ -439,6 +452,10 @@ def parse_deployment(entry: Any, where: str, source: str, lenient: Leniency | No
         if warnings is not None:
             warnings.append(f"{where} has no litellm_params: serving model_name {checked.model_name!r} "
                             "as litellm_params.model")
+    if isinstance(raw, dict):
+        for key in raw:
+            if key in DEPLOYMENT_KEYS_NOT_ACTED_ON:
+                lenient.note(f"model_list[*].litellm_params.{key}")
     params = resolve_env(raw, f"{where}.litellm_params", source)
     model_info = check_deployment_fields(params, checked.model_info or {}, where, source)
     return DeploymentConfig(checked.model_name, params, raw, model_info, checked.tpm, checked.rpm)
@@ -450,6 +467,14 @@ def check_deployment_fields(params: dict[str, Any], model_info: dict[str, Any], 
     a bad ``timeout`` or price fails here, not as a 500 on every later request. Returns
     ``model_info`` with those fields as numbers (PyYAML reads ``1e-06`` as a string; LiteLLM
     accepts it, so the sidecar does too)."""
+    for key in params:
+        if key not in PARAMS_ACTED_ON and key not in DEPLOYMENT_KEYS_NOT_ACTED_ON:
+            suggestion = near_miss(str(key), PARAMS_ACTED_ON)
+            if suggestion is not None:
+                path = f"{where}.litellm_params.{key}"
+                text = (f"unknown key {key!r} (did you mean {suggestion!r}?); a key llm-sidecar does not "
+                        "read is sent to the provider as a request default")
+                raise ConfigError(f"{source}: {path}: {text}", path=path, text=text)
     _convert(params, _KnownLitellmParams, f"{where}.litellm_params", source)
     known = _convert(model_info, _KnownModelInfo, f"{where}.model_info", source)
     converted = {f: getattr(known, f) for f in known.__struct_fields__ if f != "id" and f in model_info}

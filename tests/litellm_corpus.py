@@ -35,6 +35,9 @@ def _download_and_extract(configs: Path) -> str | None:
     wheels.mkdir(parents=True, exist_ok=True)
     if not list(wheels.glob("litellm-*.whl")):
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+               # (the wheel is built for x86-64 Linux; only its YAML files are read, so any machine
+               # may fetch it)
+               "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp",
                f"litellm=={LITELLM_VERSION}", "-d", str(wheels)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -29,6 +29,8 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
             {**MOCK, "model_info": {"base_model": "gpt-4o", "description": "shown", "mode": "chat"},
              "litellm_credential_name": "x"},
             {**MOCK, "model_info": {"base_model": "gpt-4o"}},
+            {"model_name": "m", "litellm_params": {"model": "mock/m", "tags": ["free"], "max_retries": 3,
+                                                   "num_retries": 1, "temperature": 0.2}},
         ],
         "sandbox_tools": [{"sandbox_tool_name": "e2b"}],
         "policies": {"p": {}},
@@ -44,12 +46,13 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
                 "general_settings.coordination_redis", "general_settings.otel",
                 "general_settings.custom_team_metadata_validate", "router_settings.enable_tag_filtering",
                 "router_settings.polling_interval", "litellm_settings.cache", "litellm_settings.proxy_budget_rescheduler_min_time",
-                "model_list[*].litellm_credential_name", "model_list[*].model_info.base_model"]
+                "model_list[*].litellm_credential_name", "model_list[*].model_info.base_model",
+                "model_list[*].litellm_params.tags", "model_list[*].litellm_params.max_retries"]
     assert sorted(config.ignored_keys) == sorted(expected)
     for path in expected:
         assert path in warning
     assert warning.count("model_info.base_model") == 1, "named once, however many deployments have it"
-    for acted in ("master_key", "num_retries", "drop_params", "description", "model_info.mode"):
+    for acted in ("master_key", "num_retries", "drop_params", "description", "model_info.mode", "temperature"):
         assert f".{acted}," not in warning and not warning.endswith(f".{acted}")
     assert (config.general.master_key, config.router.num_retries, config.router.drop_params) == ("sk-x", 2, True)
     assert config.model_list[0].model_info["base_model"] == "gpt-4o", "model_info keys are kept (shown by info)"
@@ -65,6 +68,12 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
     ({"litellm_settings": {"set_verbos": True}}, "$.litellm_settings", "set_verbos", "set_verbose"),
     ({"model_list": [{**MOCK, "model_info": {"max_input_token": 5}}]}, "$.model_list[0].model_info",
      "max_input_token", "max_input_tokens"),
+    ({"model_list": [{"model_name": "m", "litellm_params": {"model": "mock/m", "num_retires": 1}}]},
+     "$.model_list[0].litellm_params.num_retires", "num_retires", "num_retries"),
+    ({"model_list": [{"model_name": "m", "litellm_params": {"model": "mock/m", "api_bse": "http://x"}}]},
+     "$.model_list[0].litellm_params.api_bse", "api_bse", "api_base"),
+    ({"model_list": [{"model_name": "m", "litellm_params": {"model": "mock/m", "timout": 3}}]},
+     "$.model_list[0].litellm_params.timout", "timout", "timeout"),
 ])
 def test_a_near_miss_of_a_key_acted_on_stops_start_up(data, path, typo, meant):
     with pytest.raises(ConfigError) as info:
@@ -72,6 +81,15 @@ def test_a_near_miss_of_a_key_acted_on_stops_start_up(data, path, typo, meant):
     message = str(info.value)
     assert message.startswith(f"bad.yaml: {path}: ") and "\n" not in message
     assert f"{typo!r} (did you mean {meant!r}?)" in message
+
+
+async def test_a_near_miss_in_litellm_params_over_the_api_is_a_400_naming_it(make_client):
+    client = await make_client({"model_list": [MOCK]})
+    resp = await client.post("/model/new", json={"model_name": "n",
+                                                 "litellm_params": {"model": "mock/n", "num_retires": 1}})
+    assert resp.status == 400, await resp.text()
+    error = (await resp.json())["error"]
+    assert "did you mean 'num_retries'" in error["message"] and "num_retires" in error["param"]
 
 
 @pytest.mark.parametrize(("key", "acted"), [
