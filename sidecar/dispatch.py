@@ -183,5 +183,6 @@ def scrubbed(err: SidecarError, dep: Deployment, call: ProviderCall, call_id: st
 
 def log_upstream_failure(dep: Deployment, err: SidecarError, call_id: str = "") -> None:
     """One line for the operator; ``err.message`` is already scrubbed of the deployment's secrets."""
-    log.warning("deployment %s (%s, %s) failed: %s %s%s", dep.id, dep.model_name, dep.provider.name,
-                getattr(err, "upstream_status", err.status), err.message, f" [call {call_id}]" if call_id else "")
+    log.warning("deployment %s (%s, %s) failed: %s %s", dep.id, dep.model_name, dep.provider.name,
+                getattr(err, "upstream_status", err.status), err.message,
+                extra={"call_id": call_id} if call_id else None)  # (not in the message: repeats are limited)

@@ -78,8 +78,12 @@ class SecretMask(logging.Filter):
 
 
 class RepeatLimiter(logging.Filter):
-    """A warning or error repeated word for word (the same upstream timing out) is logged at most
-    once per ``interval``; the next one that passes says how many were suppressed meanwhile."""
+    """A warning or error that repeats (the same upstream timing out) is logged at most once per
+    ``interval``. Repeats are told apart by logger, level and message, not by the call that
+    logged them: a line's call id is the record's ``call_id`` attribute (``extra=``), which the
+    formatters print, not part of its message. What is suppressed is counted, and reported by
+    the next line of that kind let through once the interval has passed (nothing is logged
+    just to report it)."""
 
     def __init__(self, interval: float = REPEAT_INTERVAL_SECONDS, max_kept: int = 1024,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -94,9 +98,10 @@ class RepeatLimiter(logging.Filter):
             return True
         key = (record.name, record.levelno, str(record.msg))  # (SecretMask formatted it already)
         now = self._clock()
-        seen = self._seen.get(key)
+        seen = self._seen.pop(key, None)  # (put back last: the least recently logged go first)
         if seen is not None and now - seen[0] < self.interval:
             seen[1] += 1
+            self._seen[key] = seen
             return False
         if seen is not None and seen[1]:
             record.msg = f"{record.msg} [{seen[1]} more like this suppressed in the last {now - seen[0]:.0f} s]"
@@ -106,10 +111,24 @@ class RepeatLimiter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """:data:`FORMAT`, with `` [call <id>]`` after the message of a line logged with a
+    ``call_id`` attribute (``log.warning(..., extra={"call_id": ...})``)."""
+
+    def __init__(self) -> None:
+        super().__init__(FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        call_id = getattr(record, "call_id", None)
+        return f"{line} [call {call_id}]" if call_id else line
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``,
-    ``call_id`` when the line was logged while serving a call, and ``exception`` when there is a
-    traceback (``--log-format json``, ``litellm_settings.json_logs``)."""
+    ``call_id`` when the line was logged while serving a call (the record's ``call_id``
+    attribute, else :data:`CALL_ID`), and ``exception`` when there is a traceback
+    (``--log-format json``, ``litellm_settings.json_logs``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -121,8 +140,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         line = {"time": stamp, "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        call_id = CALL_ID.get()
-        if call_id is not None:
+        call_id = getattr(record, "call_id", None) or CALL_ID.get()
+        if call_id:
             line["call_id"] = call_id
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
@@ -134,7 +153,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def formatter_for(log_format: str) -> logging.Formatter:
-    return JsonFormatter() if log_format == "json" else logging.Formatter(FORMAT)
+    return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
 def configure(level: str, library_level: str, log_format: str = "text") -> logging.Handler:

@@ -7,7 +7,8 @@ once, before anything starts), then forks the workers, which inherit them.
 Each worker is an ordinary single-process sidecar; :mod:`sidecar.sync` keeps their registries in
 step through the database. The parent only supervises: SIGTERM or SIGINT stops every worker
 gracefully, and a worker that dies is replaced with a back-off; only a crash loop (repeated
-deaths within a minute) stops the whole server, saying why.
+fast failures: workers dying soon after they started, several within a minute) stops the whole
+server, saying why.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ log = logging.getLogger("sidecar")
 
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
-HEALTHY_SECONDS = 60.0
+FAST_FAILURE_SECONDS = 10.0
+"""A worker dying within this many seconds of its start failed fast: it counts toward a crash
+loop. One that ran longer (a crash after serving, an OOM kill) is only replaced, its slot's
+back-off reset, however often that happens."""
 CRASH_LOOP_DEATHS = 5
 CRASH_LOOP_SECONDS = 60.0
+"""CRASH_LOOP_DEATHS fast failures (of any slots) within CRASH_LOOP_SECONDS stop the server."""
 
 
 def bind(host: str, port: int, count: int) -> list[list[socket.socket]]:
@@ -76,14 +81,15 @@ def prepare_database(path: str) -> None:
 def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socket.socket]], int]) -> int:
     """Fork a worker per slot, running ``run_worker(its sockets)``, and keep them running until
     a signal: a worker that dies is replaced after a back-off (doubling from
-    BACKOFF_FIRST_SECONDS up to BACKOFF_MAX_SECONDS per slot, reset once it ran
-    HEALTHY_SECONDS). Only a crash loop, CRASH_LOOP_DEATHS within CRASH_LOOP_SECONDS, stops
+    BACKOFF_FIRST_SECONDS up to BACKOFF_MAX_SECONDS per slot, reset when a worker of the slot
+    ran FAST_FAILURE_SECONDS or more). Only a crash loop, CRASH_LOOP_DEATHS fast failures
+    (deaths within FAST_FAILURE_SECONDS of the worker's start) within CRASH_LOOP_SECONDS, stops
     the server; the exit code is then the last dead worker's, else 0."""
     parent = os.getpid()
     children: dict[int, tuple[int, float]] = {}  # pid -> (slot, start time)
     due: dict[int, float] = {}  # slot -> when its replacement starts
     backoff: dict[int, float] = {}  # slot -> its next back-off
-    deaths: collections.deque[float] = collections.deque()
+    fast_deaths: collections.deque[float] = collections.deque()  # when each fast failure happened
     stopping = False
     failed = 0
     stop_signals = {signal.SIGTERM, signal.SIGINT}
@@ -125,16 +131,18 @@ def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socke
         slot, started = child
         code = os.waitstatus_to_exitcode(status)
         now = time.monotonic()
-        deaths.append(now)
-        while deaths[0] < now - CRASH_LOOP_SECONDS:
-            deaths.popleft()
-        if len(deaths) >= CRASH_LOOP_DEATHS:
-            log.error("worker %d exited (%s); %d workers died within %g s, a crash loop: stopping the server",
-                      pid, code, len(deaths), CRASH_LOOP_SECONDS)
-            failed = code if code > 0 else 1
-            stop(signal.SIGTERM, None)
-            continue
-        if now - started >= HEALTHY_SECONDS:
+        if now - started < FAST_FAILURE_SECONDS:
+            fast_deaths.append(now)
+            while fast_deaths[0] < now - CRASH_LOOP_SECONDS:
+                fast_deaths.popleft()
+            if len(fast_deaths) >= CRASH_LOOP_DEATHS:
+                log.error("worker %d exited (%s) after %.1f s; %d workers died within %g s, a crash loop: "
+                          "stopping the server (each died within %g s of its start)", pid, code, now - started,
+                          len(fast_deaths), CRASH_LOOP_SECONDS, FAST_FAILURE_SECONDS)
+                failed = code if code > 0 else 1
+                stop(signal.SIGTERM, None)
+                continue
+        else:  # it served a while: not a crash loop, and its replacement starts after the first back-off
             backoff.pop(slot, None)
         delay = backoff.get(slot, BACKOFF_FIRST_SECONDS)
         backoff[slot] = min(delay * 2, BACKOFF_MAX_SECONDS)

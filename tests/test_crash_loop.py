@@ -77,3 +77,37 @@ def test_a_crash_loop_stops_the_server_and_says_why():
     assert out.stderr.count("starting another in") == 4, out.stderr
     assert "5 workers died within 60 s, a crash loop: stopping the server" in out.stderr
     assert float(seconds) < 30
+
+
+LONG_RUNNING = """
+import logging, sys, time
+from sidecar import workers
+logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
+workers.BACKOFF_FIRST_SECONDS = 0.01
+workers.FAST_FAILURE_SECONDS = 0.2  # (10 s in a real sidecar)
+slots = workers.bind("127.0.0.1", 0, 2)
+print(workers.supervise(slots, lambda socks: time.sleep(0.3) or 3), flush=True)  # dies, but after serving a while
+"""
+
+
+def test_workers_dying_after_running_a_while_are_replaced_and_never_stop_the_sidecar(tmp_path):
+    """Only fast failures make a crash loop: 12 deaths, each past FAST_FAILURE_SECONDS after its
+    worker's start, are each replaced after the first back-off (reset), and the sidecar serves on
+    until told to stop."""
+    err_path = tmp_path / "supervise.err"
+    with err_path.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", LONG_RUNNING], stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        wait_for(lambda: err_path.read_text().count("starting another in") >= 12, 15, "12 replaced workers")
+        assert proc.poll() is None, err_path.read_text()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = err_path.read_text()
+    assert out.split() == ["0"], log
+    assert "crash loop" not in log and "ERROR" not in log, log
+    replaced = [line for line in log.splitlines() if "starting another in" in line]
+    assert all(line.endswith("starting another in 0.01 s") for line in replaced), log  # (never doubled)

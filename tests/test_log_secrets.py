@@ -128,3 +128,45 @@ def test_a_repeated_warning_is_rate_limited_with_a_count():
     again = record("upstream x timed out")
     assert limiter.filter(again)
     assert "4 more like this suppressed" in again.msg
+
+
+def test_repeats_from_different_calls_are_one_kind_and_lines_still_name_their_call(monkeypatch):
+    """Through the handler `sidecar serve` logs with: the call id (an ``extra``) is printed after
+    the message, text or JSON, but does not make a line new; the count comes with the next
+    line of that kind let through."""
+    import io
+
+    import msgspec
+
+    from sidecar.logs import CallTagging, JsonFormatter, SecretMask, TextFormatter
+
+    monkeypatch.setattr(CallTagging, "on", CallTagging.on)  # (a JsonFormatter turns it on)
+    clock = [0.0]
+    for formatter in (TextFormatter(), JsonFormatter()):
+        out = io.StringIO()
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(formatter)
+        handler.addFilter(SecretMask(formatter))
+        handler.addFilter(RepeatLimiter(interval=10, clock=lambda: clock[0]))
+        logger = logging.getLogger("sidecar.test-repeats")
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            clock[0] = 0.0
+            for n in range(20):
+                logger.warning("deployment %s failed: %s", "d1", "502 refused", extra={"call_id": f"call-{n}"})
+            clock[0] = 11.0
+            logger.warning("deployment %s failed: %s", "d1", "502 refused", extra={"call_id": "call-last"})
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = True
+        lines = out.getvalue().splitlines()
+        assert len(lines) == 2, lines
+        if isinstance(formatter, JsonFormatter):
+            first, last = (msgspec.json.decode(line) for line in lines)
+            assert (first["call_id"], last["call_id"]) == ("call-0", "call-last")
+            assert first["message"] == "deployment d1 failed: 502 refused"
+            assert last["message"].endswith("[19 more like this suppressed in the last 11 s]")
+        else:
+            assert lines[0].endswith("deployment d1 failed: 502 refused [call call-0]")
+            assert lines[1].endswith("[19 more like this suppressed in the last 11 s] [call call-last]")

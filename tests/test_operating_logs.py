@@ -80,3 +80,33 @@ def test_calls_tag_log_lines_only_once_json_logs_exist(monkeypatch):
     assert CallTagging.on
     ctx.run(tag_call, "call-2")
     assert ctx.get(CALL_ID) == "call-2"
+
+
+async def test_an_upstream_failing_again_and_again_is_logged_once_per_interval(tmp_path):
+    """20 calls to an upstream that refuses connections, each answered 502, make one warning
+    (with the first call's id), not 20: the call id is no part of what makes lines repeats."""
+    from gateway_helpers import free_port
+
+    refused = free_port()  # (nothing listens there)
+    path = write_config(tmp_path / "refused.yaml", {
+        "model_list": [{"model_name": "down", "litellm_params": {
+            "model": "openai/gpt-4o-mini", "api_base": f"http://127.0.0.1:{refused}/v1", "api_key": "k"}}],
+        "router_settings": {"num_retries": 0, "disable_cooldowns": True},
+        "general_settings": {"database_url": f"sqlite:///{tmp_path}/sidecar.db"},
+    })
+    with Server(path, tmp_path) as server:
+        await asyncio.to_thread(server.wait_ready)
+        body = {"model": "down", "messages": [{"role": "user", "content": "hi"}]}
+        call_ids = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            for _ in range(20):
+                async with session.post(server.url + "/v1/chat/completions", json=body) as resp:
+                    assert resp.status == 502, await resp.text()
+                    call_ids.append(resp.headers["x-litellm-call-id"])
+        await until(lambda: "failed: 502" in server.output(), 10, "the upstream failure's warning")
+        await asyncio.sleep(0.2)  # (any further line would be written by now)
+        failures = [line for line in server.output().splitlines() if "failed: 502" in line]
+    assert len(failures) == 1, "\n".join(failures)
+    assert "WARNING sidecar: deployment" in failures[0]
+    assert failures[0].endswith(f"[call {call_ids[0]}]")  # (the text line still names its call)
+    assert len(set(call_ids)) == 20

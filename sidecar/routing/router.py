@@ -213,7 +213,8 @@ class Router:
             except ProviderError as err:
                 last = err
             except SidecarError as err:  # the fallback's deployment cannot take this request (a param...)
-                log.warning("fallback %r cannot serve the request: %s [call %s]", target, err.message, call.id)
+                log.warning("fallback %r cannot serve the request: %s", target, err.message,
+                            extra={"call_id": call.id})
         raise self._final(call, last)
 
     def finish(self, call: RoutedCall, usage: Any = None, failed: bool = False) -> None:
@@ -294,7 +295,7 @@ class Router:
     async def _run_group(self, request: web.Request, call: RoutedCall, group: str, original: bool) -> Any:
         deps, captured = call.resolved if original and call.resolved is not None else self.resolve(group)
         if not deps:
-            log.warning("fallback group %r is not configured; skipped [call %s]", group, call.id)
+            log.warning("fallback group %r is not configured; skipped", group, extra={"call_id": call.id})
             raise ProviderError(404, f"fallback model group {group!r} is not configured", code="model_not_found")
         routes, tpm_limited, single = self._routes(deps)
         if not call.estimate and tpm_limited:
@@ -474,8 +475,8 @@ class Router:
         if seconds is None:
             seconds = policy.cooldown_time
         if self.state.cool(dep.id, now + seconds):
-            log.warning("deployment %s (%s) cooling down for %.3g s after a %s failure [call %s]",
-                        dep.id, dep.model_name, seconds, kind, call.id)
+            log.warning("deployment %s (%s) cooling down for %.3g s after a %s failure",
+                        dep.id, dep.model_name, seconds, kind, extra={"call_id": call.id})
             return True
         return False
 
