@@ -10,6 +10,7 @@ picks a behaviour, so one fake serves every scenario:
 - ``error-<status>``: OpenAI's error envelope with that status (429 also sends rate-limit headers);
   ``error-context`` / ``error-policy``: OpenAI's 400 for a context too long / a content-policy block;
 - ``cut``: a stream (or a JSON body) cut mid-way: the transport is closed without ``[DONE]``;
+  ``cut-first``: a 200 stream whose connection drops before its first event;
 - ``error-mid-stream``: a few chunks, then an SSE ``{"error": ...}`` event;
 - ``error-first``: a 200 stream whose first event is an SSE ``{"error": ...}``;
 - ``bad-chunk``: a few chunks, then one that is not JSON;
@@ -332,6 +333,8 @@ class FakeUpstream(kit.FakeUpstream):
         events = self.stream_events(model, body)
         if model == "cut":
             return await fake_wire.cut_sse(request, events)
+        if model == "cut-first":
+            return await fake_wire.cut_sse(request, events, after=0)
         if model == "stall":
             return await fake_wire.sse(request, events, pause_after=2)
         if model == "drip":

@@ -42,9 +42,9 @@ async def odd_framing(request: web.Request, events: list[Any]) -> web.StreamResp
     return resp
 
 
-async def cut_sse(request: web.Request, events: list[Any]) -> web.StreamResponse:
-    """Send the first two events, then drop the connection: no ``[DONE]``, no chunked trailer."""
-    return await kit.sse(request, events, cut_after=2)
+async def cut_sse(request: web.Request, events: list[Any], after: int = 2) -> web.StreamResponse:
+    """Send the first ``after`` events, then drop the connection: no ``[DONE]``, no chunked trailer."""
+    return await kit.sse(request, events, cut_after=after)
 
 
 cut_json = kit.cut_json

@@ -293,3 +293,22 @@ async def test_litellms_example_settings_act(litellm_example, openai_fake, group
         assert headers["x-litellm-timeout"] == "10"  # litellm_settings.request_timeout
     assert openai_fake.hits(upstream) == retries + 1
     assert openai_fake.hits("why") == 0
+
+
+async def test_litellms_example_cooldown_settings_act_on_a_group_of_two(make_client, openai_fake):
+    """allowed_fails: 3 and cooldown_time: 30 of the example: the fourth failure within a minute
+    cools the deployment for 30 s, and the group's other deployment serves meanwhile."""
+    base = openai_fake.base_url
+    config = yaml.safe_load(LITELLM_EXAMPLE)
+    config["model_list"] = [without_retries_setting(member("gpt-3.5-turbo", "turbo", base, order=1)),
+                            without_retries_setting(member("gpt-3.5-turbo", "turbo-two", base, order=2))]
+    client = await make_client(config)
+    openai_fake.script["turbo"] = ["error-500"]
+    for n in range(5):
+        status, body, headers = await chat(client, "gpt-3.5-turbo")
+        assert status == 200 and headers["x-litellm-model-id"] == "dep-turbo-two", body
+        assert headers["x-litellm-attempted-retries"] == ("1" if n < 4 else "0")  # cooled after the 4th
+    assert openai_fake.hits("turbo") == 4
+    health, _ = await get_health(client)
+    [cooled] = health["unhealthy_endpoints"]
+    assert cooled["model_id"] == "dep-turbo" and 25 < cooled["cooldown_seconds_left"] <= 30, cooled

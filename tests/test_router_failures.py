@@ -14,6 +14,7 @@ from openai_helpers import assert_envelope, dep, post, stream, user
 from openai_spec import assert_valid
 
 from sidecar import keys
+from sidecar.routing import router as router_module
 
 CHAT = "/v1/chat/completions"
 
@@ -107,7 +108,8 @@ async def test_a_single_deployment_is_retried_with_backoff_then_fails_naming_the
     assert "after 3 attempts: g x3" in error["message"]
     assert openai_fake.hits("error-500") == 3
     assert 0.5 * 0.75 + 1.0 * 0.75 <= time.monotonic() - started < 5  # 0.5 s, then 1 s, with jitter
-    assert headers["x-litellm-attempted-retries"] == "2"
+    assert_router_headers(headers, group="g", retries=2)  # an error answer's headers too
+    assert served_by(headers) == "dep-error-500"  # (the last deployment tried)
 
 
 @pytest.mark.parametrize("header", [{"retry-after": "0.3"}, {"retry-after-ms": "300"}], ids=["s", "ms"])
@@ -119,6 +121,30 @@ async def test_a_429_is_retried_after_its_retry_after(make_client, openai_fake, 
     assert status == 200, body
     assert 0.3 <= time.monotonic() - started < 3
     assert headers["x-litellm-attempted-retries"] == "1"
+
+
+async def test_a_long_retry_after_is_capped(make_client, openai_fake, monkeypatch):
+    """A Retry-After past the cap (60 s; 0.3 s here) waits the cap, not backoff, not the whole."""
+    monkeypatch.setattr(router_module, "MAX_RETRY_AFTER", 0.3)
+    openai_fake.script["limited"] = [{"status": 429, "headers": {"retry-after": "120"}}, "ok"]
+    client = await make_client({"model_list": group("g", "limited", base=openai_fake.base_url)})
+    started = time.monotonic()
+    status, body, headers = await chat(client, "g")
+    assert status == 200, body
+    assert 0.3 <= time.monotonic() - started < 3
+    assert headers["x-litellm-attempted-retries"] == "1"
+
+
+async def test_backoff_doubles_up_to_its_cap(make_client, openai_fake, monkeypatch):
+    """Backoff without Retry-After: 0.5 s doubling, capped (8 s; 0.6 s here)."""
+    monkeypatch.setattr(router_module, "BACKOFF_MAX", 0.6)
+    client = await make_client({"model_list": group("g", "error-500", base=openai_fake.base_url)})
+    started = time.monotonic()
+    status, _, headers = await chat(client, "g", num_retries=3)
+    elapsed = time.monotonic() - started
+    assert status == 502 and openai_fake.hits("error-500") == 4
+    assert (0.5 + 0.6 + 0.6) * 0.75 <= elapsed < (0.5 + 1 + 2) * 0.75  # capped: less than 0.5, 1, 2
+    assert headers["x-litellm-attempted-retries"] == "3"
 
 
 @pytest.mark.parametrize("model", ["error-400", "error-404", "error-context"])
@@ -234,6 +260,45 @@ async def test_fallbacks_in_the_body(make_client, openai_fake, target):
     assert status == 400 and assert_envelope(body)["param"] == "fallbacks"
 
 
+async def test_max_fallbacks_bounds_the_fallbacks_tried(make_client, openai_fake):
+    base = openai_fake.base_url
+    client = await make_client({
+        "model_list": group("main", "error-500", base=base, num_retries=0) + group("b1", "error-503", base=base)
+        + group("b2", "error-429", base=base) + group("b3", "good", base=base),
+        "router_settings": {"fallbacks": [{"main": ["b1", "b2", "b3"]}], "max_fallbacks": 2, "num_retries": 0},
+    })
+    status, body, headers = await chat(client, "main")
+    assert status == 429, body  # b2's: the last tried
+    assert headers["x-litellm-attempted-fallbacks"] == "2"
+    assert openai_fake.hits("good") == 0
+
+
+async def test_a_failed_fallback_attempt_cools_its_deployment(make_client, openai_fake):
+    base = openai_fake.base_url
+    client = await make_client({
+        "model_list": group("main", "error-500", base=base, num_retries=0)
+        + group("backup", "bad", base=base, order=1) + group("backup", "good", base=base, order=2),
+        "router_settings": {"fallbacks": [{"main": ["backup"]}], "allowed_fails": 0},
+    })
+    openai_fake.script["bad"] = ["error-500"]
+    for _ in range(2):
+        status, body, headers = await chat(client, "main")
+        assert status == 200 and served_by(headers) == "dep-good", body
+    assert openai_fake.hits("bad") == 1  # its failure during a fallback cooled it down
+
+
+async def test_a_deployments_cooldown_time_wins_over_retry_after(make_client, openai_fake):
+    base = openai_fake.base_url
+    client = await make_client({"model_list": group("g", "limited", base=base, order=1, cooldown_time=0.3)
+                                + group("g", "good", base=base, order=2)})
+    openai_fake.script["limited"] = [{"status": 429, "headers": {"retry-after": "30"}}, "ok"]
+    status, body, headers = await chat(client, "g")
+    assert status == 200 and served_by(headers) == "dep-good", body
+    await asyncio.sleep(0.4)  # the deployment's 0.3 s, not the upstream's 30 s
+    status, body, headers = await chat(client, "g")
+    assert status == 200 and served_by(headers) == "dep-limited", body
+
+
 async def test_disable_fallbacks_and_default_fallbacks(make_client, openai_fake):
     client = await make_client({
         "model_list": group("main", "error-500", base=openai_fake.base_url, num_retries=0)
@@ -279,10 +344,37 @@ async def test_mock_testing_fallbacks(make_client, openai_fake, flag, kind_list)
 
 async def test_a_deployment_timeout_is_a_retried_timeout(make_client, openai_fake):
     entries = group("g", "slow", base=openai_fake.base_url, timeout=0.2, num_retries=1)
-    client = await make_client({"model_list": entries})
+    client = await make_client({"model_list": entries, "router_settings": {"timeout": 30}})
+    started = time.monotonic()
     status, body, headers = await chat(client, "g")
     assert status == 504 and assert_envelope(body)["type"] == "timeout_error"
+    assert time.monotonic() - started < 3  # the deployment's 0.2 s twice (and backoff), not the router's 30 s
     assert openai_fake.hits("slow") == 2
+
+
+async def test_a_timeout_cools_the_deployment_down(make_client, openai_fake):
+    entries = group("g", "slow", base=openai_fake.base_url, timeout=0.2, order=1) + group(
+        "g", "good", base=openai_fake.base_url, order=2)
+    client = await make_client({"model_list": entries, "router_settings": {"allowed_fails": 0}})
+    for _ in range(2):
+        status, body, headers = await chat(client, "g")
+        assert status == 200 and served_by(headers) == "dep-good", body
+    assert openai_fake.hits("slow") == 1  # cooling down after its timeout: not tried again
+
+
+@pytest.mark.parametrize(("params", "router"), [
+    ({"stream_timeout": 0.2, "timeout": 30}, {}),  # the deployment's stream_timeout, not its timeout
+    ({"stream_timeout": 0.2}, {"stream_timeout": 30, "timeout": 30}),  # the deployment's over the router's
+    ({}, {"stream_timeout": 0.2, "timeout": 30}),  # the router's stream_timeout over its timeout
+], ids=["deployment-stream-timeout", "over-router", "router-stream-timeout"])
+async def test_stream_timeout_bounds_a_stream_before_its_first_chunk(make_client, openai_fake, params, router):
+    client = await make_client({"model_list": group("g", "slow", base=openai_fake.base_url, num_retries=0,
+                                                    **params), "router_settings": router})
+    started = time.monotonic()
+    resp = await client.post(CHAT, json={"model": "g", "messages": user("hi"), "stream": True})
+    assert resp.status == 504, await resp.text()
+    assert time.monotonic() - started < 3
+    assert assert_envelope(await resp.json())["type"] == "timeout_error"
 
 
 @pytest.mark.parametrize("how", ["body", "header"])
@@ -303,6 +395,9 @@ async def test_the_clients_timeout_bounds_retries_and_fallbacks(make_client, ope
     elapsed = time.monotonic() - started
     assert resp.status == 408, await resp.text()
     assert elapsed < 0.6 + 0.5, elapsed
+    assert resp.headers["x-litellm-timeout"] == "0.6"
+    assert_router_headers(resp.headers, group="main", retries=int(resp.headers["x-litellm-attempted-retries"]),
+                          fallbacks=int(resp.headers["x-litellm-attempted-fallbacks"]))
     assert "timeout" not in openai_fake.last.body
 
 
@@ -316,7 +411,7 @@ async def test_the_timeout_that_applied_is_a_header(make_client, openai_fake):
 # ---------------------------------------------------------------- streams
 
 
-@pytest.mark.parametrize("failure", ["error-first", "error-500", "refused"])
+@pytest.mark.parametrize("failure", ["error-first", "error-500", "refused", "cut-first"])
 async def test_a_stream_failing_before_its_first_chunk_is_retried_elsewhere(make_client, openai_fake, failure):
     first = group("g", failure, base=openai_fake.base_url)
     if failure == "refused":

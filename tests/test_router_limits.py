@@ -105,13 +105,17 @@ async def test_rate_limit_headers_come_with_a_deployments_limits(make_client, op
     assert {k: v for k, v in headers.items() if k.startswith("x-ratelimit-")} == expected
 
 
+@pytest.mark.parametrize("where", ["deployment", "router-default"])
 @pytest.mark.parametrize(("others", "expected"), [([("b", {})], "dep-b"), ([], None)],
                          ids=["another-deployment-serves", "none-left-429"])
-async def test_max_parallel_requests_sends_a_concurrent_request_elsewhere(make_client, openai_fake, others, expected):
+async def test_max_parallel_requests_sends_a_concurrent_request_elsewhere(make_client, openai_fake, others, expected,
+                                                                          where):
     base = openai_fake.base_url
+    limit = {"max_parallel_requests": 1} if where == "deployment" else {}
     client = await make_client({"model_list": [
-        member("g", "a", base, max_parallel_requests=1, order=1),
-        *(member("g", name, base, order=2, **params) for name, params in others)]})
+        member("g", "a", base, order=1, **limit),
+        *(member("g", name, base, order=2, **params) for name, params in others)],
+        "router_settings": {} if limit else {"default_max_parallel_requests": 1}})
     gate = held(openai_fake, "a")
     first = asyncio.ensure_future(chat(client))
     await until(lambda: openai_fake.hits("a") == 1, what="the first request to reach deployment a")

@@ -81,6 +81,10 @@ class RoutedCall:
     upstream_seconds: float = 0.0
     attempt_started: float = 0.0
     """When the current attempt began (monotonic): a failed attempt's time is measured from it."""
+    failed_seconds: float = 0.0
+    """Time spent in failed attempts (an error answer's overhead is the rest)."""
+    failed_dep: str | None = None
+    """The last deployment that failed (an error answer's ``x-litellm-model-id``)."""
     finished: bool = False
     upload: Any = None
     """A transcription's file (:class:`sidecar.uploads.Upload`), handed to each attempt's ProviderCall."""
@@ -281,14 +285,23 @@ class Router:
         return head
 
     def error_headers(self, call: RoutedCall) -> dict[str, str]:
-        """The ``x-litellm-*`` headers an error answer carries."""
-        return {
+        """The ``x-litellm-*`` headers an error answer carries: those of an answer, the model id
+        naming the last deployment tried (none when no attempt was made)."""
+        total_ms = (time.monotonic() - call.started) * 1000
+        headers = {
             "x-litellm-call-id": call.id,
             "x-litellm-model-group": header_value(call.group),
             "x-litellm-attempted-retries": str(call.retries),
             "x-litellm-max-retries": str(call.max_retries),
             "x-litellm-attempted-fallbacks": str(call.fallbacks),
+            "x-litellm-response-duration-ms": f"{total_ms:.3f}",
+            "x-litellm-overhead-duration-ms": f"{max(total_ms - call.failed_seconds * 1000, 0.0):.3f}",
         }
+        if call.failed_dep is not None:
+            headers["x-litellm-model-id"] = header_value(call.failed_dep)
+        if call.timeout is not None:
+            headers["x-litellm-timeout"] = f"{call.timeout:g}"
+        return headers
 
     # ---------------------------------------------------------------- one group
 
@@ -381,7 +394,10 @@ class Router:
             result = await self._call_provider(call, dep, pcall)
             call.upstream_seconds = time.monotonic() - started
         except BaseException:
-            self.state.end(dep.id, route.limits, 0, time.monotonic())
+            now = time.monotonic()
+            self.state.end(dep.id, route.limits, 0, now)
+            call.failed_seconds += now - call.attempt_started
+            call.failed_dep = dep.id
             raise
         call.dep, call.route, call.provider_call, call.served_group = dep, route, pcall, group
         if call.failed_attempt is not None and self.events is not None:
@@ -481,10 +497,14 @@ class Router:
         return False
 
     def _retry_wait(self, err: ProviderError, tries: int) -> float:
-        """The upstream's ``Retry-After`` (at most 60 s), else backoff with jitter (0.5 s doubling, at most 8 s)."""
+        """The upstream's ``Retry-After`` (capped at 60 s), else backoff with jitter (0.5 s
+        doubling, at most 8 s). A wait that would end past the call's deadline is not started:
+        the caller answers the last error at once instead of sleeping into a timeout."""
         wait = retry_after(err)
-        if wait is None or not 0 < wait <= MAX_RETRY_AFTER:
+        if wait is None or wait <= 0:
             wait = min(BACKOFF_START * 2 ** (tries - 1), BACKOFF_MAX) * (0.75 + random.random() / 4)
+        elif wait > MAX_RETRY_AFTER:
+            wait = MAX_RETRY_AFTER
         return max(wait, self.policy.retry_after)
 
     def _fallbacks(self, call: RoutedCall, kind: str) -> list[str]:
