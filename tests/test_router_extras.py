@@ -69,7 +69,7 @@ async def test_fastest_response_answers_the_first_and_cancels_the_others(make_cl
     assert (body["model"], headers["x-litellm-model-group"]) == ("quick", "fast")
     assert openai_fake.hits("held") == 1
     await asyncio.wait_for(gate.cancelled.wait(), 5)  # the slow member's upstream request was dropped
-    assert client.app[keys.ROUTER].state.of("dep-held").in_flight == 0
+    assert client.app[keys.ROUTER].state.in_flight("dep-held") == 0
 
 
 async def test_a_batch_cannot_be_streamed(make_client, openai_fake):

@@ -74,9 +74,9 @@ def candidates(deps: Sequence[Any], routes: Sequence[RouteInfo], state: RouterSt
     for dep, route in zip(deps, routes):
         if dep.id in excluded:
             continue
-        stats = state.stats.get(dep.id)
-        if stats is not None and stats.cooldown_until > now:
-            wait = min(wait, stats.cooldown_until - now)
+        until = state.cooling_until(dep.id)
+        if until > now:
+            wait = min(wait, until - now)
             continue
         if policy.pre_call_checks and route.max_input_tokens is not None and estimate > route.max_input_tokens:
             too_small += 1
@@ -101,7 +101,7 @@ def pick(free: list[tuple[Any, RouteInfo]], state: RouterState, policy: RouterPo
     if strategy == "simple-shuffle":
         return _shuffle(free)
     if strategy == "least-busy":
-        return _lowest(free, lambda d, r: state.of(d.id).in_flight)
+        return _lowest(free, lambda d, r: state.in_flight(d.id))
     if strategy == "latency-based-routing":
         return _by_latency(free, state, policy, now)
     if strategy in ("usage-based-routing", "usage-based-routing-v2"):
@@ -146,7 +146,7 @@ def _by_latency(free: list[tuple[Any, RouteInfo]], state: RouterState, policy: R
     fastest); with ``lowest_latency_buffer``, random among those within ``lowest x (1 + buffer)``."""
     scored = []
     for dep, route in free:
-        latency = state.of(dep.id).latency(now, policy.ttl)
+        latency = state.latency(dep.id, now, policy.ttl)
         if latency is None:
             return dep, route
         scored.append((latency, (dep, route)))

@@ -48,16 +48,16 @@ def _public(dep: Deployment) -> dict[str, Any]:
 def _from_state(router: Router, dep: Deployment) -> dict[str, Any]:
     now = time.monotonic()
     state = router.state
-    stats = state.stats.get(dep.id)
     route = route_info(dep, router.policy, router.price)
     requests, tokens, in_flight, _ = state.usage(dep.id, now)
-    cooling = stats is not None and stats.cooldown_until > now
+    cooling_left = state.cooling_until(dep.id) - now
+    last_error, last_error_at = state.last_error(dep.id)
     entry = _public(dep)
     entry.update({
-        "healthy": not cooling,
-        "cooldown_seconds_left": round(stats.cooldown_until - now, 3) if cooling and stats else 0,
-        "last_error": stats.last_error if stats else None,
-        "last_error_at": stats.last_error_at if stats and stats.last_error else None,
+        "healthy": cooling_left <= 0,
+        "cooldown_seconds_left": round(cooling_left, 3) if cooling_left > 0 else 0,
+        "last_error": last_error,
+        "last_error_at": last_error_at,
         "in_flight": in_flight,
         "requests_this_minute": requests,
         "tokens_this_minute": tokens,

@@ -171,16 +171,15 @@ class Router:
 
     async def run(self, request: web.Request, call: RoutedCall) -> Any:
         """The provider's answer (a stream: primed with its first chunk) from the first
-        deployment that serves the call, through retries and fallbacks; else the last error."""
-        if self.events is None and self.pre_call is None:
-            return await self._run(request, call)
+        deployment that serves the call, through retries and fallbacks; else the last error.
+        A call's life starts here and ends in :meth:`finish`: at once when it fails here, else
+        when its answer has been written (a stream's when it ends)."""
         try:
             if self.pre_call is not None:
                 await self._pre_call(request, call)
             return await self._run(request, call)
         except SidecarError as err:
-            if self.events is not None:
-                report.final_failure(self, call, err)
+            self.finish(call, error=err)
             raise
 
     async def _pre_call(self, request: web.Request, call: RoutedCall) -> None:
@@ -221,8 +220,18 @@ class Router:
                             extra={"call_id": call.id})
         raise self._final(call, last)
 
-    def finish(self, call: RoutedCall, usage: Any = None, failed: bool = False) -> None:
-        """The call's end (once): limits released, tokens and latency recorded."""
+    def finish(self, call: RoutedCall, usage: Any = None, failed: bool = False,
+               error: SidecarError | None = None) -> None:
+        """The call's end (once). Served: limits released, tokens and latency recorded, its event
+        sent (``failed``: a stream that broke after its first chunk). With ``error``, the call
+        failed before any answer (every attempt's limits are already released): the client gets
+        ``error``, and listeners the final event."""
+        if error is not None:
+            if not call.finished:
+                call.finished = True
+                if self.events is not None:
+                    report.final_failure(self, call, error)
+            return
         if call.finished or call.dep is None or call.route is None:
             return
         call.finished = True
@@ -464,12 +473,8 @@ class Router:
     def _failed(self, dep: Deployment, route: RouteInfo, err: ProviderError, group_size: int, call: RoutedCall) -> bool:
         """Count a failure, and cool the deployment down when the rules say so (then True)."""
         now = time.monotonic()
-        stats = self.state.of(dep.id)
-        stats.roll(now)
         kind = err.kind
-        stats.fails += 1
-        stats.fails_by_kind[kind] = stats.fails_by_kind.get(kind, 0) + 1
-        stats.last_error, stats.last_error_at = kind, time.time()
+        fails, fails_of_kind, requests = self.state.failed(dep.id, kind, now, time.time())
         if kind == "timeout":
             self._sample(dep.id, now, 1000.0)  # a timed-out deployment is not the fastest
         policy = self.policy
@@ -478,11 +483,11 @@ class Router:
         if kind == "rate_limit":
             cool = True
         elif kind in policy.allowed_fails_by_kind:
-            cool = stats.fails_by_kind[kind] > policy.allowed_fails_by_kind[kind]
+            cool = fails_of_kind > policy.allowed_fails_by_kind[kind]
         elif policy.allowed_fails is not None:
-            cool = stats.fails > policy.allowed_fails
+            cool = fails > policy.allowed_fails
         else:  # LiteLLM's default: not-retryable kinds at once, others past half of this minute's requests
-            cool = kind in ("auth", "not_found") or stats.fails * 2 > max(stats.requests, 1)
+            cool = kind in ("auth", "not_found") or fails * 2 > max(requests, 1)
         if not cool:
             return False
         seconds = route.cooldown_time
@@ -553,7 +558,7 @@ class Router:
 
     def _sample(self, dep_id: str, now: float, seconds: float) -> None:
         if self.policy.strategy == "latency-based-routing":
-            self.state.of(dep_id).latencies.append((now, seconds))
+            self.state.sample(dep_id, now, seconds)
 
     def price(self, dep: Deployment) -> float:
         """What cost-based routing compares: input+output USD per token (0 for other strategies)."""

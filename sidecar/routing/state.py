@@ -76,14 +76,15 @@ class DeploymentStats:
 
 
 class RouterState:
-    """Per-deployment stats in this process; limits counted here or in :class:`SharedCounters`."""
+    """Per-deployment stats in this process; limits counted here or in :class:`SharedCounters`.
+    The router, the strategies and /health read and change them only through these methods."""
 
     def __init__(self, shared: SharedCounters | None = None, samples: int = 10) -> None:
         self.stats: dict[str, DeploymentStats] = {}
         self.shared = shared
         self.samples = samples
 
-    def of(self, dep_id: str) -> DeploymentStats:
+    def _of(self, dep_id: str) -> DeploymentStats:
         stats = self.stats.get(dep_id)
         if stats is None:
             stats = self.stats[dep_id] = DeploymentStats(self.samples)
@@ -100,7 +101,7 @@ class RouterState:
         """This minute's requests and tokens, requests in flight, and seconds until the window closes."""
         if self.shared is not None:
             return self.shared.usage(dep_id, now)
-        stats = self.of(dep_id)
+        stats = self._of(dep_id)
         stats.roll(now)
         return stats.requests, stats.tokens, stats.in_flight, max(stats.window_start + WINDOW_SECONDS - now, 0.0)
 
@@ -112,7 +113,7 @@ class RouterState:
     def begin(self, dep_id: str, limits: Limits, estimate: int, now: float) -> float:
         """Count a request starting; with limits, only if they allow it (else the wait, as
         :meth:`wait_for`, and nothing is counted)."""
-        stats = self.stats.get(dep_id) or self.of(dep_id)
+        stats = self.stats.get(dep_id) or self._of(dep_id)
         if limits.active:
             if self.shared is not None:
                 wait = self.shared.admit(dep_id, limits, estimate, now)
@@ -130,7 +131,7 @@ class RouterState:
 
     def end(self, dep_id: str, limits: Limits, tokens: int, now: float) -> None:
         """Count a request ending, with the tokens it used."""
-        stats = self.stats.get(dep_id) or self.of(dep_id)
+        stats = self.stats.get(dep_id) or self._of(dep_id)
         stats.in_flight -= 1
         if now - stats.window_start >= WINDOW_SECONDS:
             stats.roll(now)
@@ -138,16 +139,54 @@ class RouterState:
         if limits.active and self.shared is not None:
             self.shared.release(dep_id, tokens)
 
-    # ---------------------------------------------------------------- cooldowns
+    def in_flight(self, dep_id: str) -> int:
+        """Requests in flight to the deployment from this process (what ``least-busy`` compares)."""
+        stats = self.stats.get(dep_id)
+        return stats.in_flight if stats is not None else 0
+
+    # ---------------------------------------------------------------- failures and cooldowns
+
+    def failed(self, dep_id: str, kind: str, now: float, wall: float) -> tuple[int, int, int]:
+        """Count a failure of ``kind`` (``wall``: its time.time(), for /health); this minute's
+        failures, failures of that kind and requests after it."""
+        stats = self._of(dep_id)
+        stats.roll(now)
+        stats.fails += 1
+        of_kind = stats.fails_by_kind[kind] = stats.fails_by_kind.get(kind, 0) + 1
+        stats.last_error, stats.last_error_at = kind, wall
+        return stats.fails, of_kind, stats.requests
+
+    def last_error(self, dep_id: str) -> tuple[str | None, float | None]:
+        """The kind of the deployment's last failure and when (time.time()), or (None, None)."""
+        stats = self.stats.get(dep_id)
+        if stats is None or stats.last_error is None:
+            return None, None
+        return stats.last_error, stats.last_error_at
 
     def cool(self, dep_id: str, until: float) -> bool:
         """Cool a deployment down until ``until``; a running cooldown is never shortened.
         True when this started or lengthened one."""
-        stats = self.of(dep_id)
+        stats = self._of(dep_id)
         if until > stats.cooldown_until:
             stats.cooldown_until = until
             return True
         return False
+
+    def cooling_until(self, dep_id: str) -> float:
+        """When the deployment's cooldown ends (monotonic; 0.0 when it never cooled down)."""
+        stats = self.stats.get(dep_id)
+        return stats.cooldown_until if stats is not None else 0.0
+
+    # ---------------------------------------------------------------- latencies
+
+    def sample(self, dep_id: str, now: float, seconds: float) -> None:
+        """Note a latency (a whole answer's, or a stream's time to first token)."""
+        self._of(dep_id).latencies.append((now, seconds))
+
+    def latency(self, dep_id: str, now: float, ttl: float) -> float | None:
+        """The mean of the deployment's samples younger than ``ttl``; None with none."""
+        stats = self.stats.get(dep_id)
+        return stats.latency(now, ttl) if stats is not None else None
 
 
 def _wait(limits: Limits, estimate: int, requests: int, tokens: int, in_flight: int, reset_in: float) -> float:
