@@ -132,6 +132,17 @@ async def test_routers_from_user_config_are_built_once_per_config(open_client, u
     assert len(routers) == 2
 
 
+async def test_routers_from_user_config_are_a_bounded_lru(open_client, user_fake):
+    cache = open_client.app[keys.USER_ROUTERS]
+    cache.size = 2
+    configs = [user_config(user_fake.base_url, ("u", name)) for name in ("one", "two", "three")]
+    for config in (configs[0], configs[1], configs[0], configs[2]):  # "one" used again: "two" is the oldest
+        assert (await chat(open_client, "u", user_config=config))[0] == 200
+    assert len(cache.routers) == 2
+    kept = {dep.litellm_params["model"] for router in cache.routers.values() for dep in router.registry}
+    assert kept == {"openai/one", "openai/three"}
+
+
 @pytest.mark.parametrize(("settings", "params", "param", "named"), [
     ({"routing_strategy": "fastest"}, {}, "user_config.routing_strategy", "fastest"),
     ({"retries": 3}, {}, "user_config", "retries"),
@@ -312,3 +323,14 @@ async def test_litellms_example_cooldown_settings_act_on_a_group_of_two(make_cli
     health, _ = await get_health(client)
     [cooled] = health["unhealthy_endpoints"]
     assert cooled["model_id"] == "dep-turbo" and 25 < cooled["cooldown_seconds_left"] <= 30, cooled
+
+
+async def test_health_probe_embeds_one_word_for_an_embedding_deployment(make_client, openai_fake):
+    embedder = member("e", "text-embedding-3-small", openai_fake.base_url)
+    embedder["model_info"]["mode"] = "embedding"
+    client = await make_client({"model_list": [embedder]})
+    health, _ = await get_health(client, "?probe=true")
+    assert [e["model_id"] for e in health["healthy_endpoints"]] == ["dep-text-embedding-3-small"]
+    [probe] = openai_fake.received
+    assert probe.path.endswith("/embeddings") and probe.body["model"] == "text-embedding-3-small"
+    assert isinstance(probe.body["input"], (str, list)) and len(str(probe.body["input"]).split()) == 1

@@ -324,3 +324,65 @@ async def test_models_lists_aliases_that_are_not_hidden(make_client, openai_fake
     resp = await client.get("/v1/models/shown")
     assert resp.status == 200 and (await resp.json())["owned_by"] == "openai"
     assert (await client.get("/v1/models/secret")).status == 404
+
+
+# ---------------------------------------------------------------- the latency window (no HTTP: the rules alone)
+
+
+def latency_setup(**args):
+    """A latency-based policy from ``routing_strategy_args``, a fresh state, two routes."""
+    from sidecar.config import RouterSettings
+    from sidecar.routing.policy import RouteInfo, RouterPolicy
+    from sidecar.routing.state import Limits, RouterState
+
+    policy = RouterPolicy.from_settings(RouterSettings(routing_strategy="latency-based-routing",
+                                                       routing_strategy_args=args))
+    route = RouteInfo(Limits(), None, 0, None, None, None, None, None, 0.0)
+    return policy, RouterState(samples=policy.samples), [(Named("a"), route), (Named("b"), route)]
+
+
+class Named:
+    """A deployment as the strategies see it: its id."""
+
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+
+def chosen(policy, state, free, now: float, times: int = 200) -> set[str]:
+    from sidecar.routing.choose import pick
+
+    return {pick(free, state, policy, now)[0].id for _ in range(times)}
+
+
+def test_latency_samples_are_a_sliding_window():
+    """The newest max_latency_list_size samples count (LiteLLM keeps its first ones forever)."""
+    policy, state, free = latency_setup(max_latency_list_size=3)
+    for t in range(3):
+        state.sample("a", t, 5.0)  # a was slow at first...
+        state.sample("b", t, 1.0)
+    assert chosen(policy, state, free, 3.0) == {"b"}
+    for t in range(3, 6):
+        state.sample("a", t, 0.5)  # ...then fast: its three slow samples have left the window
+    assert state.latency("a", 6.0, policy.ttl) == 0.5
+    assert chosen(policy, state, free, 6.0) == {"a"}
+
+
+def test_latency_samples_older_than_the_ttl_do_not_count():
+    policy, state, free = latency_setup(ttl=10)
+    state.sample("a", 0.0, 0.1)
+    state.sample("b", 0.0, 1.0)
+    assert chosen(policy, state, free, 5.0) == {"a"}
+    state.sample("b", 20.0, 1.0)
+    assert state.latency("a", 20.0, policy.ttl) is None
+    assert chosen(policy, state, free, 20.0) == {"a"}  # no fresh sample: tried first (it may be fastest)
+    state.sample("a", 21.0, 2.0)
+    assert chosen(policy, state, free, 21.0) == {"b"}
+
+
+def test_lowest_latency_buffer_picks_among_the_near_fastest():
+    policy, state, free = latency_setup(lowest_latency_buffer=0.5)
+    state.sample("a", 0.0, 1.0)
+    state.sample("b", 0.0, 1.4)  # within 1.0 x 1.5
+    assert chosen(policy, state, free, 1.0) == {"a", "b"}  # (random: 200 picks miss one 1 time in 2**199)
+    state.sample("b", 0.5, 2.6)  # b's mean 2.0: past the buffer
+    assert chosen(policy, state, free, 1.0) == {"a"}
