@@ -368,7 +368,7 @@ def parse_config(data: Any, source: str = "<dict>") -> Config:
         if litellm.get(key) is not None:
             where = f"$.litellm_settings.{key}"
             config.litellm_settings[key] = _convert(resolve_env(litellm[key], where, source), type_, where, source)
-    config.router = router_settings(data, litellm, source, config.warnings, lenient)
+    config.router = router_settings(data, litellm, source, lenient)
     model_list = data.get("model_list") or []
     if not isinstance(model_list, list):
         raise ConfigError(f"{source}: $.model_list: expected a list of deployments")
@@ -414,7 +414,7 @@ def _sorted(lenient: Leniency, mapping: Any, acted_on: Any, where: str, source: 
         raise ConfigError(f"{source}: {path}: {text}", path=path, text=text) from None
 
 
-def router_settings(data: dict[str, Any], litellm: dict[str, Any], source: str, warnings: list[str],
+def router_settings(data: dict[str, Any], litellm: dict[str, Any], source: str,
                     lenient: Leniency | None = None) -> RouterSettings:
     """``router_settings``, over the router keys of ``litellm_settings`` (LiteLLM reads both)."""
     lenient = lenient or Leniency()
@@ -430,9 +430,9 @@ def router_settings(data: dict[str, Any], litellm: dict[str, Any], source: str, 
                   ignored=UNUSED_ROUTER_KEYS)
     own = resolve_env(own, "$.router_settings", source)
     settings = _convert({**merged, **own}, RouterSettings, "$.router_settings", source)
-    for key in sorted(set(settings.routing_strategy_args or {}) - ROUTING_STRATEGY_ARGS):
-        warnings.append(f"router_settings.routing_strategy_args.{key} is not acted on; llm-sidecar reads "
-                        f"{', '.join(sorted(ROUTING_STRATEGY_ARGS))}")
+    for key in settings.routing_strategy_args or {}:
+        if key not in ROUTING_STRATEGY_ARGS:  # named in the one Leniency warning, like any other
+            lenient.note(f"router_settings.routing_strategy_args.{key}")
     return settings
 
 

@@ -2,6 +2,8 @@
 wire as api.openai.com answers them. The upstream model name picks a behaviour as in
 :mod:`fake_upstreams` (``error-<status>`` and the rest); transcriptions record their multipart
 form as it arrives: ``uploads[-1]`` holds the fields, the file's bytes and when its first bytes came.
+A speech answer for a model with a gate in ``gates`` sends its first piece, then waits for the gate
+before sending the rest.
 
     fake = await start(aiohttp_server, MediaFake(api_key="sk-..."))
 """
@@ -107,11 +109,14 @@ class MediaFake(OpenAIFake):
         failed = self.auth_error(request) or self.scripted_error(got.body["model"], request)
         if failed is not None:
             return failed
+        gate = self.gates.get(got.body["model"])
         resp = web.StreamResponse(headers={"Content-Type": "audio/mpeg"})
         await resp.prepare(request)
         size = len(SPEECH) // SPEECH_PIECES + 1
         for start in range(0, len(SPEECH), size):
             await resp.write(SPEECH[start:start + size])
+            if gate is not None and start == 0:
+                await gate.wait()  # the rest only once the test has seen the first piece arrive
             await asyncio.sleep(0)
         await resp.write_eof()
         return resp

@@ -49,9 +49,11 @@ SERVICES = [  # prefix, default api_base, key variable, api_base variable (LiteL
 ]
 
 
-@pytest.mark.parametrize(("prefix", "default_base", "key_env", "base_env"), SERVICES)
+@pytest.mark.parametrize(("prefix", "default_base", "key_env", "base_env"), [
+    *SERVICES, ("text-completion-openai", "https://api.openai.com/v1", "OPENAI_API_KEY", None)])
 def test_service_defaults(providers, monkeypatch, prefix, default_base, key_env, base_env):
-    monkeypatch.delenv(base_env, raising=False)
+    if base_env is not None:
+        monkeypatch.delenv(base_env, raising=False)
     monkeypatch.setenv(key_env, "env-key-0123456789")
     provider = providers[prefix]
     if default_base is None:
@@ -165,10 +167,18 @@ async def test_azure_ai_without_api_base_is_a_400(make_client, monkeypatch):
 # ---------------------------------------------------------------- text-completion-openai
 
 
-async def test_text_completion_openai_serves_chat_from_completions(make_client, aiohttp_server):
+@pytest.mark.parametrize("key_from", ["api_key", "OPENAI_API_KEY"])
+async def test_text_completion_openai_serves_chat_from_completions(make_client, aiohttp_server, monkeypatch,
+                                                                   key_from):
+    """The key from litellm_params.api_key (over $OPENAI_API_KEY), or from $OPENAI_API_KEY alone."""
     fake = await start(aiohttp_server, TextCompletionFake(api_key=KEY))
-    client = await make_client({"model_list": [
-        entry("davinci", "text-completion-openai/davinci-002", api_base=fake.base_url, api_key=KEY)]})
+    params = {"api_base": fake.base_url}
+    if key_from == "api_key":
+        params["api_key"] = KEY
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-not-this-one-0123456789")
+    else:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    client = await make_client({"model_list": [entry("davinci", "text-completion-openai/davinci-002", **params)]})
     async with sdk(client) as openai_client:
         completion = await asyncio.wait_for(openai_client.chat.completions.create(
             model="davinci", messages=user("Once upon"), max_completion_tokens=20, stop=["\n"]), WAIT)

@@ -96,13 +96,24 @@ async def test_image_errors(root, prefix):
 
 
 async def test_speech_streams_the_upstream_audio_through(root, fake):
-    async with sdk(root) as client:
-        async with client.audio.speech.with_streaming_response.create(
-                model="tts-1", voice="alloy", input="Hello there", response_format="mp3", speed=1.25) as resp:
-            assert resp.headers["Content-Type"] == "audio/mpeg"
-            assert resp.headers["x-litellm-model-id"] == "dep-tts-1"
-            pieces = [piece async for piece in resp.iter_bytes()]
-    assert b"".join(pieces) == SPEECH
+    """The upstream sends its first piece of audio, then waits until the client has it before
+    sending the rest: a sidecar that read the whole answer before passing it on would never get there."""
+    gate = fake.gates["tts-1"] = asyncio.Event()
+
+    async def listen() -> tuple[bytes, list[bytes]]:
+        async with sdk(root) as client:
+            async with client.audio.speech.with_streaming_response.create(
+                    model="tts-1", voice="alloy", input="Hello there", response_format="mp3", speed=1.25) as resp:
+                assert resp.headers["Content-Type"] == "audio/mpeg"
+                assert resp.headers["x-litellm-model-id"] == "dep-tts-1"
+                pieces = resp.iter_bytes()
+                first = await anext(pieces)  # (the fake holds the rest until the gate is set)
+                gate.set()
+                return first, [piece async for piece in pieces]
+
+    first, rest = await asyncio.wait_for(listen(), WAIT)
+    assert first and SPEECH.startswith(first)
+    assert first + b"".join(rest) == SPEECH
     assert (fake.last.path, fake.last.body) == ("/v1/audio/speech", {
         "model": "tts-1", "voice": "alloy", "input": "Hello there", "response_format": "mp3", "speed": 1.25})
 

@@ -1,6 +1,7 @@
 """A LiteLLM config works as it is: keys not acted on are one warning, typos of keys that are
 acted on stop start-up, bare model names get the catalog's provider, litellm_settings' logging
-keys take effect, $SIDECAR_DATABASE_URL wins, and /routes and /health/readiness answer as LiteLLM's."""
+and router keys (retries, fallbacks, drop_params) take effect on their own, $SIDECAR_DATABASE_URL
+wins, and /routes and /health/readiness answer as LiteLLM's."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ import re
 
 import pytest
 from gateway_helpers import Server, assert_error, write_config
-from openai_helpers import KEY, user
+from openai_helpers import KEY, assert_envelope, dep, post, user
 from openai_spec import assert_valid
+from test_router_extras import QUICK_429, without_retries_setting
+from test_router_limits import chat, member
 
 from sidecar import __version__, keys, logs
 from sidecar.app import create_app
 from sidecar.compat import near_miss
-from sidecar.config import GeneralSettings, ConfigError, parse_config
+from sidecar.config import ROUTING_STRATEGY_ARGS, GeneralSettings, ConfigError, parse_config
+from sidecar.provider import supported_params
+from sidecar.routing.policy import RouterPolicy
 from sidecar.routes import ROUTES, served_paths
 
 MOCK = {"model_name": "m", "litellm_params": {"model": "mock/m"}}
@@ -36,7 +41,9 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
         "policies": {"p": {}},
         "general_settings": {"disable_prisma_schema_update": True, "coordination_redis": {"host": "h"},
                              "otel": True, "custom_team_metadata_validate": "m.f", "master_key": "sk-x"},
-        "router_settings": {"enable_tag_filtering": True, "num_retries": 2, "polling_interval": 5},
+        "router_settings": {"enable_tag_filtering": True, "num_retries": 2, "polling_interval": 5,
+                            "routing_strategy_args": {"ttl": 120, "lowest_latency_buffer": 0.5,
+                                                      "allowed_fails_window": 60}},
         "litellm_settings": {"callbacks": ["prometheus"], "success_callback": ["langfuse"], "cache": True,
                              "proxy_budget_rescheduler_min_time": 60, "drop_params": True,
                              "require_auth_for_metrics_endpoint": True},
@@ -45,16 +52,21 @@ def test_keys_not_acted_on_are_accepted_with_one_warning_naming_them():
     expected = ["sandbox_tools", "policies", "general_settings.disable_prisma_schema_update",
                 "general_settings.coordination_redis", "general_settings.otel",
                 "general_settings.custom_team_metadata_validate", "router_settings.enable_tag_filtering",
-                "router_settings.polling_interval", "litellm_settings.cache", "litellm_settings.proxy_budget_rescheduler_min_time",
+                "router_settings.polling_interval", "router_settings.routing_strategy_args.allowed_fails_window",
+                "litellm_settings.cache", "litellm_settings.proxy_budget_rescheduler_min_time",
                 "model_list[*].litellm_credential_name", "model_list[*].model_info.base_model",
                 "model_list[*].litellm_params.tags", "model_list[*].litellm_params.max_retries"]
     assert sorted(config.ignored_keys) == sorted(expected)
     for path in expected:
         assert path in warning
     assert warning.count("model_info.base_model") == 1, "named once, however many deployments have it"
-    for acted in ("master_key", "num_retries", "drop_params", "description", "model_info.mode", "temperature"):
+    for acted in ("master_key", "num_retries", "drop_params", "description", "model_info.mode", "temperature",
+                  *(f"routing_strategy_args.{arg}" for arg in ROUTING_STRATEGY_ARGS)):
         assert f".{acted}," not in warning and not warning.endswith(f".{acted}")
     assert (config.general.master_key, config.router.num_retries, config.router.drop_params) == ("sk-x", 2, True)
+    args = config.router.routing_strategy_args
+    policy = RouterPolicy.from_settings(config.router)  # the routing_strategy_args it reads, acted on
+    assert (policy.ttl, policy.latency_buffer) == (args["ttl"], args["lowest_latency_buffer"])
     assert config.model_list[0].model_info["base_model"] == "gpt-4o", "model_info keys are kept (shown by info)"
     assert config.callbacks == ["prometheus", "langfuse"]  # served by the plugins of those names
     assert config.litellm_settings == {"require_auth_for_metrics_endpoint": True}  # (the prometheus plugin's)
@@ -116,6 +128,56 @@ def test_a_wrong_value_of_a_key_acted_on_names_its_path(litellm_settings, path):
     with pytest.raises(ConfigError) as info:
         parse_config({"model_list": [MOCK], "litellm_settings": litellm_settings}, source="bad.yaml")
     assert str(info.value).startswith(f"bad.yaml: {path}: ")
+
+
+# ---------------------------------------------------------------- litellm_settings: router keys alone
+
+
+@pytest.mark.parametrize("num_retries", [1, 3])
+@pytest.mark.parametrize("recovers", [True, False], ids=["recovers", "falls-back"])
+async def test_litellm_settings_retries_then_fallbacks_act_without_router_settings(make_client, openai_fake,
+                                                                                  num_retries, recovers):
+    """litellm_settings' num_retries and fallbacks, with no router_settings at all: a failing
+    upstream is tried num_retries more times, then the group's fallback answers."""
+    base = openai_fake.base_url
+    client = await make_client({
+        "model_list": [without_retries_setting(member("g", "primary", base)),
+                       without_retries_setting(member("backup", "spare", base))],
+        "litellm_settings": {"num_retries": num_retries, "fallbacks": [{"g": ["backup"]}]},
+    })
+    openai_fake.script["primary"] = [QUICK_429] * num_retries + ["ok"] if recovers else [QUICK_429]
+    status, body, headers = await chat(client, "g")
+    assert status == 200, body
+    assert_valid(body, "CreateChatCompletionResponse")
+    served = "g" if recovers else "backup"
+    assert (headers["x-litellm-model-group"], headers["x-litellm-attempted-retries"],
+            headers["x-litellm-max-retries"], headers["x-litellm-attempted-fallbacks"]) == (
+        served, str(num_retries), str(num_retries), "0" if recovers else "1")
+    assert openai_fake.hits("primary") == num_retries + 1
+    assert openai_fake.hits("spare") == (0 if recovers else 1)
+
+
+@pytest.mark.parametrize("drop_params", [True, False, None], ids=["true", "false", "unset"])
+async def test_litellm_settings_drop_params_alone_drops_what_the_provider_does_not_take(make_client, openai_fake,
+                                                                                       drop_params):
+    param, value = "modalities", ["text"]
+    config = {"model_list": [dep("groq", "groq/llama-3.1-8b-instant", openai_fake.base_url)]}
+    if drop_params is not None:
+        config["litellm_settings"] = {"drop_params": drop_params}
+    client = await make_client(config)
+    [deployment] = client.app[keys.REGISTRY]
+    assert param not in supported_params(deployment.provider, deployment.upstream_model(), "chat")
+    status, body, _ = await post(client, "/v1/chat/completions",
+                                 {"model": "groq", "messages": user("hi"), "temperature": 0.2, param: value})
+    if drop_params:
+        assert status == 200, body
+        assert_valid(body, "CreateChatCompletionResponse")
+        assert param not in openai_fake.last.body and openai_fake.last.body["temperature"] == 0.2
+    else:
+        assert status == 400, body
+        error = assert_envelope(body)
+        assert error["param"] == param and repr(param) in error["message"] and "drop_params" in error["message"]
+        assert openai_fake.received == []
 
 
 def test_an_entry_without_litellm_params_serves_its_model_name():
