@@ -75,7 +75,8 @@ def measure(b: run.Bench, target: str, point: str, requests: int, concurrency: i
     if target == "sidecar":
         cfg = b.tmp / "instructions.yaml"
         common.write_config(cfg, b.upstream.base, 10, b.tmp / f"instructions-{time.time_ns()}.db", general=general)
-        argv, env = b.sidecar_argv(cfg, port, uvloop=False)  # (python -c, uvloop hidden: asyncio)
+        argv, env = b.sidecar_argv(cfg, port, uvloop=False)  # (asyncio: SIDECAR_EVENT_LOOP)
+        argv = [str(common.VENV_PY), *argv]  # (the console script run by the venv's python, under valgrind)
     else:
         argv = [str(common.VENV_PY), str(common.BENCH / "passthrough.py"), "--port", str(port),
                 "--upstream", b.upstream.base, *(["--lean"] if target == "passthrough_lean" else [])]
@@ -128,7 +129,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown targets: {', '.join(unknown)}")
     ns = argparse.Namespace(duration=1, info_duration=1, ttfb_n=0, sidecar_pythonpath=args.sidecar_pythonpath)
     b = run.Bench(ns)
-    b.meta["venv_has_uvloop"] = True  # (sidecar_argv then starts it through python -c with uvloop hidden)
     keep = Path(args.keep) if args.keep else None
     malformed = [g for g in args.general if "=" not in g]
     if malformed:

@@ -101,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     ns = argparse.Namespace(duration=args.seconds, info_duration=1, ttfb_n=0,
                             sidecar_pythonpath=args.sidecar_pythonpath)
     b = run.Bench(ns)
-    b.meta["venv_has_uvloop"] = False
     try:
         b.upstream = b.start_upstream("raw")
         cfg = b.tmp / "profile.yaml"

@@ -7,7 +7,8 @@ What ``web.run_app`` does, plus what an operator needs before production:
   keep-alive connection after ``keepalive_timeout`` (aiohttp also closes one whose next head is
   not complete by then);
 - running out of file descriptors is one log line per interval, not a traceback per attempt;
-  accepting resumes by itself as connections close;
+  accepting resumes by itself as connections close (asyncio's accept backs off by itself; on
+  uvloop :class:`Listeners` stops listening short of the limit, see there);
 - SIGTERM/SIGINT logs what is in flight, and the stop logs when the last request finished.
 """
 
@@ -17,9 +18,11 @@ import asyncio
 import errno
 import gc
 import logging
+import os
 import resource
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 
@@ -117,6 +120,176 @@ class HeadTimeout:
             self._sweep = None
 
 
+class _Refused(asyncio.Protocol):
+    """A connection accepted beyond :class:`Listeners`' bound: closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+def inbound_bounds(fd_limit: int, upstream_connections: int) -> tuple[int, int, int] | None:
+    """For a descriptor limit: the inbound connections at which :class:`Listeners` stops
+    listening, those beyond which it closes a connection at once, and the reserve kept for the
+    rest of the process (the upstream pool's ``max_upstream_connections``, plus 64 for the
+    database, logs, listening sockets and the loop's own; at most half the limit). None when
+    there is no limit."""
+    if fd_limit <= 0 or fd_limit == resource.RLIM_INFINITY:
+        return None
+    reserve = min(fd_limit // 2, upstream_connections + 64)
+    return fd_limit - reserve, fd_limit - reserve // 2, reserve
+
+
+class Listeners:
+    """The listening sockets. On asyncio's selector loops nothing more: when descriptors run out
+    their accept logs (:func:`exception_handler`), leaves new connections in the backlog and
+    tries again a second later. uvloop (libuv) does neither: it accepts and closes at once the
+    connections waiting (its spare-descriptor trick), unlogged, or, without a spare descriptor,
+    tries again at every turn of the loop, at full CPU. There, on any loop not asyncio's:
+
+    - with :func:`inbound_bounds`' number of inbound connections open, listening stops (the
+      listening sockets stay open, a duplicate of each kept here, so new connections wait in the
+      backlog), with one log line (the log handler's repeat limiter keeps it to one per interval);
+      a connection accepted beyond the second bound is closed at once;
+    - a check every :data:`CHECK_SECONDS` listens again once connections have closed and
+      descriptors are free; it also stops listening when no descriptor is left (upstream
+      connections and files took them), and listens again on a socket the loop closed by itself
+      (uvloop's code closes a listening socket on an error libuv's accept reports to it).
+
+    On every connection: one ``len`` of aiohttp's connection table and a comparison."""
+
+    CHECK_SECONDS = 1.0
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.BaseProtocol],
+                 server: web.Server, fd_limit: int, upstream_connections: int) -> None:
+        self._loop = loop
+        self._factory = factory
+        self.guarded = not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+        self.servers: list[asyncio.AbstractServer] = []
+        self._kept: list[socket.socket] = []  # (guarded: a duplicate of each listening socket)
+        self._fd_limit = fd_limit
+        bounds = inbound_bounds(fd_limit, upstream_connections)
+        # (aiohttp's table of open connections; were it missing, only the checks would guard)
+        self._open: dict = getattr(server, "_connections", None)
+        if not isinstance(self._open, dict):
+            self._open, bounds = {}, None
+        if bounds is None:
+            bounds = (sys.maxsize, sys.maxsize, 0)
+        self._pause_at, self._refuse_at, self._reserve = bounds
+        self._resume_below = self._pause_at - max(1, self._pause_at // 10)
+        self._resume_headroom = max(1, min(32, self._reserve // 4))
+        self.paused = False
+        self._relistening = False
+        self._closed = False
+        self._check_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def protocol_factory(self) -> Callable[[], asyncio.BaseProtocol]:
+        return self if self.guarded else self._factory
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        count = len(self._open)
+        if count >= self._pause_at:
+            if not self.paused:
+                self.paused = True
+                self._loop.call_soon(self._pause)  # (not from within the loop's accept callback)
+            if count >= self._refuse_at:
+                return _Refused()
+        return self._factory()
+
+    async def start(self, host: str | None, port: int | None, socks: list[socket.socket] | None) -> None:
+        factory = self.protocol_factory
+        if socks is not None:
+            for sock in socks:
+                if self.guarded:  # (the loop closes the socket it is given when it stops listening)
+                    self._kept.append(sock)
+                    sock = sock.dup()
+                self.servers.append(await self._loop.create_server(factory, sock=sock, backlog=1024))
+        else:
+            server = await self._loop.create_server(factory, host or None, port, backlog=1024, reuse_address=True)
+            self.servers.append(server)
+            if self.guarded:
+                self._kept = [socket.socket(fileno=os.dup(sock.fileno())) for sock in server.sockets]
+        if self.guarded:
+            self._check_handle = self._loop.call_later(self.CHECK_SECONDS, self._check)
+
+    def addresses(self) -> list[tuple]:
+        return [sock.getsockname() for server in self.servers for sock in server.sockets]
+
+    def _pause(self) -> None:
+        if self._closed:
+            return
+        self.paused = True
+        self._close_servers()
+        log.error("out of file descriptors (limit %s, %d kept for upstream connections and files): new "
+                  "connections wait in the backlog until some close", self._fd_limit, self._reserve)
+
+    def _close_servers(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.servers = []
+
+    def _headroom(self, count: int) -> bool:
+        """Whether ``count`` descriptors could be opened now."""
+        fds: list[int] = []
+        try:
+            for _ in range(count):
+                fds.append(os.dup(self._kept[0].fileno()))
+            return True
+        except OSError:
+            return False
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _check(self) -> None:
+        self._check_handle = self._loop.call_later(self.CHECK_SECONDS, self._check)
+        if self._relistening or not self._kept:
+            return
+        if self.paused:
+            if len(self._open) < self._resume_below and self._headroom(self._resume_headroom):
+                self._relisten()
+        elif any(sock is None or sock.fileno() < 0 for server in self.servers for sock in server.sockets):
+            log.error("the event loop closed a listening socket (out of file descriptors?): listening again")
+            self._close_servers()
+            self._relisten()
+        elif not self._headroom(1):
+            self._pause()
+
+    def _relisten(self) -> None:
+        self._relistening = True
+        self._loop.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        servers: list[asyncio.AbstractServer] = []
+        try:
+            for sock in self._kept:
+                servers.append(await self._loop.create_server(self, sock=sock.dup(), backlog=1024))
+        except OSError as exc:  # (out of descriptors again: the next check tries again)
+            for server in servers:
+                server.close()
+            log.error("cannot listen again yet: %s", exc.strerror or exc)
+            self.paused = True
+            return
+        finally:
+            self._relistening = False
+        if self._closed:
+            for server in servers:
+                server.close()
+            return
+        self.servers = servers
+        self.paused = False
+
+    def close(self) -> None:
+        """Stop listening for good."""
+        self._closed = True
+        if self._check_handle is not None:
+            self._check_handle.cancel()
+        self._close_servers()
+        for sock in self._kept:
+            sock.close()
+        self._kept = []
+
+
 def exception_handler(fd_limit: int) -> Callable[[asyncio.AbstractEventLoop, dict], None]:
     """The loop's exception handler: an accept that fails for want of descriptors is one line
     (the log handler's repeat limiter keeps it to one per interval), without a traceback;
@@ -146,7 +319,7 @@ def run(app: web.Application, loop: asyncio.AbstractEventLoop, *, host: str | No
     """Serve ``app`` on ``host``:``port`` or on ``socks`` until SIGTERM or SIGINT."""
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(exception_handler(fd_limit))
-    main = loop.create_task(_serve(app, host, port, socks, access_log))
+    main = loop.create_task(_serve(app, host, port, socks, access_log, fd_limit))
     try:
         loop.run_until_complete(main)
     finally:
@@ -165,7 +338,7 @@ def run(app: web.Application, loop: asyncio.AbstractEventLoop, *, host: str | No
 
 
 async def _serve(app: web.Application, host: str | None, port: int | None, socks: list[socket.socket] | None,
-                 access_log: logging.Logger | None) -> None:
+                 access_log: logging.Logger | None, fd_limit: int = 0) -> None:
     loop = asyncio.get_running_loop()
     general = app[keys.CONFIG].general
     stop = asyncio.Event()
@@ -194,21 +367,16 @@ async def _serve(app: web.Application, host: str | None, port: int | None, socks
         raise
     log.info("garbage collector: %d start-up objects frozen", freeze_startup_objects())
     factory = HeadTimeout(runner.server, general.request_head_timeout, loop)
-    servers: list[asyncio.AbstractServer] = []
+    listeners = Listeners(loop, factory, runner.server, fd_limit, general.max_upstream_connections)
     try:
-        if socks is not None:
-            for sock in socks:
-                servers.append(await loop.create_server(factory, sock=sock, backlog=1024))
-        else:
-            servers.append(await loop.create_server(factory, host or None, port, backlog=1024, reuse_address=True))
-            for sock in servers[0].sockets:
-                address = sock.getsockname()
+        await listeners.start(host, port, socks)
+        if socks is None:
+            for address in listeners.addresses():
                 log.info("listening on http://%s:%d", f"[{address[0]}]" if ":" in address[0] else address[0],
                          address[1])
         await stop.wait()
     finally:
-        for server in servers:
-            server.close()
+        listeners.close()
         await _stop(runner, factory, received, general.graceful_shutdown_seconds)
 
 

@@ -1,4 +1,5 @@
-"""Starting the sidecar: config errors as one clear line, uvloop when installed, one or N workers."""
+"""Starting the sidecar: config errors as one clear line, the event loop ``$SIDECAR_EVENT_LOOP``
+chooses (uvloop when installed, by default), one or N workers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from sidecar.loop import new_event_loop
 from sidecar.runner import raise_fd_limit, run, tune_gc
 
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable
+
     import pluggy
 
 log = logging.getLogger("sidecar")
@@ -30,6 +34,11 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
     from sidecar.plugins import PluginError
 
     try:
+        loop_factory, loop_name = choose_loop()
+    except ConfigError as exc:
+        sys.stderr.write(f"sidecar: {exc}\n")
+        return 2
+    try:
         config = load_config(config_file)
         database = config.database_path  # a bad $SIDECAR_DATABASE_URL fails here, not after binding
         app = create_app(config, pm, workers=workers)
@@ -45,10 +54,8 @@ def serve(config_file: str, host: str, port: int, access_log: bool = False, work
         log.warning("no general_settings.master_key: every route is open to anyone who can reach %s:%s", host, port)
     fd_limit = raise_fd_limit()
     tune_gc()  # (forked workers keep it)
-    loop_factory = _uvloop_factory() or new_event_loop
     log.info("llm-sidecar serving %d deployments on http://%s:%d (%s%s)", len(app[keys.REGISTRY]), host, port,
-             "asyncio" if loop_factory is new_event_loop else "uvloop",
-             f", {workers} workers" if workers > 1 else "")
+             loop_name, f", {workers} workers" if workers > 1 else "")
     options = dict(access_log=log if access_log else None, fd_limit=fd_limit)
     from sidecar import tls_startup
 
@@ -82,10 +89,26 @@ def _worker(app: web.Application, loop_factory, socks, options: dict) -> int:
         return 2
 
 
-def _uvloop_factory():
-    """uvloop's loop factory when the ``speed`` extra is installed, else None (plain asyncio)."""
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+"""``$SIDECAR_EVENT_LOOP``'s values: ``auto`` (the default: uvloop when installed, else asyncio),
+``asyncio`` (:class:`sidecar.loop.LeanLoop`, asyncio's selector loop) or ``uvloop``."""
+
+
+def choose_loop() -> tuple[Callable[[], asyncio.AbstractEventLoop], str]:
+    """The loop factory ``$SIDECAR_EVENT_LOOP`` chooses, and its name (``asyncio`` or ``uvloop``).
+    A value not in :data:`EVENT_LOOPS`, or ``uvloop`` when it is not installed, is a
+    :class:`ConfigError`. uvloop is imported only when it may be chosen."""
+    value = os.environ.get("SIDECAR_EVENT_LOOP", "")
+    choice = value.strip().lower() or "auto"
+    if choice not in EVENT_LOOPS:
+        raise ConfigError(f"SIDECAR_EVENT_LOOP={value!r} is not an event loop: use auto, asyncio or uvloop")
+    if choice == "asyncio":
+        return new_event_loop, "asyncio"
     try:
         import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+    except ImportError as exc:
+        if choice == "uvloop":
+            raise ConfigError(f"SIDECAR_EVENT_LOOP=uvloop, but uvloop cannot be imported ({exc}): "
+                              "install it (pip install 'llm-sidecar[speed]') or use auto or asyncio") from None
+        return new_event_loop, "asyncio"
+    return uvloop.new_event_loop, "uvloop"

@@ -3,7 +3,14 @@ dict, served over real HTTP) and the fake upstreams most tests share."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# `sidecar serve` run by a test serves on asyncio's loop (sidecar.loop.LeanLoop) even with uvloop
+# installed (the test extra installs it); a test that wants uvloop sets SIDECAR_EVENT_LOOP=uvloop
+# for its server, and the whole suite can be run on uvloop by setting it before pytest starts.
+os.environ.setdefault("SIDECAR_EVENT_LOOP", "asyncio")
 
 pytest.register_assert_rewrite("sidecar.testing")  # (imported below, before pytest loads it as a plugin)
 

@@ -1,5 +1,6 @@
-"""What `sidecar serve` tells an operator: the port actually bound, and a stop signal with what
-is in flight and when the last request finished."""
+"""What `sidecar serve` tells an operator: the port actually bound (by one process or by
+workers), and a stop signal (SIGTERM or SIGINT) with what is in flight and when the last request
+finished."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import signal
 
 import aiohttp
+import pytest
 from gateway_helpers import Server, until, write_config
 
 
@@ -18,26 +20,55 @@ def config(tmp_path):
     })
 
 
-async def test_port_0_logs_the_port_bound_and_a_stop_logs_what_was_in_flight(tmp_path):
+async def port_bound(server: Server, line: str) -> int:
+    """The port a ``sidecar serve --port 0`` logged, in its ``line`` (a regex with one group)."""
+    await until(lambda: re.search(line, server.output()), 30, f"a line {line!r}")
+    port = int(re.search(line, server.output()).group(1))
+    assert port != 0
+    return port
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda signum: signum.name)
+async def test_port_0_logs_the_port_bound_and_a_stop_logs_what_was_in_flight(tmp_path, signum):
+    name = signum.name
     with Server(config(tmp_path), tmp_path, extra_args=("--port", "0")) as server:  # (the last --port wins)
-        await until(lambda: "listening on" in server.output(), 30, "the listening line")
-        port = int(re.search(r"listening on http://127\.0\.0\.1:(\d+)", server.output()).group(1))
-        assert port != 0
+        port = await port_bound(server, r"listening on http://127\.0\.0\.1:(\d+)")
         body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "one two three four"}]}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
             async with session.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as resp:
                 assert resp.status == 200
                 assert (await resp.content.readuntil(b"\n\n")).startswith(b"data: {")  # in flight now
-                server.proc.send_signal(signal.SIGTERM)
-                await until(lambda: "SIGTERM: stopping" in server.output(), 10, "the signal's line")
-                assert "SIGTERM: stopping; 1 requests in flight (1 streams)" in server.output()
+                server.proc.send_signal(signum)
+                await until(lambda: f"{name}: stopping" in server.output(), 10, "the signal's line")
+                assert f"{name}: stopping; 1 requests in flight (1 streams)" in server.output()
                 rest = await resp.read()
                 assert rest.rstrip().endswith(b"data: [DONE]")
         assert await asyncio.to_thread(server.proc.wait, 30) == 0
         output = server.output()
         assert re.search(r"the last request in flight finished after \d+\.\d s", output), output
-        assert output.index("SIGTERM: stopping") < output.index("the last request in flight finished")
+        assert output.index(f"{name}: stopping") < output.index("the last request in flight finished")
         assert output.rstrip().endswith("stopped")
+
+
+async def test_port_0_with_workers_logs_the_port_they_listen_on(tmp_path):
+    with Server(config(tmp_path), tmp_path, extra_args=("--port", "0", "--workers", "2")) as server:
+        port = await port_bound(server, r"workers listen on port (\d+)")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async def answered() -> bool:
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/health/liveliness") as resp:
+                        return resp.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            for _ in range(300):  # (the workers start after the line)
+                if await answered():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(server.output())
+        server.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(server.proc.wait, 30) == 0
 
 
 async def test_json_log_lines_carry_the_call_id(make_client, openai_fake):
