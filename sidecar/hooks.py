@@ -73,14 +73,14 @@ class PreCallRunner:
             except SidecarError:
                 raise
             except Exception as exc:
-                log.error("plugin %s: sidecar_pre_call failed: %s: %s [call %s]", impl.plugin_name,
-                          type(exc).__name__, exc, pre.call_id)
+                log.error("plugin %s: sidecar_pre_call failed: %s: %s", impl.plugin_name,
+                          type(exc).__name__, exc, extra={"call_id": pre.call_id})
                 raise SidecarError(500, f"a pre-call hook failed (plugin {impl.plugin_name!r})",
                                    type="internal_server_error", code="pre_call_hook_failed") from None
             if result is not None:
                 if not isinstance(result, dict):
-                    log.error("plugin %s: sidecar_pre_call returned %s, not a dict or None [call %s]",
-                              impl.plugin_name, type(result).__name__, pre.call_id)
+                    log.error("plugin %s: sidecar_pre_call returned %s, not a dict or None",
+                              impl.plugin_name, type(result).__name__, extra={"call_id": pre.call_id})
                     raise SidecarError(500, f"a pre-call hook returned no body (plugin {impl.plugin_name!r})",
                                        type="internal_server_error", code="pre_call_hook_failed")
                 pre.body = result

@@ -33,8 +33,10 @@ BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 FAST_FAILURE_SECONDS = 10.0
 """A worker dying within this many seconds of its start failed fast: it counts toward a crash
-loop. One that ran longer (a crash after serving, an OOM kill) is only replaced, its slot's
-back-off reset, however often that happens."""
+loop. One that ran longer (a crash after serving, an OOM kill) is only replaced."""
+HEALTHY_SECONDS = 60.0
+"""A worker that ran this long resets its slot's back-off: one dying 10-60 s after its start
+(on its first traffic, say) is replaced after a back-off that keeps doubling."""
 CRASH_LOOP_DEATHS = 5
 CRASH_LOOP_SECONDS = 60.0
 """CRASH_LOOP_DEATHS fast failures (of any slots) within CRASH_LOOP_SECONDS stop the server."""
@@ -82,7 +84,7 @@ def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socke
     """Fork a worker per slot, running ``run_worker(its sockets)``, and keep them running until
     a signal: a worker that dies is replaced after a back-off (doubling from
     BACKOFF_FIRST_SECONDS up to BACKOFF_MAX_SECONDS per slot, reset when a worker of the slot
-    ran FAST_FAILURE_SECONDS or more). Only a crash loop, CRASH_LOOP_DEATHS fast failures
+    ran HEALTHY_SECONDS or more). Only a crash loop, CRASH_LOOP_DEATHS fast failures
     (deaths within FAST_FAILURE_SECONDS of the worker's start) within CRASH_LOOP_SECONDS, stops
     the server; the exit code is then the last dead worker's, else 0."""
     parent = os.getpid()
@@ -142,7 +144,7 @@ def supervise(slots: list[list[socket.socket]], run_worker: Callable[[list[socke
                 failed = code if code > 0 else 1
                 stop(signal.SIGTERM, None)
                 continue
-        else:  # it served a while: not a crash loop, and its replacement starts after the first back-off
+        if now - started >= HEALTHY_SECONDS:  # it served a while: its replacement starts after the first back-off
             backoff.pop(slot, None)
         delay = backoff.get(slot, BACKOFF_FIRST_SECONDS)
         backoff[slot] = min(delay * 2, BACKOFF_MAX_SECONDS)

@@ -85,15 +85,16 @@ from sidecar import workers
 logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
 workers.BACKOFF_FIRST_SECONDS = 0.01
 workers.FAST_FAILURE_SECONDS = 0.2  # (10 s in a real sidecar)
+workers.HEALTHY_SECONDS = 0.25  # (60 s: a worker that ran this long resets its back-off)
 slots = workers.bind("127.0.0.1", 0, 2)
 print(workers.supervise(slots, lambda socks: time.sleep(0.3) or 3), flush=True)  # dies, but after serving a while
 """
 
 
 def test_workers_dying_after_running_a_while_are_replaced_and_never_stop_the_sidecar(tmp_path):
-    """Only fast failures make a crash loop: 12 deaths, each past FAST_FAILURE_SECONDS after its
-    worker's start, are each replaced after the first back-off (reset), and the sidecar serves on
-    until told to stop."""
+    """Only fast failures make a crash loop: 12 deaths, each past FAST_FAILURE_SECONDS and
+    HEALTHY_SECONDS after its worker's start, are each replaced after the first back-off (reset),
+    and the sidecar serves on until told to stop."""
     err_path = tmp_path / "supervise.err"
     with err_path.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-c", LONG_RUNNING], stdout=subprocess.PIPE, stderr=err, text=True)

@@ -149,7 +149,8 @@ async def test_routers_from_user_config_are_a_bounded_lru(open_client, user_fake
     ({}, {"timeout": "soon"}, "user_config.model_list[0].litellm_params.timeout", "timeout"),
     ({}, {"api_key": "os.environ/OPENAI_API_KEY"}, "user_config.model_list[0].litellm_params.api_key", "os.environ/"),
     ({}, {"model": "nowhere/x"}, "user_config", "nowhere"),
-], ids=["bad-value", "unknown-key", "bad-param", "env-reference", "unknown-provider"])
+    ({}, {"tags": ["free"]}, "user_config", "litellm_params.tags"),
+], ids=["bad-value", "unknown-key", "bad-param", "env-reference", "unknown-provider", "key-not-acted-on"])
 async def test_a_bad_user_config_is_a_400_naming_the_field(open_client, user_fake, settings, params, param, named):
     config = user_config(user_fake.base_url, ("u", "one"), **settings)
     config["model_list"][0]["litellm_params"].update(params)

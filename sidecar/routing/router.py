@@ -82,7 +82,8 @@ class RoutedCall:
     attempt_started: float = 0.0
     """When the current attempt began (monotonic): a failed attempt's time is measured from it."""
     failed_seconds: float = 0.0
-    """Time spent in failed attempts (an error answer's overhead is the rest)."""
+    """The last failed attempt's time (an error answer's overhead is the rest, as an answer's is
+    the rest of the attempt that served it)."""
     failed_dep: str | None = None
     """The last deployment that failed (an error answer's ``x-litellm-model-id``)."""
     finished: bool = False
@@ -362,8 +363,12 @@ class Router:
                 if not single and candidates(deps, routes, self.state, self.policy, call.estimate, now, excluded).free:
                     continue  # another deployment is free: retry there at once
                 wait = self._retry_wait(err, tries)
-                if call.deadline is not None and now + wait >= call.deadline:
-                    raise
+                if not single:
+                    found = candidates(deps, routes, self.state, self.policy, call.estimate, now)
+                    if not found.free and found.wait > wait:
+                        wait = found.wait  # (no deployment frees sooner: a shorter wait would find none)
+                if wait > MAX_RETRY_AFTER or (call.deadline is not None and now + wait >= call.deadline):
+                    raise  # (a wait past 60 s or past the call's timeout is not started)
                 await asyncio.sleep(wait)
                 excluded.clear()
 
@@ -405,7 +410,7 @@ class Router:
         except BaseException:
             now = time.monotonic()
             self.state.end(dep.id, route.limits, 0, now)
-            call.failed_seconds += now - call.attempt_started
+            call.failed_seconds = now - call.attempt_started
             call.failed_dep = dep.id
             raise
         call.dep, call.route, call.provider_call, call.served_group = dep, route, pcall, group
@@ -502,14 +507,13 @@ class Router:
         return False
 
     def _retry_wait(self, err: ProviderError, tries: int) -> float:
-        """The upstream's ``Retry-After`` (capped at 60 s), else backoff with jitter (0.5 s
-        doubling, at most 8 s). A wait that would end past the call's deadline is not started:
-        the caller answers the last error at once instead of sleeping into a timeout."""
+        """The upstream's ``Retry-After``, else backoff with jitter (0.5 s doubling, at most 8 s).
+        The caller starts no wait over :data:`MAX_RETRY_AFTER` (60 s) or past the call's
+        deadline: the group's retries end there (its fallbacks follow), rather than sleeping a
+        minute to ask an upstream that said it would still refuse, or into a timeout."""
         wait = retry_after(err)
         if wait is None or wait <= 0:
             wait = min(BACKOFF_START * 2 ** (tries - 1), BACKOFF_MAX) * (0.75 + random.random() / 4)
-        elif wait > MAX_RETRY_AFTER:
-            wait = MAX_RETRY_AFTER
         return max(wait, self.policy.retry_after)
 
     def _fallbacks(self, call: RoutedCall, kind: str) -> list[str]:
