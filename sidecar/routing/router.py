@@ -12,7 +12,6 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -25,6 +24,7 @@ from sidecar.info import response_cost, token_prices
 from sidecar.provider import ProviderCall
 from sidecar.registry import Deployment, Registry
 from sidecar.routing import report
+from sidecar.routing.attempt import prime, retry_after
 from sidecar.routing.choose import candidates, estimate_input_tokens, pick
 from sidecar.routing.ids import call_id
 from sidecar.routing.policy import RequestOptions, RouteInfo, RouterPolicy, route_info
@@ -440,10 +440,10 @@ class Router:
         try:
             if call.deadline is None:
                 result = await fn(pcall)
-                return await _prime(result) if call.stream else result
+                return await prime(result) if call.stream else result
             async with asyncio.timeout(max(call.deadline - time.monotonic(), 0.0)):
                 result = await fn(pcall)
-                return await _prime(result) if call.stream else result
+                return await prime(result) if call.stream else result
         except SidecarError as err:
             raise scrubbed(err, dep, pcall, call.id) from None
         except TimeoutError:
@@ -575,56 +575,3 @@ class Router:
 
 class _Busy(Exception):
     """The chosen deployment reached a limit between choosing and starting (another worker)."""
-
-
-def retry_after(err: SidecarError) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if sent."""
-    headers = err.headers
-    if not headers:
-        return None
-    lowered = {k.lower(): v for k, v in headers.items()}
-    try:
-        if "retry-after-ms" in lowered:
-            return float(lowered["retry-after-ms"]) / 1000
-        value = lowered.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            from email.utils import parsedate_to_datetime  # (rare: most send seconds)
-
-            return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (ValueError, TypeError):
-        return None
-
-
-class PrimedStream:
-    """A stream whose first item has arrived: ``first`` (None for an empty stream) and ``rest``."""
-
-    __slots__ = ("first", "rest")
-
-    def __init__(self, first: Any, rest: Any) -> None:
-        self.first = first
-        self.rest = rest
-
-
-async def _prime(result: Any) -> PrimedStream:
-    """Wait for a stream's first item (a failure before it is the attempt's failure). The rest is
-    the provider's own iterator, not a wrapper: a wrapping generator would cost every item."""
-    it = result.__aiter__()
-    try:
-        first = await it.__anext__()
-    except StopAsyncIteration:
-        return PrimedStream(None, _empty())
-    except BaseException:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        raise
-    return PrimedStream(first, it)
-
-
-async def _empty() -> AsyncIterator[Any]:
-    return
-    yield  # noqa: unreachable - makes this an async generator
