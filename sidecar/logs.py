@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 from sidecar.secrets import KNOWN_SECRETS, MASK, scrub
 
@@ -156,13 +157,21 @@ def formatter_for(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
-def configure(level: str, library_level: str, log_format: str = "text") -> logging.Handler:
-    """Log to stderr through one masking, rate-limiting handler; returns it."""
+def make_handler(log_format: str = "text", stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> logging.Handler:
+    """The one handler the sidecar logs through: ``log_format`` lines to ``stream`` (stderr),
+    secrets masked, repeats limited (on ``clock``)."""
     formatter = formatter_for(log_format)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter)
     handler.addFilter(SecretMask(formatter))
-    handler.addFilter(RepeatLimiter())
+    handler.addFilter(RepeatLimiter(clock=clock))
+    return handler
+
+
+def configure(level: str, library_level: str, log_format: str = "text") -> logging.Handler:
+    """Log to stderr through :func:`make_handler`'s handler; returns it."""
+    handler = make_handler(log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(library_level.upper())

@@ -138,16 +138,14 @@ def test_repeats_from_different_calls_are_one_kind_and_lines_still_name_their_ca
 
     import msgspec
 
-    from sidecar.logs import CallTagging, JsonFormatter, SecretMask, TextFormatter
+    from sidecar.logs import REPEAT_INTERVAL_SECONDS, CallTagging, make_handler
 
     monkeypatch.setattr(CallTagging, "on", CallTagging.on)  # (a JsonFormatter turns it on)
+    assert REPEAT_INTERVAL_SECONDS == 10
     clock = [0.0]
-    for formatter in (TextFormatter(), JsonFormatter()):
+    for log_format in ("text", "json"):
         out = io.StringIO()
-        handler = logging.StreamHandler(out)
-        handler.setFormatter(formatter)
-        handler.addFilter(SecretMask(formatter))
-        handler.addFilter(RepeatLimiter(interval=10, clock=lambda: clock[0]))
+        handler = make_handler(log_format, out, clock=lambda: clock[0])
         logger = logging.getLogger("sidecar.test-repeats")
         logger.addHandler(handler)
         logger.propagate = False
@@ -162,7 +160,7 @@ def test_repeats_from_different_calls_are_one_kind_and_lines_still_name_their_ca
             logger.propagate = True
         lines = out.getvalue().splitlines()
         assert len(lines) == 2, lines
-        if isinstance(formatter, JsonFormatter):
+        if log_format == "json":
             first, last = (msgspec.json.decode(line) for line in lines)
             assert (first["call_id"], last["call_id"]) == ("call-0", "call-last")
             assert first["message"] == "deployment d1 failed: 502 refused"
