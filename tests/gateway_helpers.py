@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
+import aiohttp
+
 from sidecar.testing import assert_error, assert_valid_stream, parse_sse, stream_text  # noqa: F401 - shared
 
 PREFIXES = ["/v1", ""]
@@ -40,6 +42,16 @@ async def until(predicate: Callable[[], object], timeout: float = 10.0, what: st
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.02)
+
+
+async def answers(url: str, timeout: float = 2) -> bool:
+    """Whether a GET of ``url`` answers 200 now (False on a refused, reset or slow connection)."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.get(url) as resp:
+                return resp.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return False
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ import time
 import aiohttp
 import msgspec
 import pytest
-from gateway_helpers import Server, assert_error, run_sidecar, until, write_config
+from gateway_helpers import Server, answers, assert_error, run_sidecar, until, write_config
 
 HEAD_TIMEOUT = 1.0
 
@@ -22,15 +22,6 @@ def config(tmp_path, **general):
         "model_list": [{"model_name": "m", "litellm_params": {"model": "mock/m"}}],
         "general_settings": {"database_url": f"sqlite:///{tmp_path}/sidecar.db", **general},
     })
-
-
-async def answers(url: str, timeout: float = 2) -> bool:
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.get(url) as resp:
-                return resp.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError):
-        return False
 
 
 async def closed_by_server(reader: asyncio.StreamReader, timeout: float) -> bool:

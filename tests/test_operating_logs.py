@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import time
 
 import aiohttp
 import pytest
-from gateway_helpers import Server, until, write_config
+from fake_upstreams import refused_base_url
+from gateway_helpers import Server, answers, until, write_config
 
 
 def config(tmp_path):
@@ -53,20 +55,10 @@ async def test_port_0_logs_the_port_bound_and_a_stop_logs_what_was_in_flight(tmp
 async def test_port_0_with_workers_logs_the_port_they_listen_on(tmp_path):
     with Server(config(tmp_path), tmp_path, extra_args=("--port", "0", "--workers", "2")) as server:
         port = await port_bound(server, r"workers listen on port (\d+)")
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async def answered() -> bool:
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/health/liveliness") as resp:
-                        return resp.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            for _ in range(300):  # (the workers start after the line)
-                if await answered():
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(server.output())
+        deadline = time.monotonic() + 30  # (the workers start after the line)
+        while not await answers(f"http://127.0.0.1:{port}/health/liveliness"):
+            assert time.monotonic() < deadline, server.output()[-2000:]
+            await asyncio.sleep(0.1)
         server.proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(server.proc.wait, 30) == 0
 
@@ -116,12 +108,9 @@ def test_calls_tag_log_lines_only_once_json_logs_exist(monkeypatch):
 async def test_an_upstream_failing_again_and_again_is_logged_once_per_interval(tmp_path):
     """20 calls to an upstream that refuses connections, each answered 502, make one warning
     (with the first call's id), not 20: the call id is no part of what makes lines repeats."""
-    from gateway_helpers import free_port
-
-    refused = free_port()  # (nothing listens there)
     path = write_config(tmp_path / "refused.yaml", {
         "model_list": [{"model_name": "down", "litellm_params": {
-            "model": "openai/gpt-4o-mini", "api_base": f"http://127.0.0.1:{refused}/v1", "api_key": "k"}}],
+            "model": "openai/gpt-4o-mini", "api_base": refused_base_url(), "api_key": "k"}}],
         "router_settings": {"num_retries": 0, "disable_cooldowns": True},
         "general_settings": {"database_url": f"sqlite:///{tmp_path}/sidecar.db"},
     })
